@@ -1,0 +1,55 @@
+"""Architectures behind one registry: ``build_model(name, num_classes, **options)``.
+
+One file per architecture family registers its named configurations with
+``@register_model``; importing this package imports them all, so the registry is the
+only list of what exists (forms, API and CLI read ``list_models()``).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from engine.models.base import SegmentationModel, resize_logits
+from engine.models.registry import MODELS, register_model
+from engine.models.weights import load_weights
+from engine.options import clean_options
+
+# Importing a family module registers its variants.
+from engine.models import unet  # noqa: E402,F401
+
+__all__ = ["SegmentationModel", "build_model", "list_models", "register_model", "resize_logits", "count_parameters"]
+
+#: Parameter counts in the catalogue are given at Cityscapes' 19 classes, as in the papers' tables.
+CATALOGUE_CLASSES = 19
+
+
+def build_model(name: str, num_classes: int, weights: str | None = None, **options: Any) -> SegmentationModel:
+    """Build a registered architecture; ``weights`` is a local state dict loaded strictly."""
+    entry = MODELS.get(name)
+    cleaned = clean_options(entry.options, options)
+    model = entry.factory(num_classes=num_classes, **cleaned)
+    if weights:
+        load_weights(model, weights)
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+@lru_cache(maxsize=None)
+def _parameters_at_defaults(name: str) -> int:
+    entry = MODELS.get(name)
+    with torch.device("meta"):  # counts shapes without allocating memory
+        model = entry.factory(num_classes=CATALOGUE_CLASSES, **clean_options(entry.options, {}))
+    return count_parameters(model)
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Name, family, paper, options (defaults, ranges, help) and parameter count of each architecture."""
+    return [
+        {**entry.describe(), "parameters": _parameters_at_defaults(entry.name)}
+        for entry in MODELS
+    ]

@@ -1,0 +1,54 @@
+"""The one shape every architecture shares: encoder -> decoder (-> auxiliary decoder).
+
+After segmentation_models_pytorch's ``base/model.py``: the forward pass lives here once
+and a model file only assembles parts. That split is also what the semi-supervised
+methods need, identically for every architecture:
+
+* ``encoder(x) -> list[Tensor]``: the feature maps the decoder reads, ordered from the
+  highest to the lowest resolution (each architecture's docstring states the strides
+  and channels). UniMatch perturbs exactly this list (feature dropout), CCT feeds it,
+  perturbed, to copies of the decoder.
+* ``decoder(features) -> Tensor``: class logits ``(B, num_classes, h, w)`` at the
+  decoder's own stride; ``decode`` resizes them to the input size.
+* ``aux_decoder(features) -> Tensor`` (optional, training only): the deep-supervision
+  head of PSPNet / DDRNet, logits at its own stride.
+
+``forward(x)`` always returns logits at the input resolution, in train and eval mode, so
+evaluation, export and simple methods never see the difference. Methods that need more
+call ``forward_train``, which returns a dict with ``out`` (logits at input size),
+``aux`` (auxiliary logits at input size or None) and ``features`` (the encoder list).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if logits.shape[-2:] == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+class SegmentationModel(nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, aux_decoder: nn.Module | None = None):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.aux_decoder = aux_decoder
+
+    def decode(self, features: list[torch.Tensor], size: tuple[int, int], decoder: nn.Module | None = None) -> torch.Tensor:
+        """Logits at ``size`` from encoder features, through ``decoder`` (default: our own)."""
+        return resize_logits((decoder or self.decoder)(features), size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, K, H, W) logits
+        return self.decode(self.encoder(x), x.shape[-2:])
+
+    def forward_train(self, x: torch.Tensor) -> dict:
+        size = x.shape[-2:]
+        features = self.encoder(x)
+        aux = None
+        if self.aux_decoder is not None and self.training:
+            aux = self.decode(features, size, self.aux_decoder)
+        return {"out": self.decode(features, size), "aux": aux, "features": features}

@@ -1,0 +1,205 @@
+"""The typed run configuration, built from flat JSON and validated once, at the edge.
+
+A run is stored as its flat JSON (``RunConfig.to_flat()``): what the web form posts,
+what the API accepts, what ``python -m engine train --config`` reads, and what the
+worker rebuilds identically. ``FIELDS`` is the one description of every key (type,
+default, range, help): the form, the API schema and the CLI flags are generated from
+it, and ``from_flat`` refuses anything else with errors that name the field.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from engine.data.budget import parse_labeled
+from engine.methods import METHODS
+from engine.models import MODELS
+from engine.options import Option, OptionError, clean_options
+from engine.registry import RegistryError
+
+
+class ConfigError(OptionError):
+    """Invalid run configuration; ``errors`` maps each flat field name to what is wrong."""
+
+
+@dataclass(frozen=True)
+class Field:
+    part: str  # which section of RunConfig the value lands in
+    option: Option
+
+
+def _f(part: str, name: str, type_: str, default: Any, help_: str, **kw: Any) -> Field:
+    return Field(part, Option(name, type_, default, help_, **kw))
+
+
+FIELDS: tuple[Field, ...] = (
+    _f("data", "data", "str", "", "Dataset folder or zip (images/ + masks/ [+ classes.json])."),
+    _f("data", "crop_size", "int", 64, "Training crop side in pixels; smaller images are padded with the ignore label.", min=16, max=2048),
+    _f("data", "val_fraction", "float", 0.2, "Share of masked images held out for validation when the dataset has no splits/val.txt.", min=0.0, max=0.9),
+    _f("data", "num_workers", "int", 0, "DataLoader worker processes (0 = load in the training process).", min=0, max=32),
+    _f("model", "arch", "str", "unet", "Architecture (see the catalogue)."),
+    _f("method", "method", "str", "supervised", "Semi-supervised method (see the catalogue)."),
+    _f("budget", "labeled", "str", "1/8", "Label budget: a fraction of the masked training images (1/16, 1/8, ... 1) or a count (16)."),
+    _f("budget", "seed", "int", 0, "Random seed of the label budget, the initialisation and the augmentations.", min=0),
+    _f("schedule", "iters", "int", 1000, "Training iterations.", min=1, max=10_000_000),
+    _f("schedule", "batch_size", "int", 8, "Labelled images per step.", min=1, max=1024),
+    _f("schedule", "unlabeled_batch_size", "int", 0, "Unlabelled images per step (0 = same as batch_size).", min=0, max=1024),
+    _f("schedule", "optimizer", "str", "adamw", "Optimiser.", choices=("adamw", "sgd")),
+    _f("schedule", "lr", "float", 2e-3, "Peak learning rate (poly decay to 0).", min=1e-7, max=10.0),
+    _f("schedule", "weight_decay", "float", 1e-4, "Weight decay.", min=0.0, max=1.0),
+    _f("schedule", "momentum", "float", 0.9, "SGD momentum.", min=0.0, max=0.999),
+    _f("schedule", "poly_power", "float", 0.9, "Exponent of the poly learning-rate decay (DeepLab's 0.9).", min=0.0, max=5.0),
+    _f("schedule", "warmup_iters", "int", 0, "Linear warm-up iterations.", min=0),
+    _f("schedule", "grad_clip", "float", 0.0, "Clip the gradient norm to this value (0 = off).", min=0.0),
+    _f("schedule", "eval_every", "int", 0, "Evaluate every N iterations (0 = ten times per run).", min=0),
+    _f("schedule", "log_every", "int", 10, "Log losses every N iterations.", min=1),
+    _f("device", "device", "str", "auto", "auto, cpu, cuda or cuda:N."),
+    _f("device", "amp", "str", "off", "Mixed precision on CUDA.", choices=("off", "bf16", "fp16")),
+    _f("device", "deterministic", "bool", False, "Deterministic algorithms (slower; exact resume on the CPU)."),
+)
+FIELD_BY_NAME = {f.option.name: f for f in FIELDS}
+#: Dict-valued keys validated against the chosen architecture's / method's own options.
+OPTION_KEYS = ("model_options", "method_options")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    data: str
+    crop_size: int
+    val_fraction: float
+    num_workers: int
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    labeled: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    iters: int
+    batch_size: int
+    unlabeled_batch_size: int
+    optimizer: str
+    lr: float
+    weight_decay: float
+    momentum: float
+    poly_power: float
+    warmup_iters: int
+    grad_clip: float
+    eval_every: int
+    log_every: int
+
+    @property
+    def evaluation_interval(self) -> int:
+        return self.eval_every or max(1, self.iters // 10)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    device: str
+    amp: str
+    deterministic: bool
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig
+    model: ModelConfig
+    method: MethodConfig
+    budget: BudgetConfig
+    schedule: ScheduleConfig
+    device: DeviceConfig
+
+    @classmethod
+    def from_flat(cls, values: Mapping[str, Any], *, require_data: bool = True) -> "RunConfig":
+        """Validate flat JSON; raise ConfigError listing every wrong field at once."""
+        values = dict(values)
+        if isinstance(values.get("labeled"), (int, float)) and not isinstance(values["labeled"], bool):
+            values["labeled"] = str(values["labeled"])  # JSON may send a count as a number
+        errors: dict[str, str] = {}
+        for name in values:
+            if name not in FIELD_BY_NAME and name not in OPTION_KEYS:
+                errors[name] = "unknown field; valid fields: " + ", ".join([*FIELD_BY_NAME, *OPTION_KEYS])
+        cleaned: dict[str, Any] = {}
+        for f in FIELDS:
+            name = f.option.name
+            try:
+                cleaned[name] = f.option.clean(values[name]) if name in values else f.option.default
+            except ValueError as error:
+                errors[name] = str(error)
+        if require_data and not str(values.get("data", "")).strip():
+            errors["data"] = "required: the dataset folder or zip"
+        if "labeled" not in errors:
+            try:
+                parse_labeled(cleaned["labeled"])
+            except ValueError as error:
+                errors["labeled"] = str(error)
+        if "device" in cleaned and not _valid_device(cleaned["device"]):
+            errors["device"] = f"expected auto, cpu, cuda or cuda:N; got {cleaned['device']!r}"
+        sections = {"model_options": (MODELS, "arch"), "method_options": (METHODS, "method")}
+        for key, (registry, name_key) in sections.items():
+            name = cleaned.get(name_key, FIELD_BY_NAME[name_key].option.default)
+            try:
+                entry = registry.get(name)
+            except RegistryError as error:
+                errors[name_key] = str(error)
+                continue
+            raw = values.get(key) or {}
+            if not isinstance(raw, Mapping):
+                errors[key] = "expected an object of option names to values"
+                continue
+            try:
+                cleaned[key] = clean_options(entry.options, raw, prefix=f"{key}.")
+            except OptionError as error:
+                errors.update(error.errors)
+        if errors:
+            raise ConfigError(errors)
+        parts: dict[str, dict[str, Any]] = {}
+        for f in FIELDS:
+            parts.setdefault(f.part, {})[f.option.name] = cleaned[f.option.name]
+        return cls(
+            data=DataConfig(**parts["data"]),
+            model=ModelConfig(parts["model"]["arch"], cleaned["model_options"]),
+            method=MethodConfig(parts["method"]["method"], cleaned["method_options"]),
+            budget=BudgetConfig(**parts["budget"]),
+            schedule=ScheduleConfig(**parts["schedule"]),
+            device=DeviceConfig(**parts["device"]),
+        )
+
+    def to_flat(self) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+        for part in (self.data, self.budget, self.schedule, self.device):
+            flat.update(asdict(part))
+        flat["arch"] = self.model.arch
+        flat["model_options"] = dict(self.model.options)
+        flat["method"] = self.method.method
+        flat["method_options"] = dict(self.method.options)
+        return flat
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return RunConfig.from_flat({**self.to_flat(), **changes})
+
+
+def _valid_device(device: str) -> bool:
+    if device in ("auto", "cpu", "cuda"):
+        return True
+    return device.startswith("cuda:") and device[5:].isdigit()
+
+
+def config_schema() -> list[dict[str, Any]]:
+    """Every flat field with its section, type, default, range and help."""
+    return [{"section": f.part, **f.option.describe()} for f in FIELDS]

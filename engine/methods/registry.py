@@ -1,0 +1,4 @@
+from engine.registry import Registry
+
+METHODS = Registry("method")
+register_method = METHODS.register

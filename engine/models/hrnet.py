@@ -1,0 +1,118 @@
+"""HRNetV2: Deep High-Resolution Representation Learning for Visual Recognition.
+
+Wang, Sun, Cheng, Jiang, Deng, Zhao, Liu, Mu, Tan, Wang, Liu and Xiao, TPAMI 2020,
+arXiv:1908.07919; official code https://github.com/HRNet/HRNet-Semantic-Segmentation
+(and HRNet-Image-Classification for the ImageNet weights).
+
+Network: a stride-4 stem (two 3x3 stride-2 conv-BN-ReLU, 64 channels), stage 1 of
+bottlenecks (64 -> 256 channels), then stages 2-4 with 2, 3 and 4 parallel branches of
+widths ``C, 2C, 4C, 8C`` at strides 4, 8, 16, 32. Each stage repeats a module of
+``blocks`` basic blocks per branch followed by a multi-resolution fusion (every output
+branch sums all input branches: 1x1 conv-BN + bilinear upsampling from lower resolutions,
+chains of 3x3 stride-2 conv-BN(-ReLU) from higher ones). A transition opens the next,
+lower-resolution branch from the last one with a 3x3 stride-2 conv-BN-ReLU.
+
+HRNetV2 head (official segmentation code): all four branches upsampled to stride 4 and
+concatenated (``15C`` channels), a 1x1 conv-BN-ReLU keeping the width, and a 1x1
+classifier (both convolutions with bias, as the official code).
+
+Variants (official configs): W18-Small-v2 has modules (1, 3, 2) and 2 blocks per branch
+with a 2-block stage 1; W18 and W48 have modules (1, 4, 3) and 4 blocks everywhere.
+
+Module names follow HRNet-Image-Classification (``conv1``, ``transition1``,
+``stage2.0.fuse_layers.1.0.0.0``...), so its ImageNet checkpoints load by name.
+
+Encoder features: the four branches, strides ``[4, 8, 16, 32]``, channels
+``[C, 2C, 4C, 8C]``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engine.models.base import SegmentationModel
+from engine.models.layers import ConvBNReLU, upsample_to
+from engine.models.registry import register_model
+from engine.models.resnet import Bottleneck, basic_stage, bottleneck_stage
+
+STEM_CHANNELS = 64
+
+
+def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, bias=False),
+        nn.BatchNorm2d(out_channels),
+    )
+
+
+def downsampling_path(in_channels: int, out_channels: int, steps: int) -> nn.Sequential:
+    """``steps`` 3x3 stride-2 convs; the intermediate ones keep the width and end with ReLU."""
+    layers = [ConvBNReLU(in_channels, in_channels, stride=2) for _ in range(steps - 1)]
+    return nn.Sequential(*layers, conv_bn(in_channels, out_channels, 3, stride=2))
+
+
+class HighResolutionModule(nn.Module):
+    """Parallel branches of basic blocks, then every output branch sums all inputs."""
+
+    def __init__(self, widths: list[int], blocks: int):
+        super().__init__()
+        self.branches = nn.ModuleList(basic_stage(width, width, blocks) for width in widths)
+        self.fuse_layers = nn.ModuleList(
+            nn.ModuleList(
+                conv_bn(widths[j], widths[i], 1) if j > i else nn.Identity() if j == i else downsampling_path(widths[j], widths[i], i - j)
+                for j in range(len(widths))
+            )
+            for i in range(len(widths))
+        )
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        branches = [branch(x) for branch, x in zip(self.branches, inputs)]
+        outputs = []
+        for i, fuse in enumerate(self.fuse_layers):
+            total = branches[i]
+            for j, path in enumerate(fuse):
+                if j != i:
+                    total = total + upsample_to(path(branches[j]), branches[i])
+            outputs.append(self.relu(total))
+        return outputs
+
+
+class Transition(nn.ModuleList):
+    """Adapts branch widths between stages and opens one new, half-resolution branch."""
+
+    def __init__(self, previous: list[int], widths: list[int]):
+        layers: list[nn.Module] = [
+            ConvBNReLU(previous[i], widths[i]) if previous[i] != widths[i] else nn.Identity() for i in range(len(previous))
+        ]
+        layers.append(nn.Sequential(ConvBNReLU(previous[-1], widths[-1], stride=2)))
+        super().__init__(layers)
+
+    def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [layer(x) for layer, x in zip(self, inputs)] + [self[-1](inputs[-1])]
+
+
+class HRNetEncoder(nn.Module):
+    def __init__(self, width: int, stage1_blocks: int, modules: tuple[int, int, int], blocks: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, STEM_CHANNELS, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(STEM_CHANNELS)
+        self.conv2 = nn.Conv2d(STEM_CHANNELS, STEM_CHANNELS, 3, 2, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(STEM_CHANNELS)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = bottleneck_stage(STEM_CHANNELS, STEM_CHANNELS, stage1_blocks)
+        previous = [STEM_CHANNELS * Bottleneck(1, 1).conv3.out_channels]
+        for stage, repeats in enumerate(modules, start=2):
+            widths = [width * 2**i for i in range(stage)]
+            setattr(self, f"transition{stage - 1}", Transition(previous, widths))
+            setattr(self, f"stage{stage}", nn.Sequential(*(HighResolutionModule(widths, blocks) for _ in range(repeats))))
+            previous = widths
+        self.out_channels = previous
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        branches = [self.layer1(x)]
+        for transition, stage in ((self.transition1, self.stage2), (self.transition2, self.stage3), (self.transition3, self.stage4)):
+            branches = stage(transition(branches[:1] if transition is self.transition1 else branches))
+        return branches

@@ -53,6 +53,9 @@ FIELDS: tuple[Field, ...] = (
     _f("schedule", "grad_clip", "float", 0.0, "Clip the gradient norm to this value (0 = off).", min=0.0),
     _f("schedule", "eval_every", "int", 0, "Evaluate every N iterations (0 = ten times per run).", min=0),
     _f("schedule", "log_every", "int", 10, "Log losses every N iterations.", min=1),
+    _f("schedule", "eval_mode", "str", "whole", "Evaluate whole images, or slide an eval_crop window over images larger than it "
+       "(windows overlap by a third, as mmsegmentation's slide inference).", choices=("whole", "sliding")),
+    _f("schedule", "eval_crop", "int", 512, "Sliding-window side in pixels; images no larger are evaluated whole.", min=16, max=8192),
     _f("device", "device", "str", "auto", "auto, cpu, cuda or cuda:N."),
     _f("device", "amp", "str", "off", "Mixed precision on CUDA.", choices=("off", "bf16", "fp16")),
     _f("device", "deterministic", "bool", False, "Deterministic algorithms (slower; exact resume on the CPU)."),
@@ -102,6 +105,8 @@ class ScheduleConfig:
     grad_clip: float
     eval_every: int
     log_every: int
+    eval_mode: str
+    eval_crop: int
 
     @property
     def evaluation_interval(self) -> int:

@@ -42,8 +42,9 @@ class RunResult:
     stopped: bool  # True when should_stop() ended the run early
     best: EvaluationResult | None
     last: EvaluationResult | None
-    checkpoint: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    checkpoint: str | None = None  # last.pt
+    metrics: dict[str, float] = field(default_factory=dict)  # the last logged loss means and lr
+    best_checkpoint: str | None = None  # best.pt
 
 
 class Reporter(Protocol):

@@ -1,35 +1,44 @@
 """The training loop, written once for every architecture and method.
 
-Iteration-based (as the SSL papers count), poly learning rate with linear warm-up
-(DeepLab's ``(1 - t/T) ** 0.9``), optional AMP on CUDA, periodic evaluation over the
-whole validation split, best/last checkpoints that hold everything needed to resume,
-and cooperative cancellation through ``reporter.should_stop()``.
+Iteration-based (as the semi-supervised papers count), SGD or AdamW, poly learning rate
+with linear warm-up (DeepLab's ``(1 - t/T) ** 0.9``), optional AMP on CUDA (a GradScaler
+for fp16), gradient clipping, periodic evaluation over the whole validation split,
+best/last checkpoints that hold everything needed to resume, and cooperative
+cancellation through ``reporter.should_stop()``.
+
+Resume is exact: a run stopped at step N and resumed ends with the same weights as an
+uninterrupted one (``tests/engine/test_resume.py``, CPU, ``deterministic=true``). The data
+order and augmentations come from ``engine.sampling`` (a function of seed and step, for
+any number of workers) and the checkpoint holds the optimiser, scaler, schedule and the
+python, numpy, torch and CUDA RNG states.
 """
 from __future__ import annotations
 
-import math
 import random
-import statistics
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
 
 from engine.config import RunConfig
-from engine.data import TrainingData, build_training_data
-from engine.data.transforms import denormalize
+from engine.data import DatasetError, TrainingData, build_training_data
+from engine.evaluation import Inference, evaluate, measure_throughput, validation_loader
 from engine.methods import METHODS, Method, build_method
-from engine.metrics import confusion_matrix, segmentation_scores
 from engine.models import build_model
-from engine.reporting import EvaluationResult, NullReporter, PredictionSample, Reporter, RunResult
+from engine.reporting import EvaluationResult, NullReporter, Reporter, RunResult
+from engine.sampling import LABELED_STREAM, UNLABELED_STREAM, ResumableBatchSampler, SeededItems
 
-#: Validation images shown as overlays on the experiment page.
-PREDICTION_SAMPLES = 4
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
+#: Config fields a resumed run may change: they do not alter what the checkpoint's state means.
+RESUMABLE_CHANGES = frozenset({"data", "iters", "eval_every", "log_every", "eval_mode", "eval_crop",
+                               "num_workers", "device", "amp"})
+#: Largest factor of the training-time random rescale (UniMatch's 0.5-2.0, engine.data.transforms).
+MAX_AUGMENTATION_SCALE = 2.0
 
 
 class TrainingError(RuntimeError):
@@ -40,8 +49,12 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {name} was requested but no CUDA GPU is available here; use device=cpu or auto")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"device {name} was requested but no CUDA GPU is available here; use device=cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise TrainingError(f"device {name} was requested but this machine has {torch.cuda.device_count()} "
+                                f"CUDA GPU(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return device
 
 
@@ -51,16 +64,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def forever(loader: DataLoader) -> Iterator[dict]:
-    while True:
-        yield from loader
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
 def poly_lr_lambda(total_steps: int, warmup: int, power: float):
+    """Learning-rate factor: linear warm-up to 1, then DeepLab's poly decay ``(1 - t/T) ** power``."""
     def factor(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
@@ -77,158 +82,297 @@ def build_optimizer(config: RunConfig, method: Method) -> torch.optim.Optimizer:
     return torch.optim.AdamW(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, data: TrainingData, device: torch.device, step: int) -> tuple[EvaluationResult, list[PredictionSample]]:
-    """Whole-image evaluation over the validation split, one confusion matrix on the device."""
-    was_training = model.training
-    model.eval()
-    num_classes = data.num_classes
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
-    samples: list[PredictionSample] = []
-    for i in range(len(data.validation)):
-        item = data.validation[i]
-        image = item["image"][None].to(device)
-        mask = item["mask"].to(device)
-        prediction = model(image).argmax(1)[0]
-        confusion += confusion_matrix(prediction, mask, num_classes)
-        if i < PREDICTION_SAMPLES:
-            samples.append(PredictionSample(item["id"], denormalize(item["image"]), item["mask"].to(torch.uint8),
-                                            prediction.to(torch.uint8).cpu()))
-    model.train(was_training)
-    scores = segmentation_scores(confusion)
-    result = EvaluationResult(
-        step=step, miou=scores["miou"], iou=scores["iou"], pixel_accuracy=scores["pixel_accuracy"],
-        mean_accuracy=scores["mean_accuracy"], mean_dice=scores["mean_dice"], dice=scores["dice"],
-        confusion_matrix=confusion.cpu().tolist(), class_names=list(data.index.class_names),
-    )
-    return result, samples
+@dataclass
+class Run:
+    """One run's objects; ``checkpoint_state`` and ``restore`` are its checkpoint format."""
+
+    config: RunConfig
+    device: torch.device
+    data: TrainingData
+    method: Method
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    inference: Inference
+    out: Path | None
+    step: int = 0
+    best: EvaluationResult | None = None
+    last: EvaluationResult | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def best_miou(self) -> float:
+        return self.best.miou if self.best else -1.0
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "config": self.config.to_flat(),
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": _rng_states(),
+            "best_evaluation": self.best.to_dict() if self.best else None,
+            "num_classes": self.data.num_classes,
+            "class_names": list(self.data.index.class_names),
+            "class_colors": list(self.data.index.class_colors),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = state["step"]
+        self.best = EvaluationResult(**state["best_evaluation"]) if state["best_evaluation"] else None
+        _set_rng_states(state["rng"])
 
 
-@torch.no_grad()
-def measure_throughput(model: torch.nn.Module, size: tuple[int, int], device: torch.device, batch: int = 1,
-                       warmup: int = 3, runs: int = 10) -> float:
-    """Images/s: median of timed batches after warm-up, with device synchronisation."""
-    was_training = model.training
-    model.eval()
-    x = torch.randn(batch, 3, *size, device=device)
-    timings = []
-    for i in range(warmup + runs):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= warmup:
-            timings.append(time.perf_counter() - start)
-    model.train(was_training)
-    return batch / statistics.median(timings)
+def _rng_states() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
-def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # atomic: a crash mid-save never leaves a torn checkpoint
+def _set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def train(config: RunConfig, reporter: Reporter | None = None, output_dir: str | Path | None = None,
-          resume: bool = True) -> RunResult:
-    reporter = reporter or NullReporter()
-    device = resolve_device(config.device.device)
+def _build_data(config: RunConfig) -> TrainingData:
     schedule = config.schedule
+    try:
+        return build_training_data(
+            config.data.data, labeled=config.budget.labeled, seed=config.budget.seed, crop_size=config.data.crop_size,
+            batch_size=schedule.batch_size, unlabeled_batch_size=schedule.unlabeled_batch_size or schedule.batch_size,
+            num_workers=config.data.num_workers, need_unlabeled=METHODS.get(config.method.method).factory.uses_unlabeled,
+            val_fraction=config.data.val_fraction,
+        )
+    except DatasetError:
+        raise  # keeps its per-file ``errors`` list for the upload page
+    except ValueError as error:  # label budget or unlabelled pool that this dataset cannot give
+        raise TrainingError(str(error)) from None
+
+
+def _check_fits(config: RunConfig, data: TrainingData) -> None:
+    """Refuse batches, crops and splits that the dataset cannot fill, naming the numbers."""
+    schedule, budget = config.schedule, config.budget
+    labeled = len(data.labeled.dataset)
+    if schedule.batch_size > labeled:
+        raise TrainingError(f"batch_size {schedule.batch_size} is larger than the {labeled} labelled training images "
+                            f"of the label budget {budget.labeled}; use batch_size <= {labeled} or a larger budget")
+    if data.unlabeled is not None:
+        unlabeled_batch = schedule.unlabeled_batch_size or schedule.batch_size
+        pool = len(data.unlabeled.dataset)
+        if unlabeled_batch > pool:
+            raise TrainingError(f"unlabeled_batch_size {unlabeled_batch} (0 means batch_size) is larger than the "
+                                f"{pool} unlabelled training images; use unlabeled_batch_size <= {pool}")
+    if len(data.validation) == 0:
+        raise TrainingError("the validation split is empty: the dataset needs at least two images with masks "
+                            "(or a splits/val.txt)")
+    largest = max(_largest_side(data, sample_id) for sample_id in data.budget.labeled_ids)
+    if config.data.crop_size > MAX_AUGMENTATION_SCALE * largest:
+        raise TrainingError(f"crop_size {config.data.crop_size} is more than {MAX_AUGMENTATION_SCALE:g}x the largest "
+                            f"labelled image side ({largest} px): crops would be mostly padding; "
+                            f"use crop_size <= {int(MAX_AUGMENTATION_SCALE * largest)}")
+
+
+def _largest_side(data: TrainingData, sample_id: str) -> int:
+    with Image.open(data.index.by_id[sample_id].image) as image:  # reads the header only
+        return max(image.size)
+
+
+def _build_run(config: RunConfig, output_dir: str | Path | None) -> Run:
+    device = resolve_device(config.device.device)
     seed_everything(config.budget.seed)
     torch.use_deterministic_algorithms(config.device.deterministic, warn_only=True)
-
-    uses_unlabeled = METHODS.get(config.method.method).factory.uses_unlabeled
-    data = build_training_data(
-        config.data.data, labeled=config.budget.labeled, seed=config.budget.seed, crop_size=config.data.crop_size,
-        batch_size=schedule.batch_size, unlabeled_batch_size=schedule.unlabeled_batch_size or schedule.batch_size,
-        num_workers=config.data.num_workers, need_unlabeled=uses_unlabeled, val_fraction=config.data.val_fraction,
-    )
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not config.device.deterministic
+    data = _build_data(config)
+    _check_fits(config, data)
 
     def model_factory():
         return build_model(config.model.arch, data.num_classes, **config.model.options)
 
     method = build_method(config.method.method, model_factory, data.num_classes, **config.method.options).to(device)
     optimizer = build_optimizer(config, method)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lr_lambda(schedule.iters, schedule.warmup_iters, schedule.poly_power))
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.device.amp)
-    use_amp = amp_dtype is not None and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-
+    schedule = config.schedule
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, poly_lr_lambda(schedule.iters, schedule.warmup_iters, schedule.poly_power))
+    inference = Inference.from_config(config, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=inference.amp_dtype == torch.float16)
     out = Path(output_dir) if output_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    start_step, best_miou = 0, -1.0
-    if out and resume and (out / CHECKPOINT_LAST).exists():
-        state = torch.load(out / CHECKPOINT_LAST, map_location=device, weights_only=False)
-        method.load_state_dict(state["method"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_step, best_miou = state["step"], state["best_miou"]
+    return Run(config, device, data, method, optimizer, scheduler, scaler, inference, out)
 
-    labeled_batches = forever(data.labeled)
-    unlabeled_batches = forever(data.unlabeled) if data.unlabeled is not None else None
-    method.train()
-    sums: dict[str, float] = {}
-    count = 0
-    best = last = None
-    stopped = False
-    step = start_step
-    eval_every = schedule.evaluation_interval
-    while step < schedule.iters:
-        if reporter.should_stop():
-            stopped = True
-            break
-        labeled = to_device(next(labeled_batches), device)
-        unlabeled = to_device(next(unlabeled_batches), device) if unlabeled_batches else None
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            losses = method.training_step(labeled, unlabeled, step, schedule.iters)
-        loss = losses["loss"]
-        if not torch.isfinite(loss):
-            raise TrainingError(f"the loss became {loss.item()} at iteration {step + 1}; lower the learning rate "
-                                f"(lr={schedule.lr}) or enable gradient clipping")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if schedule.grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(list(method.optimizer_parameters()), schedule.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        method.after_optimizer_step(step, schedule.iters)
-        step += 1
+
+def _resume(run: Run) -> None:
+    path = run.out / CHECKPOINT_LAST
+    state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
+    saved, current = state["config"], run.config.to_flat()
+    changed = sorted(name for name in set(saved) | set(current)
+                     if name not in RESUMABLE_CHANGES and saved.get(name) != current.get(name))
+    if changed:
+        differences = ", ".join(f"{name}: {saved.get(name)!r} -> {current.get(name)!r}" for name in changed)
+        raise TrainingError(f"{run.out} holds a checkpoint of a different run ({differences}); "
+                            "choose another output directory or start over without resuming")
+    if state["num_classes"] != run.data.num_classes:
+        raise TrainingError(f"{path} was trained for {state['num_classes']} classes but the dataset has "
+                            f"{run.data.num_classes}; choose another output directory")
+    run.restore(state)
+
+
+def _loader(dataset: Dataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
+    seed = run.config.budget.seed
+    sampler = ResumableBatchSampler(len(dataset), batch_size, seed, stream, start_step=run.step)
+    return iter(DataLoader(
+        SeededItems(dataset, seed, stream), batch_sampler=sampler, num_workers=run.config.data.num_workers,
+        pin_memory=run.device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed),  # the loader's own seed draw leaves the global RNG alone
+    ))
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
+    """(labelled, unlabelled or None) batches on the device, from step ``run.step`` on."""
+    schedule = run.config.schedule
+    labeled = _loader(run.data.labeled.dataset, schedule.batch_size, LABELED_STREAM, run)
+    unlabeled = None
+    if run.data.unlabeled is not None:
+        unlabeled = _loader(run.data.unlabeled.dataset, schedule.unlabeled_batch_size or schedule.batch_size,
+                            UNLABELED_STREAM, run)
+    while True:
+        yield _to_device(next(labeled), run.device), _to_device(next(unlabeled), run.device) if unlabeled else None
+
+
+def _optimisation_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str, torch.Tensor]:
+    schedule = run.config.schedule
+    with run.inference.autocast(run.device):
+        losses = run.method.training_step(labeled, unlabeled, run.step, schedule.iters)
+    loss = losses["loss"]
+    if not torch.isfinite(loss):
+        raise TrainingError(f"the loss became {loss.item()} at iteration {run.step + 1:,}; lower the learning rate "
+                            f"(lr={schedule.lr}) or enable gradient clipping (grad_clip)")
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if schedule.grad_clip:
+        run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the fp16-scaled ones
+        torch.nn.utils.clip_grad_norm_(run.method.optimizer_parameters(), schedule.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    run.method.after_optimizer_step(run.step, schedule.iters)
+    return {name: value.detach() for name, value in losses.items()}
+
+
+def _train_one_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str, torch.Tensor]:
+    try:
+        return _optimisation_step(run, labeled, unlabeled)
+    except torch.OutOfMemoryError:
+        raise TrainingError(
+            f"CUDA out of memory at iteration {run.step + 1:,} (batch {run.config.schedule.batch_size}, "
+            f"crop {run.config.data.crop_size}); lower batch_size or crop_size, or set amp=bf16") from None
+
+
+class LossMeter:
+    """Means of the named losses since the last report, summed on the device (no sync per step)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
         for name, value in losses.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach())
-        count += 1
-        if step % schedule.log_every == 0 or step == schedule.iters:
-            metrics = {name: total / count for name, total in sums.items()}
-            metrics["lr"] = optimizer.param_groups[0]["lr"]
-            reporter.log_metrics(step, metrics)
-            sums, count = {}, 0
-        if step % eval_every == 0 or step == schedule.iters:
-            last, samples = evaluate(method.eval_model(), data, device, step)
-            final = step == schedule.iters
-            if final:
-                size = tuple(data.validation[0]["image"].shape[-2:])
-                last.throughput = measure_throughput(method.eval_model(), size, device)
-            reporter.log_evaluation(step, last)
-            reporter.log_predictions(step, samples)
-            is_best = last.miou > best_miou
-            if is_best:
-                best_miou, best = last.miou, last
-            if out:
-                state = {
-                    "method": method.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                    "step": step, "best_miou": best_miou, "config": config.to_flat(),
-                    "num_classes": data.num_classes, "class_names": data.index.class_names,
-                }
-                _save(out / CHECKPOINT_LAST, state)
-                reporter.log_checkpoint(str(out / CHECKPOINT_LAST), step, False)
-                if is_best:
-                    _save(out / CHECKPOINT_BEST, state)
-                    reporter.log_checkpoint(str(out / CHECKPOINT_BEST), step, True)
-    return RunResult(steps=step, stopped=stopped, best=best, last=last,
-                     checkpoint=str(out / CHECKPOINT_LAST) if out else None)
+            self.sums[name] = self.sums[name] + value.float() if name in self.sums else value.float()
+        self.count += 1
+
+    def flush(self) -> dict[str, float]:
+        means = {name: float(total) / self.count for name, total in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def _save_checkpoints(run: Run, reporter: Reporter, is_best: bool) -> None:
+    if run.out is None:
+        return
+    state = run.checkpoint_state()
+    for name, write in ((CHECKPOINT_LAST, True), (CHECKPOINT_BEST, is_best)):
+        if write:
+            path = run.out / name
+            temporary = path.with_suffix(".tmp")
+            torch.save(state, temporary)
+            temporary.replace(path)  # atomic: a crash mid-save never leaves a torn checkpoint
+            reporter.log_checkpoint(str(path), run.step, name == CHECKPOINT_BEST)
+
+
+def _evaluate(run: Run, reporter: Reporter, loader: DataLoader, final: bool) -> None:
+    """Score the evaluated model, report it, and checkpoint (best when mIoU improved)."""
+    model, schedule = run.method.eval_model(), run.config.schedule
+    try:
+        result, samples = evaluate(model, loader, run.data.num_classes, run.data.index.class_names, run.device,
+                                   run.inference, run.step)
+        if final:
+            image = run.data.validation[0]["image"][None].to(run.device)
+            result.throughput = measure_throughput(model, image, run.inference)
+    except torch.OutOfMemoryError:
+        raise TrainingError(f"CUDA out of memory while evaluating at iteration {run.step:,} (eval_mode "
+                            f"{schedule.eval_mode}, eval_crop {schedule.eval_crop}); use eval_mode=sliding "
+                            "with a smaller eval_crop") from None
+    reporter.log_evaluation(run.step, result)
+    reporter.log_predictions(run.step, samples)
+    is_best = result.miou > run.best_miou
+    if is_best:
+        run.best = result
+    run.last = result
+    _save_checkpoints(run, reporter, is_best)
+
+
+def _loop(run: Run, reporter: Reporter) -> bool:
+    """Train until ``iters`` or until the reporter asks to stop; True when it stopped early."""
+    schedule = run.config.schedule
+    batches = _batches(run)
+    validation = validation_loader(run.data.validation, run.config.data.num_workers)
+    meter = LossMeter()
+    run.method.train()
+    while run.step < schedule.iters:
+        if reporter.should_stop():
+            _save_checkpoints(run, reporter, is_best=False)
+            return True
+        learning_rate = run.optimizer.param_groups[0]["lr"]
+        meter.add(_train_one_step(run, *next(batches)))
+        run.step += 1
+        if run.step % schedule.log_every == 0 or run.step == schedule.iters:
+            run.metrics = {**meter.flush(), "lr": learning_rate}
+            reporter.log_metrics(run.step, run.metrics)
+        if run.step % schedule.evaluation_interval == 0 and run.step < schedule.iters:
+            _evaluate(run, reporter, validation, final=False)
+    _evaluate(run, reporter, validation, final=True)
+    return False
+
+
+def train(config: RunConfig, reporter: Reporter | None = None, output_dir: str | Path | None = None,
+          resume: bool = True) -> RunResult:
+    """Train ``config``, reporting through ``reporter``; resume from ``output_dir``/last.pt when present.
+
+    Raises ``TrainingError`` (or ``engine.data.DatasetError``) with a message for the user.
+    """
+    reporter = reporter or NullReporter()
+    run = _build_run(config, output_dir)
+    if resume and run.out and (run.out / CHECKPOINT_LAST).exists():
+        _resume(run)
+    stopped = _loop(run, reporter)
+    return RunResult(
+        steps=run.step, stopped=stopped, best=run.best, last=run.last, metrics=run.metrics,
+        checkpoint=str(run.out / CHECKPOINT_LAST) if run.out else None,
+        best_checkpoint=str(run.out / CHECKPOINT_BEST) if run.out and run.best else None,
+    )

@@ -3,11 +3,17 @@
 The unlabelled pool is the dataset's unlabelled images plus the masked training images
 the budget leaves out; their masks stay hidden from training and serve only to measure
 pseudo-label accuracy. The validation split is never used for training.
+
+The validation split depends on the dataset only (its split files, or a fixed share of
+the masked images chosen by a hash of their ids), never on the seed, so runs with
+different seeds and budgets are scored on the same images. The labelled subset is drawn
+with the run's seed, the same on every machine.
 """
 from __future__ import annotations
 
+import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from engine.data.index import DatasetIndex
@@ -18,8 +24,9 @@ DEFAULT_VAL_FRACTION = 0.2
 @dataclass(frozen=True)
 class LabelBudget:
     labeled_ids: list[str]
-    unlabeled_ids: list[str]  # includes masked training images left out (hidden masks)
+    unlabeled_ids: list[str]  # unmasked images + masked training images left out
     val_ids: list[str]
+    hidden_ids: list[str] = field(default_factory=list)  # the masked ones among unlabeled_ids
 
 
 def parse_labeled(value: str | int | float) -> Fraction | int:
@@ -51,24 +58,35 @@ def parse_labeled(value: str | int | float) -> Fraction | int:
     return fraction
 
 
+def _stable_order(ids: list[str]) -> list[str]:
+    """A shuffle that depends on the ids alone: adding images barely moves the others."""
+    return sorted(ids, key=lambda i: hashlib.sha256(i.encode()).hexdigest())
+
+
+def validation_ids(index: DatasetIndex, val_fraction: float = DEFAULT_VAL_FRACTION) -> list[str]:
+    """The split's val list; else masked images outside the train list; else a fixed share."""
+    masked = sorted(index.labeled_ids)
+    if index.val_ids is not None:
+        return sorted(index.val_ids)
+    if index.train_ids is not None:
+        listed = set(index.train_ids)
+        outside = [i for i in masked if i not in listed]
+        if outside:
+            return outside
+    if len(masked) < 2:
+        return []
+    count = min(len(masked) - 1, max(1, round(len(masked) * val_fraction)))
+    return sorted(_stable_order(masked)[:count])
+
+
 def split_label_budget(index: DatasetIndex, labeled: str | int | float, seed: int = 0,
                        val_fraction: float = DEFAULT_VAL_FRACTION) -> LabelBudget:
     """Deterministic for (dataset, labeled, seed): the same ids on every machine."""
     budget = parse_labeled(labeled)
-    masked = sorted(index.labeled_ids)
-    if index.val_ids is not None:
-        val_ids = [i for i in index.val_ids if index.by_id[i].mask is not None]
-    else:
-        shuffled = masked[:]
-        random.Random(f"val:{seed}").shuffle(shuffled)
-        val_count = max(1, round(len(masked) * val_fraction)) if len(masked) > 1 else 0
-        val_ids = sorted(shuffled[:val_count])
+    val_ids = validation_ids(index, val_fraction)
     val = set(val_ids)
-    if index.train_ids is not None:
-        train = [i for i in sorted(index.train_ids) if i not in val]
-    else:
-        train = [i for i in sorted(index.by_id) if i not in val]
-    train_masked = [i for i in train if index.by_id[i].mask is not None]
+    listed = set(index.train_ids) if index.train_ids is not None else None
+    train_masked = [i for i in sorted(index.labeled_ids) if i not in val and (listed is None or i in listed)]
     if not train_masked:
         raise ValueError("no masked training images are left after the validation split")
     count = budget if isinstance(budget, int) else max(1, round(len(train_masked) * budget))
@@ -78,6 +96,6 @@ def split_label_budget(index: DatasetIndex, labeled: str | int | float, seed: in
     shuffled = train_masked[:]
     random.Random(f"budget:{seed}").shuffle(shuffled)
     labeled_ids = sorted(shuffled[:count])
-    chosen = set(labeled_ids)
-    unlabeled_ids = [i for i in train if i not in chosen]
-    return LabelBudget(labeled_ids, unlabeled_ids, val_ids)
+    hidden_ids = sorted(shuffled[count:])
+    unlabeled_ids = sorted(hidden_ids + index.unlabeled_ids)
+    return LabelBudget(labeled_ids, unlabeled_ids, val_ids, hidden_ids)

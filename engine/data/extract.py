@@ -1,70 +1,112 @@
-"""Safe zip extraction: no absolute paths, no `..`, no zip bombs, streamed to disk."""
+"""Safe zip extraction: streamed to disk, all or nothing.
+
+Refused before a byte is written: absolute paths and ``..`` (path traversal, the
+"zip slip" bug), symbolic links, encrypted members, repeated names, more files or more
+declared bytes than the limits, and members whose compression ratio only a zip bomb
+reaches. While writing, real bytes are counted, so a forged header that under-declares a
+member's size cannot let a bomb through (``zipfile`` also stops at the declared size and
+then fails the CRC check, which is reported as a corrupt member). Members are copied in
+1 MiB chunks: a 2 GB archive never sits in memory. Extraction goes to a hidden sibling
+folder that is renamed into place only when everything succeeded, so nothing
+half-written survives a failure.
+"""
 from __future__ import annotations
 
 import shutil
+import stat
+import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from engine.data.errors import DatasetError
+from engine.data.inspect import Limits
+from engine.data.layouts import find_dataset_root
 
 CHUNK = 1024 * 1024
+#: Written by macOS's archiver beside every file; not part of the dataset.
+SKIPPED_PREFIXES = ("__MACOSX/",)
 
 
-def _common_root(names: list[str]) -> str | None:
-    """A single top folder wrapping the dataset (`mydata/images/...`) is stripped."""
-    tops = {PurePosixPath(name).parts[0] for name in names if PurePosixPath(name).parts}
-    if len(tops) == 1:
-        top = tops.pop()
-        if all(len(PurePosixPath(name).parts) > 1 or name.endswith("/") for name in names) and top not in ("images", "masks"):
-            return top
-    return None
+def _member_errors(members: list[zipfile.ZipInfo], limits: Limits) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for info in members:
+        name = info.filename
+        parts = PurePosixPath(name).parts
+        if name.startswith("/") or "\\" in name or (parts and parts[0].endswith(":")):
+            errors.append((name, "absolute path in the zip; store paths relative to the dataset root"))
+        elif ".." in parts:
+            errors.append((name, "path leaves the dataset folder (`..`); refused"))
+        elif stat.S_ISLNK(info.external_attr >> 16):
+            errors.append((name, "symbolic link in the zip; store the file itself"))
+        elif info.flag_bits & 0x1:
+            errors.append((name, "encrypted member; upload an unencrypted zip"))
+        elif name.rstrip("/") in seen:
+            errors.append((name, "stored twice in the zip"))
+        elif (info.file_size > limits.ratio_min_bytes
+              and info.file_size > limits.max_compression_ratio * max(1, info.compress_size)):
+            errors.append((name, f"compresses {info.file_size / max(1, info.compress_size):.0f}:1, more than the limit "
+                                 f"of {limits.max_compression_ratio:.0f}:1 (a zip bomb?); images are already compressed"))
+        seen.add(name.rstrip("/"))
+    files = [info for info in members if not info.is_dir()]
+    if len(files) > limits.max_files:
+        errors.append(("", f"the zip holds {len(files)} files, more than the limit of {limits.max_files}"))
+    declared = sum(info.file_size for info in files)
+    if declared > limits.max_bytes:
+        errors.append(("", f"the zip unpacks to {declared} bytes, more than the limit of {limits.max_bytes}"))
+    return errors
 
 
-def extract_zip(archive: str | Path, destination: str | Path, limits=None) -> Path:
-    """Extract ``archive`` into ``destination`` and return the dataset root inside it."""
-    from engine.data.inspect import Limits
+def _write_members(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], target: Path, limits: Limits) -> None:
+    written = 0
+    for info in members:
+        path = target / info.filename
+        if info.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        member_bytes = 0
+        try:
+            with zf.open(info) as source, open(path, "wb") as sink:
+                while chunk := source.read(CHUNK):
+                    member_bytes += len(chunk)
+                    written += len(chunk)
+                    if member_bytes > info.file_size or written > limits.max_bytes:
+                        raise DatasetError([(info.filename, "unpacks to more bytes than its header declares or than "
+                                                            f"the limit of {limits.max_bytes} bytes; refused")])
+                    sink.write(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
+            raise DatasetError([(info.filename, f"corrupt member ({error}); its header may not match its data")]) from None
 
+
+def extract_zip(archive: str | Path, destination: str | Path, limits: Limits | None = None) -> Path:
+    """Extract ``archive`` into ``destination`` (absent or empty) and return the dataset root in it.
+
+    A single wrapping folder (``mydata/images/...``) is stepped into. Raises
+    DatasetError naming each refused member; ``destination`` is then left as it was.
+    """
     limits = limits or Limits()
     destination = Path(destination)
-    errors: list[tuple[str, str]] = []
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise DatasetError([(str(destination), "extraction target exists and is not an empty folder")])
     try:
         zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile:
-        raise DatasetError([(Path(archive).name, "is not a valid zip file")]) from None
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DatasetError([(Path(archive).name, f"is not a valid zip file ({error})")]) from None
     with zf:
-        members = [info for info in zf.infolist() if not info.filename.startswith("__MACOSX/")]
-        for info in members:
-            name = info.filename
-            parts = PurePosixPath(name).parts
-            if name.startswith("/") or "\\" in name or (parts and parts[0].endswith(":")):
-                errors.append((name, "absolute path in the zip; store paths relative to the dataset root"))
-            elif ".." in parts:
-                errors.append((name, "path leaves the dataset folder (`..`); refused"))
-        if len(members) > limits.max_files:
-            errors.append(("", f"the zip holds {len(members)} files, more than the limit of {limits.max_files}"))
-        declared = sum(info.file_size for info in members)
-        if declared > limits.max_bytes:
-            errors.append(("", f"the zip unpacks to {declared} bytes, more than the limit of {limits.max_bytes}"))
+        members = [info for info in zf.infolist() if not info.filename.startswith(SKIPPED_PREFIXES)]
+        errors = _member_errors(members, limits)
         if errors:
             raise DatasetError(errors)
-        destination.mkdir(parents=True, exist_ok=True)
-        written = 0
-        for info in members:
-            target = destination / info.filename
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as source, open(target, "wb") as sink:
-                # Count real bytes: a forged header must not let a bomb through.
-                while chunk := source.read(CHUNK):
-                    written += len(chunk)
-                    if written > limits.max_bytes:
-                        raise DatasetError([("", f"the zip unpacks to more than {limits.max_bytes} bytes")])
-                    sink.write(chunk)
-        root = _common_root([info.filename for info in members])
-    return destination / root if root else destination
-
-
-def remove_tree(path: str | Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
+        try:
+            _write_members(zf, members, staging, limits)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    if destination.exists():
+        destination.rmdir()
+    staging.rename(destination)
+    return find_dataset_root(destination)

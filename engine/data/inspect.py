@@ -1,10 +1,19 @@
-"""The one dataset validator: a description of a valid dataset, or every problem in it."""
+"""The one dataset validator: a description of a valid dataset, or every problem in it.
+
+Images are opened lazily (PIL reads the header; PNGs are checked chunk by chunk, JPEGs
+decoded at 1/8 scale), so a folder of large images is checked without holding one in
+memory; masks are small and are read whole. Files are checked on a few threads, since
+decoding releases the GIL.
+"""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import warnings
 import zipfile
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +21,26 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from engine.data.errors import DatasetError
-from engine.data.index import DEFAULT_COLORS, IGNORE_INDEX, scan
+from engine.data.index import DEFAULT_COLORS, IGNORE_INDEX, MAX_CLASSES, DatasetIndex, save_description, scan
+from engine.data.layouts import Sample, find_dataset_root
+from engine.data.masks import MaskError, read_mask
+
+#: Above this many distinct labels in masks without classes.json, the masks are probably not class maps.
+MANY_CLASSES_WARNING = 64
+INSPECT_THREADS = min(8, (os.cpu_count() or 1) * 2)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Refuse archives that would fill the disk (zip bombs) or the catalogue."""
+    """Refuse uploads that would fill the disk (zip bombs) or the catalogue."""
 
     max_files: int = 100_000
     max_bytes: int = 20 * 1024**3  # uncompressed
     max_image_pixels: int = 64 * 1024 * 1024
+    #: Images and masks are already compressed (PNG, JPEG): a member that deflates more
+    #: than this is a bomb, not a dataset. Checked on members above ``ratio_min_bytes``.
+    max_compression_ratio: float = 100.0
+    ratio_min_bytes: int = 1024 * 1024
 
 
 @dataclass
@@ -29,13 +48,14 @@ class DatasetInfo:
     num_images: int
     num_labeled: int
     num_unlabeled: int
-    classes: list[dict[str, Any]]  # index, name, color, pixel_share
+    classes: list[dict[str, Any]]  # index, name, color, pixel_share, num_images (masks containing it)
     ignore_index: int
     image_sizes: dict[str, int]  # min/max width/height
-    num_train: int | None = None  # from splits/, when given
+    num_train: int | None = None  # from the layout's split files, when given
     num_val: int | None = None
     binary_255: bool = False
     layout: str = "images-masks"
+    num_bytes: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -45,16 +65,80 @@ class DatasetInfo:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DatasetInfo":
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
 
-def _read_mask(path: Path) -> np.ndarray:
-    with Image.open(path) as mask:
-        if mask.mode not in ("L", "P", "I", "I;16", "1"):
-            raise ValueError(f"mask must be a single-channel index PNG (mode L or P), got mode {mask.mode}")
-        return np.asarray(mask.convert("L") if mask.mode == "1" else mask)
+
+@dataclass
+class _Checked:
+    """What one sample's files told us."""
+
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    size: tuple[int, int] | None = None
+    labels: np.ndarray | None = None  # distinct stored values in the mask
+    counts: np.ndarray | None = None  # pixels per value
+
+
+def _check_image(path: Path, limits: Limits) -> tuple[tuple[int, int] | None, str | None]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > limits.max_image_pixels:
+                    return None, f"{width}x{height} pixels is more than the limit of {limits.max_image_pixels}"
+                if image.format == "PNG":
+                    image.verify()  # walks every chunk and its CRC without decoding pixels
+                elif image.format == "JPEG":
+                    image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                    image.load()  # a truncated JPEG fails here
+                else:
+                    image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as error:
+        return None, f"unreadable image ({error.__class__.__name__}: {error})"
+    return (width, height), None
+
+
+def _check_sample(sample: Sample, index: DatasetIndex, root: Path, limits: Limits) -> _Checked:
+    checked = _Checked()
+    image_name = sample.image.relative_to(root).as_posix()
+    checked.size, problem = _check_image(sample.image, limits)
+    if problem:
+        checked.errors.append((image_name, problem))
+        return checked
+    if sample.mask is None:
+        return checked
+    mask_name = sample.mask.relative_to(root).as_posix()
+    try:
+        mask = read_mask(sample.mask, index.mask_colors, index.ignore_color, index.ignore_index)
+    except MaskError as error:
+        checked.errors.append((mask_name, str(error)))
+        return checked
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        checked.errors.append((mask_name, f"unreadable mask ({error.__class__.__name__}: {error})"))
+        return checked
+    width, height = checked.size
+    if mask.shape != (height, width):
+        checked.errors.append((mask_name, f"mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_name} "
+                                          f"is {width}x{height}; masks must match their image pixel for pixel"))
+        return checked
+    if mask.dtype == np.uint8:
+        counts = np.bincount(mask.ravel(), minlength=256)
+        checked.labels = np.flatnonzero(counts)
+        checked.counts = counts[checked.labels]
+    else:
+        checked.labels, checked.counts = np.unique(mask, return_counts=True)
+    return checked
 
 
 def inspect_dataset(path: str | Path, limits: Limits | None = None) -> DatasetInfo:
-    """Validate a dataset folder or zip; raise DatasetError listing every problem found."""
+    """Validate a dataset folder or zip; raise DatasetError listing every problem found.
+
+    A valid folder gets a ``dataset.json`` description that ``load_index`` reuses.
+    """
     limits = limits or Limits()
     path = Path(path)
     if path.is_file() and zipfile.is_zipfile(path):
@@ -62,87 +146,106 @@ def inspect_dataset(path: str | Path, limits: Limits | None = None) -> DatasetIn
 
         staging = Path(tempfile.mkdtemp(prefix="seglab-inspect-"))
         try:
-            return inspect_dataset(extract_zip(path, staging, limits), limits)
+            return _inspect_folder(extract_zip(path, staging / "data", limits), limits, describe=False)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     if not path.is_dir():
         raise DatasetError([(path.name, "is neither a folder nor a zip file")])
+    return _inspect_folder(find_dataset_root(path), limits, describe=True)
 
-    index, errors = scan(path)
+
+def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
+    index, errors = scan(root)
     if index is None:
         raise DatasetError(errors)
-    if len(index.samples) > limits.max_files:
-        raise DatasetError([("", f"{len(index.samples)} images is more than the limit of {limits.max_files}")])
+    files = [s.image for s in index.samples] + [s.mask for s in index.samples if s.mask is not None]
+    if len(files) > limits.max_files:
+        raise DatasetError(errors + [("", f"the dataset holds {len(files)} files, more than the limit of {limits.max_files}")])
+    num_bytes = sum(os.stat(file).st_size for file in files)
+    if num_bytes > limits.max_bytes:
+        raise DatasetError(errors + [("", f"the dataset holds {num_bytes} bytes, more than the limit of {limits.max_bytes}")])
 
-    widths: list[int] = []
-    heights: list[int] = []
-    counts = np.zeros(256 * 256, dtype=np.int64)
-    for sample in index.samples:
-        image_name = f"images/{sample.image.name}"
-        try:
-            with Image.open(sample.image) as image:
-                image.verify()
-            with Image.open(sample.image) as image:
-                size = image.size
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            errors.append((image_name, f"unreadable image ({error.__class__.__name__}: {error})"))
-            continue
-        if size[0] * size[1] > limits.max_image_pixels:
-            errors.append((image_name, f"{size[0]}x{size[1]} pixels is more than the limit of {limits.max_image_pixels}"))
-            continue
-        widths.append(size[0])
-        heights.append(size[1])
-        if sample.mask is None:
-            continue
-        mask_name = f"masks/{sample.mask.name}"
-        try:
-            mask = _read_mask(sample.mask)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            errors.append((mask_name, f"unreadable mask ({error})"))
-            continue
-        if mask.shape != (size[1], size[0]):
-            errors.append((mask_name, f"mask is {mask.shape[1]}x{mask.shape[0]} but its image is {size[0]}x{size[1]}"))
-            continue
-        counts[: int(mask.max()) + 1] += np.bincount(mask.ravel(), minlength=int(mask.max()) + 1)
+    with ThreadPoolExecutor(INSPECT_THREADS) as pool:
+        results = list(pool.map(lambda sample: _check_sample(sample, index, root, limits), index.samples))
+    for result in results:
+        errors += result.errors
+    sizes = [result.size for result in results if result.size]
+    masked = [(sample, result) for sample, result in zip(index.samples, results) if result.labels is not None]
+    if not index.labeled_ids:
+        errors.append(("", "no masks found: at least one image needs a mask"))
 
+    counts = np.zeros(65536, dtype=np.int64)
+    images_with = np.zeros(65536, dtype=np.int64)
+    for _, result in masked:
+        inside = result.labels < len(counts)
+        counts[result.labels[inside]] += result.counts[inside]
+        images_with[result.labels[inside]] += 1
+    present = set(int(value) for _, result in masked for value in result.labels)
     ignore = index.ignore_index
-    present = [int(value) for value in np.flatnonzero(counts)]
-    labels = [value for value in present if value != ignore]
-    # 0/255 masks with no class list are binary masks, not "background + ignore".
-    binary_255 = not index.class_names and set(present) <= {0, 255} and 255 in present
-    names, colors = index.class_names, index.class_colors
+    names, colors, notes = list(index.class_names), list(index.class_colors), []
+    # 0/255 masks are binary (background/foreground), not "background + ignore".
+    binary_255 = (ignore == IGNORE_INDEX and 255 in present and present <= {0, 255} and len(names) in (0, 2))
     if binary_255:
-        names, colors = ["background", "foreground"], [DEFAULT_COLORS[0], DEFAULT_COLORS[1]]
+        names = names or ["background", "foreground"]
+        colors = colors or [DEFAULT_COLORS[0], DEFAULT_COLORS[1]]
         counts[1], counts[255] = counts[255], 0
-        labels = [value for value in (0, 1) if counts[value]]
+        images_with[1], images_with[255] = images_with[255], 0
+        notes.append("masks store the foreground as 255: read as class 1 (foreground), 0 as background")
+        ignore = IGNORE_INDEX
     elif not names:
-        count = (max(labels) + 1) if labels else 1
-        names = ["background"] + [f"class {i}" for i in range(1, count)]
+        labels = sorted(value for value in present if value != ignore)
+        too_big = [value for value in labels if value >= MAX_CLASSES]
+        for sample, result in masked:
+            high = [int(v) for v in result.labels if v >= MAX_CLASSES and v != ignore]
+            if high:
+                errors.append((sample.mask.relative_to(root).as_posix(),
+                               f"mask has label {high[0]}; masks without classes.json hold class indices 0-{MAX_CLASSES - 1} "
+                               f"({IGNORE_INDEX} = ignore); for other values add classes.json"))
+        count = (max(labels) + 1) if labels and not too_big else 1
+        names = ["background", "foreground"] if count == 2 else ["background"] + [f"class {i}" for i in range(1, count)]
         colors = [DEFAULT_COLORS[i % len(DEFAULT_COLORS)] for i in range(count)]
+        unused = [i for i in range(count) if i not in present]
+        if unused and not too_big:
+            notes.append(f"no mask uses label(s) {unused[:10]}; classes are counted up to the largest label ({count - 1})")
+        if len(labels) > MANY_CLASSES_WARNING:
+            notes.append(f"masks use {len(labels)} distinct values; if they are not class indices "
+                         "(an instance mask, a photo), convert them or add classes.json")
     else:
-        outside = [value for value in labels if value >= len(names)]
-        if outside:
-            errors.append(("masks/", f"masks use label values {outside} but classes.json defines "
-                                     f"{len(names)} classes (0-{len(names) - 1}; {ignore} = ignore)"))
-    if index.num_classes == 0 and not index.labeled_ids:
-        errors.append(("masks/", "no masks found: at least one image needs a mask in masks/"))
+        for sample, result in masked:
+            outside = [int(v) for v in result.labels if v >= len(names) and v != ignore]
+            if outside:
+                errors.append((sample.mask.relative_to(root).as_posix(),
+                               f"mask {sample.mask.name} has label {outside[0]} but {index_source(index)} defines "
+                               f"{len(names)} classes (0-{len(names) - 1}; {ignore} = ignore)"))
     if errors:
         raise DatasetError(errors)
 
     labelled_pixels = counts[: len(names)].sum() or 1
     classes = [
-        {"index": i, "name": name, "color": colors[i], "pixel_share": float(counts[i] / labelled_pixels)}
+        {"index": i, "name": name, "color": colors[i], "pixel_share": float(counts[i] / labelled_pixels),
+         "num_images": int(images_with[i])}
         for i, name in enumerate(names)
     ]
-    return DatasetInfo(
+    info = DatasetInfo(
         num_images=len(index.samples),
         num_labeled=len(index.labeled_ids),
         num_unlabeled=len(index.unlabeled_ids),
         classes=classes,
-        ignore_index=IGNORE_INDEX if binary_255 else ignore,
-        image_sizes={"min_width": min(widths), "max_width": max(widths),
-                     "min_height": min(heights), "max_height": max(heights)},
+        ignore_index=ignore,
+        image_sizes={"min_width": min(w for w, _ in sizes), "max_width": max(w for w, _ in sizes),
+                     "min_height": min(h for _, h in sizes), "max_height": max(h for _, h in sizes)},
         num_train=len(index.train_ids) if index.train_ids is not None else None,
         num_val=len(index.val_ids) if index.val_ids is not None else None,
         binary_255=binary_255,
+        layout=index.layout,
+        num_bytes=num_bytes,
+        warnings=notes,
     )
+    if describe:
+        save_description(index, info)
+    return info
+
+
+def index_source(index: DatasetIndex) -> str:
+    """Who defined the classes, for error messages."""
+    return "classes.json" if (index.root / "classes.json").exists() else f"the {index.layout} layout"

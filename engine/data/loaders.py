@@ -1,8 +1,18 @@
-"""Torch datasets and loaders for one run: labelled, unlabelled (weak + strong views), validation."""
+"""Torch datasets and loaders for one run: labelled, unlabelled (weak + strong views), validation.
+
+Batch contract (read by every method, see ``engine.methods.base``):
+
+* labelled: ``image`` (B, 3, H, W) float normalised, ``mask`` (B, H, W) long, 255 = ignore;
+* unlabelled: ``image_weak``, ``image_strong1``, ``image_strong2`` (B, 3, H, W) float, one
+  geometry shared by the three; ``cutmix_box1``, ``cutmix_box2`` (B, H, W) float 0/1;
+  ``padding`` (B, H, W) bool, True outside the image; ``hidden_mask`` (B, H, W) long, the
+  ground truth the budget hid (255 where the image has no mask), for diagnostics only.
+"""
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,29 +22,29 @@ from torch.utils.data import DataLoader, Dataset
 from engine.data import transforms as T
 from engine.data.budget import LabelBudget, split_label_budget
 from engine.data.index import DatasetIndex, load_index
+from engine.data.inspect import DatasetInfo
+from engine.data.masks import read_mask
+
+#: 16-bit and float images (microscopy) are scaled by their own maximum into 0-255.
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I", "F")
 
 
-def read_image(path) -> torch.Tensor:
+def read_image(path: str | Path) -> torch.Tensor:
+    """uint8 (3, H, W) in channels-last memory (a view of the HWC array, which the fast resize wants)."""
     with Image.open(path) as image:
-        return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
-
-
-def read_mask(path, index: DatasetIndex, shape: tuple[int, int]) -> torch.Tensor:
-    if path is None:
-        return torch.full(shape, T.IGNORE_INDEX, dtype=torch.uint8)
-    with Image.open(path) as mask:
-        values = np.array(mask)
-    if index.binary_255:
-        values = np.where(values == 255, 1, values)
-    values = values.astype(np.int64)
-    if index.ignore_index != T.IGNORE_INDEX:
-        values = np.where(values == index.ignore_index, T.IGNORE_INDEX, values)
-    return torch.from_numpy(values.astype(np.uint8))
+        if image.mode in WIDE_MODES:
+            values = np.asarray(image, dtype=np.float32)
+            peak = float(values.max()) or 1.0
+            rgb = np.repeat((values * (255 / peak)).round().astype(np.uint8)[..., None], 3, axis=2)
+        else:
+            rgb = np.array(image.convert("RGB"))  # writable: torch refuses to wrap read-only memory
+    return torch.from_numpy(rgb).permute(2, 0, 1)
 
 
 class _Base(Dataset):
-    def __init__(self, index: DatasetIndex, ids: list[str], crop_size: int, seed: int):
-        self.index, self.ids, self.crop_size, self.seed = index, ids, crop_size, seed
+    def __init__(self, index: DatasetIndex, ids: list[str], crop_size: int):
+        self.index, self.ids, self.crop_size = index, ids, crop_size
+        self.labels = index.label_table()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -42,51 +52,39 @@ class _Base(Dataset):
     def load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         sample = self.index.by_id[self.ids[i]]
         image = read_image(sample.image)
-        return image, read_mask(sample.mask, self.index, tuple(image.shape[-2:]))
+        if sample.mask is None:
+            return image, torch.full(image.shape[-2:], T.IGNORE_INDEX, dtype=torch.uint8)
+        values = read_mask(sample.mask, self.index.mask_colors, self.index.ignore_color, self.index.ignore_index)
+        return image, torch.from_numpy(self.labels[values])
 
-    def geometry(self, image, mask):
-        image, mask = T.random_scale(image, mask)
-        image, mask = T.random_crop(image, mask, self.crop_size)
-        return T.random_hflip(image, mask)
+    def geometry(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """UniMatch's order: scale, crop (ignore padding), flip; returns image, mask, padding."""
+        image, mask, padding = T.random_scale_crop(image, mask, self.crop_size)
+        return T.random_hflip(image, mask, padding)
 
 
 class LabeledDataset(_Base):
     def __getitem__(self, i: int) -> dict:
-        image, mask = self.geometry(*self.load(i))
+        image, mask, _ = self.geometry(*self.load(i))
         return {"image": T.normalize(image), "mask": mask.long()}
 
 
 class UnlabeledDataset(_Base):
     """Weak view, two strong views of the same crop, the padding mask and the hidden mask.
 
-    The views share one geometry (UniMatch): only the photometric part differs.
-    ``padding`` marks crop pixels outside the image; ``hidden_mask`` is the ground truth
-    the budget hid (255 where the image has none), used only to score pseudo-labels.
+    The views share one geometry (UniMatch): only the photometric part differs, so a
+    pseudo-label from the weak view supervises the strong views pixel for pixel.
     """
 
     def __getitem__(self, i: int) -> dict:
-        image, hidden = self.load(i)
-        image, hidden = T.random_scale(image, hidden)
-        # Padding fills masks with the ignore value, so `inside` stays 1 only on the image.
-        _, inside = T.pad_to(image, torch.ones_like(hidden), self.crop_size)
-        image, hidden = T.pad_to(image, hidden, self.crop_size)
-        height, width = image.shape[-2:]
-        top, left = random.randint(0, height - self.crop_size), random.randint(0, width - self.crop_size)
-        rows, cols = slice(top, top + self.crop_size), slice(left, left + self.crop_size)
-        image, hidden, inside = image[:, rows, cols], hidden[rows, cols], inside[rows, cols]
-        if random.random() < 0.5:
-            image, hidden, inside = image.flip(-1), hidden.flip(-1), inside.flip(-1)
-        return self._views(image, (hidden, inside != 1))
-
-    def _views(self, image, masks) -> dict:
-        hidden, padding = masks
+        image, hidden, padding = self.geometry(*self.load(i))
         return {
             "image_weak": T.normalize(image),
-            "image_strong1": T.normalize(T.strong_photometric(image)),
-            "image_strong2": T.normalize(T.strong_photometric(image)),
+            "image_strong1": T.strong_view(image),
+            "image_strong2": T.strong_view(image),
             "cutmix_box1": T.cutmix_box(self.crop_size),
             "cutmix_box2": T.cutmix_box(self.crop_size),
-            "padding": padding.bool(),
+            "padding": padding,
             "hidden_mask": hidden.long(),
         }
 
@@ -100,6 +98,7 @@ class ValidationDataset(_Base):
 
 
 def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker from the loader's generator; Python's and NumPy's RNGs follow it.
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -118,7 +117,7 @@ class TrainingData:
         return self.index.num_classes
 
 
-def _loader(dataset: Dataset, batch_size: int, num_workers: int, generator: torch.Generator) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int, num_workers: int, generator: torch.Generator) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -128,21 +127,23 @@ def _loader(dataset: Dataset, batch_size: int, num_workers: int, generator: torc
         worker_init_fn=_seed_worker,
         generator=generator,
         persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
     )
 
 
-def build_training_data(path: str, *, labeled: str | int, seed: int, crop_size: int, batch_size: int,
+def build_training_data(path: str | Path, *, labeled: str | int, seed: int, crop_size: int, batch_size: int,
                         unlabeled_batch_size: int, num_workers: int = 0, need_unlabeled: bool = False,
-                        val_fraction: float = 0.2) -> TrainingData:
-    index = load_index(path)
+                        val_fraction: float = 0.2, info: DatasetInfo | None = None) -> TrainingData:
+    """Loaders of one run; ``info`` (the description stored at upload) spares a re-inspection."""
+    index = load_index(path, info)
     budget = split_label_budget(index, labeled, seed, val_fraction)
     generator = torch.Generator().manual_seed(seed)
-    labeled_loader = _loader(LabeledDataset(index, budget.labeled_ids, crop_size, seed), batch_size, num_workers, generator)
+    labeled_loader = make_loader(LabeledDataset(index, budget.labeled_ids, crop_size), batch_size, num_workers, generator)
     unlabeled_loader = None
     if need_unlabeled:
         if not budget.unlabeled_ids:
             raise ValueError("this method needs unlabelled images, but the label budget leaves none: "
                              "choose a smaller budget or add images without masks")
-        unlabeled_loader = _loader(UnlabeledDataset(index, budget.unlabeled_ids, crop_size, seed),
-                                   unlabeled_batch_size, num_workers, generator)
-    return TrainingData(index, budget, labeled_loader, unlabeled_loader, ValidationDataset(index, budget.val_ids, crop_size, seed))
+        unlabeled_loader = make_loader(UnlabeledDataset(index, budget.unlabeled_ids, crop_size),
+                                       unlabeled_batch_size, num_workers, generator)
+    return TrainingData(index, budget, labeled_loader, unlabeled_loader, ValidationDataset(index, budget.val_ids, crop_size))

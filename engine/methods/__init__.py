@@ -12,7 +12,11 @@ from engine.methods.registry import METHODS, register_method
 from engine.models.base import SegmentationModel
 from engine.options import clean_options
 
-from engine.methods import supervised  # noqa: E402,F401
+# Importing a method file registers it; this order is the catalogue's (baseline first).
+from engine.methods import supervised  # noqa: E402,F401,I001
+from engine.methods import mean_teacher, cutmix, classmix, cct  # noqa: E402,F401
+from engine.methods import fixmatch, cps, self_training  # noqa: E402,F401
+from engine.methods import adversarial, contrastive, unimatch  # noqa: E402,F401
 
 __all__ = ["METHODS", "Method", "build_method", "list_methods", "register_method"]
 

@@ -13,11 +13,12 @@ import torch
 
 from engine.models.base import SegmentationModel, resize_logits
 from engine.models.registry import MODELS, register_model
+from engine.models.pretrained import BACKBONE_SOURCES, load_backbone_weights
 from engine.models.weights import load_weights
 from engine.options import clean_options
 
 # Importing a family module registers its variants.
-from engine.models import unet  # noqa: E402,F401
+from engine.models import ddrnet, deeplabv3plus, hrnet, pspnet, segformer, setr, unet  # noqa: E402,F401
 
 __all__ = ["SegmentationModel", "build_model", "list_models", "register_model", "resize_logits", "count_parameters"]
 
@@ -25,11 +26,20 @@ __all__ = ["SegmentationModel", "build_model", "list_models", "register_model", 
 CATALOGUE_CLASSES = 19
 
 
-def build_model(name: str, num_classes: int, weights: str | None = None, **options: Any) -> SegmentationModel:
-    """Build a registered architecture; ``weights`` is a local state dict loaded strictly."""
+def build_model(
+    name: str, num_classes: int, weights: str | None = None, backbone_weights: str | None = None, **options: Any
+) -> SegmentationModel:
+    """Build a registered architecture.
+
+    ``backbone_weights`` is a local ImageNet checkpoint in its original layout (see
+    ``engine.models.pretrained``), loaded strictly into the encoder; ``weights`` is a
+    local state dict of the whole model in our layout, loaded strictly after it.
+    """
     entry = MODELS.get(name)
     cleaned = clean_options(entry.options, options)
     model = entry.factory(num_classes=num_classes, **cleaned)
+    if backbone_weights:
+        load_backbone_weights(model, entry.family, backbone_weights)
     if weights:
         load_weights(model, weights)
     return model
@@ -48,8 +58,13 @@ def _parameters_at_defaults(name: str) -> int:
 
 
 def list_models() -> list[dict[str, Any]]:
-    """Name, family, paper, options (defaults, ranges, help) and parameter count of each architecture."""
+    """Name, family, paper, options (defaults, ranges, help), parameter count and the
+    ImageNet checkpoint format ``backbone_weights`` accepts (None: none) of each architecture."""
     return [
-        {**entry.describe(), "parameters": _parameters_at_defaults(entry.name)}
+        {
+            **entry.describe(),
+            "parameters": _parameters_at_defaults(entry.name),
+            "backbone_weights": BACKBONE_SOURCES[entry.family].source if entry.family in BACKBONE_SOURCES else None,
+        }
         for entry in MODELS
     ]

@@ -33,7 +33,7 @@ from torch import nn
 from engine.models.base import SegmentationModel
 from engine.models.layers import ConvBNReLU, upsample_to
 from engine.models.registry import register_model
-from engine.models.resnet import Bottleneck, basic_stage, bottleneck_stage
+from engine.models.resnet import basic_stage, bottleneck_stage
 
 STEM_CHANNELS = 64
 
@@ -101,7 +101,7 @@ class HRNetEncoder(nn.Module):
         self.bn2 = nn.BatchNorm2d(STEM_CHANNELS)
         self.relu = nn.ReLU(inplace=True)
         self.layer1 = bottleneck_stage(STEM_CHANNELS, STEM_CHANNELS, stage1_blocks)
-        previous = [STEM_CHANNELS * Bottleneck(1, 1).conv3.out_channels]
+        previous = [self.layer1[-1].out_channels]
         for stage, repeats in enumerate(modules, start=2):
             widths = [width * 2**i for i in range(stage)]
             setattr(self, f"transition{stage - 1}", Transition(previous, widths))
@@ -114,5 +114,47 @@ class HRNetEncoder(nn.Module):
         x = self.relu(self.bn2(self.conv2(x)))
         branches = [self.layer1(x)]
         for transition, stage in ((self.transition1, self.stage2), (self.transition2, self.stage3), (self.transition3, self.stage4)):
-            branches = stage(transition(branches[:1] if transition is self.transition1 else branches))
+            branches = stage(transition(branches))
         return branches
+
+
+class HRNetV2Head(nn.Module):
+    """Concatenate all branches at the highest resolution, 1x1 conv-BN-ReLU, 1x1 classifier."""
+
+    def __init__(self, in_channels: list[int], num_classes: int):
+        super().__init__()
+        width = sum(in_channels)
+        self.last_layer = nn.Sequential(
+            nn.Conv2d(width, width, 1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, num_classes, 1),
+        )
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:  # -> (B, K, H/4, W/4)
+        return self.last_layer(torch.cat([upsample_to(feature, features[0]) for feature in features], dim=1))
+
+
+class HRNetV2(SegmentationModel):
+    def __init__(self, num_classes: int, width: int, stage1_blocks: int, modules: tuple[int, int, int], blocks: int):
+        encoder = HRNetEncoder(width, stage1_blocks, modules, blocks)
+        super().__init__(encoder, HRNetV2Head(encoder.out_channels, num_classes))
+
+
+PAPER = "Wang et al., TPAMI 2020, arXiv:1908.07919"
+
+
+@register_model("hrnetv2_w18_small", family="HRNetV2", paper=PAPER)
+def hrnetv2_w18_small(num_classes: int) -> HRNetV2:
+    """W18-Small-v2 of the official configs."""
+    return HRNetV2(num_classes, width=18, stage1_blocks=2, modules=(1, 3, 2), blocks=2)
+
+
+@register_model("hrnetv2_w18", family="HRNetV2", paper=PAPER)
+def hrnetv2_w18(num_classes: int) -> HRNetV2:
+    return HRNetV2(num_classes, width=18, stage1_blocks=4, modules=(1, 4, 3), blocks=4)
+
+
+@register_model("hrnetv2_w48", family="HRNetV2", paper=PAPER)
+def hrnetv2_w48(num_classes: int) -> HRNetV2:
+    return HRNetV2(num_classes, width=48, stage1_blocks=4, modules=(1, 4, 3), blocks=4)

@@ -1,8 +1,48 @@
 """Built-in datasets, each written by a generator to the upload layout (images/, masks/,
-classes.json), so they travel the same path as a user's upload."""
+classes.json, splits/), so they travel the same path as a user's upload.
+
+``generate(name, out_dir, **options)`` is the one entry point (the CLI and
+``python -m engine.data.builtin NAME OUT_DIR --option value`` call it); ``GENERATORS``
+is the registry that lists them with their options.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from engine.options import clean_options
 from engine.registry import Registry
 
 GENERATORS = Registry("built-in dataset")
 register_generator = GENERATORS.register
 
-from engine.data.builtin import demo  # noqa: E402,F401
+
+def generate(name: str, out_dir: str | Path, **options: Any) -> Path:
+    """Write built-in dataset ``name`` into ``out_dir`` (absent or empty) and return it.
+
+    Options are validated against the generator's registered options (unknown or
+    out-of-range values raise ``OptionError`` naming them). The files are written to a
+    hidden sibling folder that is renamed into place when complete, so an interrupted
+    run never leaves a half-written dataset behind.
+    """
+    entry = GENERATORS.get(name)
+    cleaned = clean_options(entry.options, options)
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not empty; choose a new folder for the `{name}` dataset")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        entry.factory(staging, **cleaned)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out.exists():
+        out.rmdir()
+    staging.rename(out)
+    return out
+
+
+from engine.data.builtin import demo, fashion  # noqa: E402,F401  (registration)

@@ -1,0 +1,164 @@
+"""Architecture benchmark: parameters, GFLOPs, training and inference throughput.
+
+``python -m engine bench [--archs ...] [--size HxW] [--device cpu|cuda] [--amp bf16|fp16|off]
+[--channels-last] [--batch N] [--json PATH]`` prints one row per architecture and
+optionally writes the same rows as JSON.
+
+* params: millions of parameters at ``--classes`` classes (19 by default, Cityscapes).
+* GFLOPs: multiply-accumulates x 1e-9 for one image at ``--size`` in eval mode, counted
+  by ``torch.utils.flop_counter.FlopCounterMode`` on the meta device. FlopCounterMode
+  counts a multiply-add as 2 FLOPs; we report half of it, the "GFLOPs" convention of
+  the segmentation papers (DDRNet, HRNet, SegFormer). Only convolutions, matrix
+  products and attention are counted, as in those papers.
+* train img/s: forward + backward + SGD step on random data, ``batch / median step time``.
+  Training uses at least 2 images per step: BatchNorm after global pooling (PSPNet,
+  DeepLab, DDRNet) cannot normalise a single value per channel.
+* infer FPS: eval-mode forward, ``batch / median time``, after warm-up runs; on CUDA each
+  timed run ends with ``torch.cuda.synchronize()``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from engine.models import MODELS, build_model, count_parameters
+from engine.options import clean_options
+
+AUX_LOSS_WEIGHT = 0.4  # PSPNet / DDRNet deep-supervision weight
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
+MIN_TRAIN_BATCH = 2
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 512x1024 (height x width), got {text!r}") from None
+    if height < 16 or width < 16:
+        raise argparse.ArgumentTypeError(f"size must be at least 16x16, got {text!r}")
+    return height, width
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--archs", nargs="+", default=None, metavar="NAME", help="architectures (default: all registered)")
+    parser.add_argument("--size", type=parse_size, default=(512, 1024), help="input height x width, e.g. 512x1024")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="off", help="autocast dtype for timing")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
+    parser.add_argument("--batch", type=int, default=1, help="images per step")
+    parser.add_argument("--classes", type=int, default=19, help="number of classes (default: Cityscapes' 19)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs before timing")
+    parser.add_argument("--runs", type=int, default=10, help="timed runs (the median is reported)")
+    parser.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
+    return parser
+
+
+def count_gmacs(name: str, num_classes: int, size: tuple[int, int]) -> float:
+    """Multiply-accumulates (x 1e-9) of one eval-mode forward, counted on the meta device."""
+    entry = MODELS.get(name)
+    with torch.device("meta"):
+        model = entry.factory(num_classes=num_classes, **clean_options(entry.options, {})).eval()
+        image = torch.empty(1, 3, *size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(image)
+    return counter.get_total_flops() / 2 / 1e9
+
+
+def median_seconds(step: Callable[[], None], device: torch.device, warmup: int, runs: int) -> float:
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        step()
+    synchronize()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        step()
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def benchmark(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    device = torch.device(args.device)
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    dtype = AMP_DTYPES[args.amp]
+
+    def autocast() -> ContextManager:
+        return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+    model = build_model(name, args.classes).to(device, memory_format=memory_format)
+    row: dict[str, Any] = {
+        "arch": name,
+        "params_m": round(count_parameters(model) / 1e6, 2),
+        "gflops": round(count_gmacs(name, args.classes, args.size), 2),
+    }
+
+    train_batch = max(args.batch, MIN_TRAIN_BATCH)
+    images = torch.randn(train_batch, 3, *args.size, device=device).contiguous(memory_format=memory_format)
+    labels = torch.randint(0, args.classes, (train_batch, *args.size), device=device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            outputs = model.forward_train(images)
+            loss = F.cross_entropy(outputs["out"], labels)
+            if outputs["aux"] is not None:
+                loss = loss + AUX_LOSS_WEIGHT * F.cross_entropy(outputs["aux"], labels)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    model.train()
+    row["train_img_s"] = round(train_batch / median_seconds(train_step, device, args.warmup, args.runs), 2)
+    row["train_batch"] = train_batch
+
+    model.eval()
+    inputs = images[: args.batch]
+
+    def infer_step() -> None:
+        with torch.inference_mode(), autocast():
+            model(inputs)
+
+    row["infer_fps"] = round(args.batch / median_seconds(infer_step, device, args.warmup, args.runs), 2)
+    return row
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    columns = (("arch", "arch"), ("params_m", "params (M)"), ("gflops", "GFLOPs"), ("train_img_s", "train img/s"), ("infer_fps", "infer FPS"))
+    lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
+    lines += ["| " + " | ".join(str(row[key]) for key, _ in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    names = args.archs or MODELS.names()
+    for name in names:
+        MODELS.get(name)  # an unknown name fails here, with the list of valid ones
+    if args.device == "cuda" and not torch.cuda.is_available():
+        build_parser().error("--device cuda asked for but no CUDA device is available")
+    if args.batch < 1:
+        build_parser().error("--batch must be at least 1")
+    rows = [benchmark(name, args) for name in names]
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    height, width = args.size
+    print(f"{device_name}, torch {torch.__version__}, input {height}x{width}, batch {args.batch}, amp {args.amp}, channels_last {args.channels_last}")
+    print("GFLOPs = multiply-accumulates x 1e-9 per image (FlopCounterMode FLOPs / 2), as in the papers.")
+    print(format_table(rows))
+    if args.json:
+        meta = {"device": device_name, "torch": torch.__version__, "size": [height, width], "batch": args.batch, "amp": args.amp, "channels_last": args.channels_last, "classes": args.classes}
+        args.json.write_text(json.dumps({"settings": meta, "rows": rows}, indent=2) + "\n")
+    return 0

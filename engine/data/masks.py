@@ -1,0 +1,78 @@
+"""Reading a mask file into class indices, whatever way it was saved.
+
+Three encodings are accepted, so that users never convert their masks by hand:
+
+* single-channel index images (mode L, 16-bit I;16 or I): the value is the class;
+* palette PNGs (mode P, as Pascal VOC's SegmentationClass): the palette index is the
+  class, the palette colours are only for viewing;
+* RGB colour masks: each colour is mapped to its class through the colours of
+  classes.json (an optional ``ignore_color`` maps to the ignore label).
+
+Binary masks stored as 0/255 (or mode ``1``) are recognised by the inspector, which
+sees all masks at once; here they read as 0/255 like any index mask.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+INDEX_MODES = ("L", "P", "I;16", "I;16L", "I;16B", "I")
+COLOR_MODES = ("RGB", "RGBA")
+
+
+class MaskError(ValueError):
+    """A mask that cannot be read as class indices; the message says how to save it."""
+
+
+def hex_to_rgb(color: str) -> tuple[int, int, int]:
+    text = color.lstrip("#")
+    if len(text) != 6:
+        raise ValueError(f"expected a colour like #ff8800, got {color!r}")
+    return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 -> one int32 per colour, so colours compare as numbers."""
+    rgb = rgb.astype(np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def read_mask(path: str | Path, colors: Sequence[tuple[int, int, int]] | None = None,
+              ignore_color: tuple[int, int, int] | None = None, ignore_index: int = 255) -> np.ndarray:
+    """Class indices (H, W) of one mask file; raises MaskError with the fix in the message."""
+    with Image.open(path) as mask:
+        if mask.mode in INDEX_MODES:
+            values = np.asarray(mask)
+            if values.dtype.kind == "i" and values.size and values.min() < 0:
+                raise MaskError("mask holds negative values; class indices start at 0")
+            return values
+        if mask.mode == "1":
+            return np.asarray(mask.convert("L"))
+        if mask.mode in COLOR_MODES:
+            return _colors_to_labels(np.asarray(mask.convert("RGB")), colors, ignore_color, ignore_index)
+        raise MaskError(f"mask has image mode {mask.mode}; save it as a single-channel index PNG (mode L or P) "
+                        "or as an RGB colour mask with the colours listed in classes.json")
+
+
+def _colors_to_labels(rgb: np.ndarray, colors: Sequence[tuple[int, int, int]] | None,
+                      ignore_color: tuple[int, int, int] | None, ignore_index: int) -> np.ndarray:
+    codes = _pack(rgb)
+    unique, inverse = np.unique(codes, return_inverse=True)
+    if not colors:
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            return rgb[..., 0].copy()  # an index mask saved as grey RGB
+        raise MaskError("mask is an RGB colour mask but classes.json gives no class colours; "
+                        'add {"classes": [{"name": ..., "color": "#rrggbb"}, ...]} or save index masks')
+    lookup = {int(code): i for i, code in enumerate(_pack(np.array(colors, dtype=np.uint8)))}
+    if ignore_color is not None:
+        lookup[int(_pack(np.array(ignore_color, dtype=np.uint8)))] = ignore_index
+    unknown = [int(code) for code in unique if int(code) not in lookup]
+    if unknown:
+        shown = ", ".join(f"#{code:06x}" for code in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise MaskError(f"mask uses colours {shown}{more} that are not class colours in classes.json")
+    table = np.array([lookup[int(code)] for code in unique], dtype=np.uint8)
+    return table[inverse.reshape(codes.shape)]

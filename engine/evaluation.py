@@ -1,0 +1,185 @@
+"""Inference and evaluation shared by the trainer and the CLI (``eval``, ``predict``).
+
+Whole-image inference, or mmsegmentation's slide inference for images larger than the
+window (``mmseg/models/segmentors/encoder_decoder.py``, ``slide_inference``: windows
+overlap, logits are summed and divided by how many windows covered each pixel; its
+Cityscapes configs use a stride of two thirds of the crop, 769/513, which we keep).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ContextManager
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from engine.config import RunConfig
+from engine.data.transforms import denormalize
+from engine.methods import build_method
+from engine.metrics import ConfusionMatrix
+from engine.models import build_model
+from engine.reporting import EvaluationResult, PredictionSample
+
+#: Validation images shown as overlays on the experiment page (the first ones, so the same every time).
+PREDICTION_SAMPLES = 4
+#: Windows per forward pass in slide inference: bounds memory on large images.
+WINDOWS_PER_BATCH = 8
+#: Timed forward passes for throughput, after warm-up passes that fill caches and pick kernels.
+THROUGHPUT_WARMUP, THROUGHPUT_RUNS = 3, 10
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How to turn an image into logits: whole, or sliding ``crop`` windows; AMP dtype on CUDA."""
+
+    mode: str = "whole"
+    crop: int = 512
+    amp_dtype: torch.dtype | None = None
+
+    @classmethod
+    def from_config(cls, config: RunConfig, device: torch.device) -> "Inference":
+        return cls(config.schedule.eval_mode, config.schedule.eval_crop, amp_dtype(config.device.amp, device))
+
+    def autocast(self, device: torch.device) -> ContextManager:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device.type, dtype=self.amp_dtype)
+
+    def window(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """The sliding window for an image of ``size``, or None to run it whole."""
+        if self.mode == "whole" or max(size) <= self.crop:
+            return None
+        return min(self.crop, size[0]), min(self.crop, size[1])
+
+
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """bf16/fp16 autocast only on CUDA: CPU autocast is slower than float32 for these models."""
+    if device.type != "cuda":
+        return None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+
+
+def _starts(length: int, window: int, stride: int) -> list[int]:
+    last = max(length - window, 0)
+    starts = list(range(0, last + 1, stride))
+    if starts[-1] != last:
+        starts.append(last)  # the last window ends flush with the image
+    return starts
+
+
+def _slide(model: nn.Module, image: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+    """(1, 3, H, W) -> (1, K, H, W) logits averaged over overlapping windows."""
+    height, width = image.shape[-2:]
+    boxes = [(top, left) for top in _starts(height, window[0], max(1, window[0] * 2 // 3))
+             for left in _starts(width, window[1], max(1, window[1] * 2 // 3))]
+    logits = counts = None
+    for first in range(0, len(boxes), WINDOWS_PER_BATCH):
+        chunk = boxes[first:first + WINDOWS_PER_BATCH]
+        crops = torch.cat([image[..., t:t + window[0], l:l + window[1]] for t, l in chunk])
+        outputs = model(crops).float()
+        if logits is None:
+            logits = image.new_zeros(1, outputs.shape[1], height, width, dtype=torch.float32)
+            counts = image.new_zeros(1, 1, height, width, dtype=torch.float32)
+        for output, (t, l) in zip(outputs, chunk):
+            logits[0, :, t:t + window[0], l:l + window[1]] += output
+            counts[..., t:t + window[0], l:l + window[1]] += 1
+    return logits / counts
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, image: torch.Tensor, inference: Inference) -> torch.Tensor:
+    """(1, 3, H, W) normalised image on the model's device -> (1, K, H, W) float logits."""
+    with inference.autocast(image.device):
+        window = inference.window(tuple(image.shape[-2:]))
+        if window is None:
+            return model(image).float()
+        return _slide(model, image, window)
+
+
+def validation_loader(dataset: Dataset, num_workers: int) -> DataLoader:
+    """Unbatched whole images (sizes may differ), read by ``num_workers`` processes."""
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers, persistent_workers=num_workers > 0,
+                      generator=torch.Generator())  # its seed draw must not advance the training RNG
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, class_names: list[str],
+             device: torch.device, inference: Inference, step: int) -> tuple[EvaluationResult, list[PredictionSample]]:
+    """Scores over every validation image (one confusion matrix on the device) and the first samples."""
+    was_training = model.training
+    model.eval()
+    confusion = ConfusionMatrix(num_classes, device)
+    samples: list[PredictionSample] = []
+    try:
+        for item in loader:
+            image, mask = item["image"][None].to(device), item["mask"].to(device)
+            prediction = predict_logits(model, image, inference).argmax(1)[0]
+            confusion.update(prediction, mask)
+            if len(samples) < PREDICTION_SAMPLES:
+                samples.append(PredictionSample(item["id"], denormalize(item["image"]), item["mask"].to(torch.uint8),
+                                                prediction.to(torch.uint8).cpu()))
+    finally:
+        model.train(was_training)
+    scores = confusion.scores()
+    result = EvaluationResult(
+        step=step, miou=scores["miou"], iou=scores["iou"], pixel_accuracy=scores["pixel_accuracy"],
+        mean_accuracy=scores["mean_accuracy"], mean_dice=scores["mean_dice"], dice=scores["dice"],
+        confusion_matrix=confusion.counts.cpu().tolist(), class_names=list(class_names),
+    )
+    return result, samples
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def measure_throughput(model: nn.Module, image: torch.Tensor, inference: Inference,
+                       warmup: int = THROUGHPUT_WARMUP, runs: int = THROUGHPUT_RUNS) -> float:
+    """Images/s for one (1, 3, H, W) image on its device: median of timed passes after warm-up."""
+    was_training = model.training
+    model.eval()
+    timings = []
+    try:
+        for i in range(warmup + runs):
+            _synchronize(image.device)
+            start = time.perf_counter()
+            predict_logits(model, image, inference)
+            _synchronize(image.device)
+            if i >= warmup:
+                timings.append(time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    return 1.0 / statistics.median(timings)
+
+
+@dataclass
+class LoadedModel:
+    """A trained network ready for inference, with what a checkpoint says about its classes."""
+
+    model: nn.Module
+    config: RunConfig
+    class_names: list[str]
+    class_colors: list[str]
+    step: int
+
+
+def load_trained_model(path: str | Path, device: torch.device) -> LoadedModel:
+    """Rebuild the run's method from the checkpoint's config and load its weights strictly."""
+    state: dict[str, Any] = torch.load(path, map_location=device, weights_only=False)
+    config = RunConfig.from_flat(state["config"], require_data=False)
+    num_classes = state["num_classes"]
+
+    def model_factory():
+        return build_model(config.model.arch, num_classes, **config.model.options)
+
+    method = build_method(config.method.method, model_factory, num_classes, **config.method.options)
+    method.load_state_dict(state["method"])
+    model = method.eval_model().to(device).eval()
+    return LoadedModel(model, config, list(state["class_names"]), list(state["class_colors"]), state["step"])

@@ -1,0 +1,135 @@
+"""`adversarial`: a fully convolutional discriminator judges class-probability maps.
+
+Hung, Tsai, Liou, Lin & Yang, "Adversarial learning for semi-supervised semantic
+segmentation", BMVC 2018, arXiv:1802.07934, github.com/hfslyc/AdvSemiSeg (``train.py``,
+``model/discriminator.py``).
+
+Defaults and their source: ``lambda_adv_pred`` 0.01 (the paper and the README's
+command; ``train.py``'s constant is 0.1), ``lambda_semi`` 0.1, ``lambda_semi_adv``
+0.001, ``mask_T`` 0.2 -> ``trust_threshold``, ``semi_start`` 5000 of ``num_steps``
+20000 -> ``semi_start`` 0.25 of the run, ``learning_rate_D`` 1e-4 with Adam betas
+(0.9, 0.99) and the same poly decay; the discriminator is five 4x4 stride-2
+convolutions (64, 128, 256, 512, 1 channels) with LeakyReLU 0.2, trained on predictions
+(label 0, unlabelled ones included: ``D_remain``) and one-hot ground truth (label 1).
+
+The discriminator has its own optimiser, stepped inside ``training_step`` (the trainer
+only steps ``optimizer_parameters()``, the segmentation network). Its weights are a
+submodule and its optimiser state travels in ``get_extra_state``, so both are in the
+method's ``state_dict`` and a checkpoint resumes them. The discriminator is stepped
+before the generator's losses are built (Hung et al. step it after): an in-place update
+of weights that the generator's graph still needs would break its backward pass. With
+fp16 AMP the discriminator's step is unscaled (use bf16 or fp32 for this method).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.methods.base import IGNORE_INDEX, Method, supervised_loss
+from engine.methods.diagnostics import pseudo_label_diagnostics
+from engine.methods.registry import register_method
+from engine.models.base import resize_logits
+from engine.options import Option
+
+DISCRIMINATOR_WIDTH = 64
+LEAKY_SLOPE = 0.2
+ADAM_BETAS = (0.9, 0.99)
+POLY_POWER = 0.9
+REAL, FAKE = 1.0, 0.0
+
+
+class FCDiscriminator(nn.Module):
+    """(B, K, H, W) probabilities -> (B, 1, H, W) logits of "this is ground truth"."""
+
+    def __init__(self, num_classes: int, width: int = DISCRIMINATOR_WIDTH):
+        super().__init__()
+        widths = [num_classes, width, width * 2, width * 4, width * 8]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
+        layers.append(nn.Conv2d(widths[-1], 1, 4, stride=2, padding=1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, probabilities: torch.Tensor) -> torch.Tensor:
+        return resize_logits(self.layers(probabilities), probabilities.shape[-2:])
+
+
+def masked_bce(logits: torch.Tensor, target: float, valid: torch.Tensor) -> torch.Tensor:
+    """BCE of (B, 1, H, W) discriminator logits against a constant label, on ``valid`` pixels."""
+    loss = F.binary_cross_entropy_with_logits(logits[:, 0], torch.full_like(logits[:, 0], target), reduction="none")
+    return (loss * valid).sum() / valid.sum().clamp_min(1)
+
+
+@register_method(
+    "adversarial",
+    family="GAN-based",
+    paper="Hung et al., Adversarial learning for semi-supervised semantic segmentation, BMVC 2018 (arXiv:1802.07934)",
+    options=(
+        Option("lambda_adv_pred", "float", 0.01, "Weight of the adversarial loss on labelled predictions.", min=0, max=10),
+        Option("lambda_semi", "float", 0.1, "Weight of the self-taught loss on trusted unlabelled pixels.", min=0, max=10),
+        Option("lambda_semi_adv", "float", 0.001, "Weight of the adversarial loss on unlabelled predictions.", min=0, max=10),
+        Option("trust_threshold", "float", 0.2, "Discriminator confidence (mask_T) above which a pixel is pseudo-labelled.", min=0, max=1),
+        Option("semi_start", "float", 0.25, "Share of the run before the self-taught loss starts.", min=0, max=1),
+        Option("discriminator_lr", "float", 1e-4, "Adam learning rate of the discriminator (poly decay).", min=1e-7, max=1),
+    ),
+)
+class Adversarial(Method):
+    uses_unlabeled = True
+
+    def __init__(self, model_factory, num_classes: int, lambda_adv_pred: float = 0.01, lambda_semi: float = 0.1,
+                 lambda_semi_adv: float = 0.001, trust_threshold: float = 0.2, semi_start: float = 0.25,
+                 discriminator_lr: float = 1e-4):
+        super().__init__(model_factory, num_classes)
+        self.discriminator = FCDiscriminator(num_classes)
+        self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=discriminator_lr, betas=ADAM_BETAS)
+        self.lambda_adv_pred, self.lambda_semi, self.lambda_semi_adv = lambda_adv_pred, lambda_semi, lambda_semi_adv
+        self.trust_threshold, self.semi_start, self.discriminator_lr = trust_threshold, semi_start, discriminator_lr
+
+    def training_step(self, labeled, unlabeled, step, total_steps):
+        img_x, mask_x = labeled["image"], labeled["mask"]
+        img_u, inside_u = unlabeled["image_weak"], ~unlabeled["padding"]
+        labeled_x = mask_x != IGNORE_INDEX
+
+        output_x = self.model.forward_train(img_x)
+        pred_x, pred_u = output_x["out"], self.model(img_u)
+        loss_d = self.update_discriminator(pred_x.detach(), pred_u.detach(), mask_x, inside_u, step, total_steps)
+
+        self.discriminator.requires_grad_(False)  # the generator's losses must not train D
+        d_out_x = self.discriminator(pred_x.softmax(1))
+        d_out_u = self.discriminator(pred_u.softmax(1))
+        self.discriminator.requires_grad_(True)
+        trusted = (d_out_u[:, 0].detach().sigmoid() >= self.trust_threshold) & inside_u
+        semi_gt = pred_u.detach().argmax(1).masked_fill(~trusted, IGNORE_INDEX)
+
+        loss_seg = supervised_loss(output_x, mask_x)
+        loss_adv_pred = masked_bce(d_out_x, REAL, labeled_x)
+        loss_semi_adv = masked_bce(d_out_u, REAL, inside_u)
+        loss_semi = F.cross_entropy(pred_u, semi_gt, ignore_index=IGNORE_INDEX) if trusted.any() else pred_u.sum() * 0
+        use_semi = float(step >= self.semi_start * total_steps)
+        loss = loss_seg + self.lambda_adv_pred * loss_adv_pred + self.lambda_semi_adv * loss_semi_adv \
+            + use_semi * self.lambda_semi * loss_semi
+
+        return {"loss": loss, "loss_seg": loss_seg.detach(), "loss_adv_pred": loss_adv_pred.detach(),
+                "loss_semi": loss_semi.detach(), "loss_semi_adv": loss_semi_adv.detach(), "loss_d": loss_d,
+                **pseudo_label_diagnostics(semi_gt, trusted, unlabeled)}
+
+    def update_discriminator(self, pred_x, pred_u, mask_x, inside_u, step: int, total_steps: int) -> torch.Tensor:
+        """One Adam step of D: predictions are fake, one-hot ground truth is real (ignore pixels skipped)."""
+        for group in self.discriminator_optimizer.param_groups:
+            group["lr"] = self.discriminator_lr * (1 - step / total_steps) ** POLY_POWER
+        labeled_x = mask_x != IGNORE_INDEX
+        one_hot = F.one_hot(mask_x.masked_fill(~labeled_x, 0), self.num_classes).permute(0, 3, 1, 2).to(pred_x.dtype)
+        loss_fake = masked_bce(self.discriminator(torch.cat((pred_x, pred_u)).softmax(1)), FAKE, torch.cat((labeled_x, inside_u)))
+        loss_real = masked_bce(self.discriminator(one_hot), REAL, labeled_x)
+        loss_d = (loss_fake + loss_real) / 2
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.discriminator_optimizer.step()
+        return loss_d.detach()
+
+    def get_extra_state(self) -> dict:
+        return {"discriminator_optimizer": self.discriminator_optimizer.state_dict()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])

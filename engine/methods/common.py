@@ -1,0 +1,170 @@
+"""Building blocks shared by the semi-supervised methods, written once.
+
+EMA teachers, ramp-ups, pseudo-labels with their confidence and padding, the two
+pseudo-label losses of the literature (UniMatch's thresholded cross-entropy and
+ClassMix's confidence-weighted one), and CutMix / ClassMix mixing of images and targets.
+Every method file composes these, so the formulas live in one place and are tested once.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.methods.base import IGNORE_INDEX
+
+#: Steepness of the sigmoid ramp-up exp(-5 (1 - t)^2) of Laine & Aila / mean-teacher.
+RAMPUP_STEEPNESS = 5.0
+
+
+def make_teacher(student: nn.Module) -> nn.Module:
+    """A frozen copy of ``student`` that ``ema_update`` moves towards it."""
+    teacher = copy.deepcopy(student)
+    teacher.requires_grad_(False)
+    return teacher
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    """teacher <- decay * teacher + (1 - decay) * student; buffers (BN statistics) are copied.
+
+    Copying the running statistics (as U2PL and UniMatch's successors do) keeps the
+    teacher's BatchNorm consistent with the weights it averages.
+    """
+    for t, s in zip(teacher.parameters(), student.parameters()):
+        t.lerp_(s.detach(), 1.0 - decay)
+    for t, s in zip(teacher.buffers(), student.buffers()):
+        t.copy_(s)
+
+
+def sigmoid_rampup(step: int, length: int) -> float:
+    """exp(-5 (1 - t)^2) for t = step / length in [0, 1]; 1 when there is no ramp-up."""
+    if length <= 0:
+        return 1.0
+    t = min(max(step / length, 0.0), 1.0)
+    return math.exp(-RAMPUP_STEEPNESS * (1.0 - t) ** 2)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Logits of a teacher or checkpoint in eval mode (BN running statistics, no dropout)."""
+    was_training = model.training
+    model.eval()
+    logits = model(images)
+    model.train(was_training)
+    return logits
+
+
+@dataclass
+class PseudoLabels:
+    """Hard pseudo-labels of a (detached) prediction, with their confidence.
+
+    ``inside`` is False on padding pixels (outside the image): they never carry a loss.
+    """
+
+    label: torch.Tensor  # (B, H, W) long
+    confidence: torch.Tensor  # (B, H, W) float, the max class probability
+    inside: torch.Tensor  # (B, H, W) bool
+
+    @classmethod
+    def from_logits(cls, logits: torch.Tensor, padding: torch.Tensor) -> "PseudoLabels":
+        confidence, label = logits.detach().float().softmax(1).max(1)
+        return cls(label, confidence, ~padding)
+
+    def confident(self, threshold: float) -> torch.Tensor:
+        return (self.confidence >= threshold) & self.inside
+
+    def targets(self, threshold: float = 0.0) -> torch.Tensor:
+        """The labels as a cross-entropy target: ignore where not confident or outside."""
+        return self.label.masked_fill(~self.confident(threshold), IGNORE_INDEX)
+
+    def confident_fraction(self, threshold: float, per_image: bool = False) -> torch.Tensor:
+        """Share of inside pixels above ``threshold``: ClassMix/ReCo/CutMix's loss weight."""
+        dims = (1, 2) if per_image else (0, 1, 2)
+        count = self.confident(threshold).sum(dims).float()
+        return count / self.inside.sum(dims).clamp_min(1)
+
+    def mixed(self, other: "PseudoLabels", mask: torch.Tensor) -> "PseudoLabels":
+        """Take ``other`` where ``mask`` is 1 (the same mask as the mixed images)."""
+        return PseudoLabels(*(mix(a, b, mask) for a, b in
+                              ((self.label, other.label), (self.confidence, other.confidence), (self.inside, other.inside))))
+
+    def rolled(self) -> "PseudoLabels":
+        return PseudoLabels(roll_batch(self.label), roll_batch(self.confidence), roll_batch(self.inside))
+
+
+def confident_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, threshold: float) -> torch.Tensor:
+    """UniMatch's unlabelled loss: CE on confident pixels, averaged over all inside pixels.
+
+    Dividing by every inside pixel (not only the confident ones) lets the loss grow with
+    the teacher's confidence instead of being dominated by a few early confident pixels.
+    """
+    loss = F.cross_entropy(logits, pseudo.label, reduction="none")
+    return (loss * pseudo.confident(threshold)).sum() / pseudo.inside.sum().clamp_min(1)
+
+
+def weighted_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, weight: torch.Tensor) -> torch.Tensor:
+    """CE on every inside pixel, scaled by ``weight`` (a scalar or one value per image)."""
+    loss = F.cross_entropy(logits, pseudo.label, reduction="none")
+    weight = weight.view(-1, 1, 1) if weight.dim() else weight
+    return (loss * weight * pseudo.inside).sum() / pseudo.inside.sum().clamp_min(1)
+
+
+def softmax_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of class probabilities over inside pixels (mean-teacher, CCT)."""
+    squared = (student_logits.softmax(1) - teacher_logits.detach().softmax(1)).pow(2).mean(1)
+    return (squared * inside).sum() / inside.sum().clamp_min(1)
+
+
+def labeled_part(output: dict, count: int) -> dict:
+    """The first ``count`` images of a ``forward_train`` output (labelled + unlabelled batches)."""
+    aux = output.get("aux")
+    return {"out": output["out"][:count], "aux": aux[:count] if aux is not None else None}
+
+
+def roll_batch(x: torch.Tensor) -> torch.Tensor:
+    """Pair each image with the previous one in the batch: the mixing partner.
+
+    The official codes draw the partner from a second unlabelled loader; rolling the
+    batch gives the same distribution of pairs without a second loader or forward pass.
+    """
+    return x.roll(1, dims=0)
+
+
+def mix(target: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``source`` where ``mask`` (B, H, W) is 1, ``target`` elsewhere; images or label maps."""
+    keep = mask.bool()
+    if target.dim() == 4:
+        keep = keep[:, None]
+    return torch.where(keep, source, target)
+
+
+def box_masks(batch: int, height: int, width: int, area: float, device: torch.device) -> torch.Tensor:
+    """One rectangle per image covering ``area`` of it, random aspect ratio and position.
+
+    French et al.'s CutMix mask generator (fixed ``mask_prop_range``): the aspect ratio is
+    drawn log-uniformly so that both sides stay within the image.
+    """
+    masks = torch.zeros(batch, height, width, device=device)
+    for i in range(batch):
+        side_y = math.exp(torch.rand(()).item() * math.log(area))
+        side_x = area / side_y
+        h, w = max(1, round(side_y * height)), max(1, round(side_x * width))
+        top = int(torch.randint(0, height - h + 1, ()).item())
+        left = int(torch.randint(0, width - w + 1, ()).item())
+        masks[i, top:top + h, left:left + w] = 1
+    return masks
+
+
+def classmix_masks(labels: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """ClassMix: per image, 1 on the pixels of a random half (rounded up) of its predicted classes."""
+    masks = torch.zeros_like(labels, dtype=torch.float)
+    for i in range(labels.shape[0]):
+        classes = labels[i][inside[i]].unique()
+        chosen = classes[torch.randperm(len(classes), device=classes.device)[: (len(classes) + 1) // 2]]
+        masks[i] = torch.isin(labels[i], chosen).float()
+    return masks

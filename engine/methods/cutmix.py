@@ -1,0 +1,75 @@
+"""`cutmix`: mean teacher with CutMix-mixed unlabelled images.
+
+French, Laine, Aila, Mackiewicz & Finlayson, "Semi-supervised semantic segmentation
+needs strong, varied perturbations", BMVC 2020, arXiv:1906.01916,
+github.com/Britefury/cutmix-semisup-seg (``train_seg_semisup_mask_mt.py``).
+
+Defaults (the script's click options): ``teacher_alpha`` 0.99 -> ``ema_decay``;
+``cons_weight`` 1.0; ``conf_thresh`` 0.97 with ``conf_per_pixel`` off, i.e. the
+consistency loss is scaled by the *share* of confident teacher pixels; ``cons_loss_fn``
+``var`` (squared error of probabilities summed over classes); ``mask_prop_range`` 0.5
+with one box (``mask_area``); ``rampup`` -1 (none). The teacher is evaluated
+(``eval_net = teacher_net``).
+
+Adaptation: the mixing partner is the previous image of the same batch (see
+``common.roll_batch``), so one teacher forward serves both; teacher and student see the
+weak view (the script's default has no colour augmentation).
+"""
+from __future__ import annotations
+
+from engine.methods.base import Method, supervised_loss
+from engine.methods.common import PseudoLabels, box_masks, ema_update, make_teacher, mix, predict, roll_batch
+from engine.methods.diagnostics import pseudo_label_diagnostics
+from engine.methods.mean_teacher import EMA_DECAY
+from engine.methods.registry import register_method
+from engine.options import Option
+
+
+@register_method(
+    "cutmix",
+    family="consistency regularisation",
+    paper="French et al., Semi-supervised semantic segmentation needs strong, varied perturbations, BMVC 2020 (arXiv:1906.01916)",
+    options=(
+        EMA_DECAY,
+        Option("consistency_weight", "float", 1.0, "Weight of the squared-error consistency loss.", min=0, max=1e4),
+        Option("confidence_threshold", "float", 0.97, "Teacher confidence counted as confident; the loss is scaled by their share.", min=0, max=1),
+        Option("mask_area", "float", 0.5, "Area of the CutMix box as a share of the image.", min=0.01, max=0.99),
+    ),
+)
+class CutMix(Method):
+    uses_unlabeled = True
+
+    def __init__(self, model_factory, num_classes: int, ema_decay: float = 0.99, consistency_weight: float = 1.0,
+                 confidence_threshold: float = 0.97, mask_area: float = 0.5):
+        super().__init__(model_factory, num_classes)
+        self.teacher = make_teacher(self.model)
+        self.ema_decay, self.consistency_weight = ema_decay, consistency_weight
+        self.confidence_threshold, self.mask_area = confidence_threshold, mask_area
+
+    def training_step(self, labeled, unlabeled, step, total_steps):
+        img_x, mask_x = labeled["image"], labeled["mask"]
+        img_u = unlabeled["image_weak"]
+        batch, _, height, width = img_u.shape
+
+        pred_u_teacher = predict(self.teacher, img_u)
+        box = box_masks(batch, height, width, self.mask_area, img_u.device)
+        img_u_mixed = mix(img_u, roll_batch(img_u), box)
+        pred_mixed_teacher = mix(pred_u_teacher, roll_batch(pred_u_teacher), box)
+        pseudo = PseudoLabels.from_logits(pred_u_teacher, unlabeled["padding"])
+        pseudo_mixed = pseudo.mixed(pseudo.rolled(), box)
+
+        loss_x = supervised_loss(self.model.forward_train(img_x), mask_x)
+        pred_mixed = self.model(img_u_mixed)
+        squared = (pred_mixed.softmax(1) - pred_mixed_teacher.softmax(1)).pow(2).sum(1)  # (B, H, W)
+        confident_share = pseudo_mixed.confident_fraction(self.confidence_threshold)
+        loss_u = (squared * pseudo_mixed.inside).mean() * confident_share
+        loss = loss_x + self.consistency_weight * loss_u
+
+        return {"loss": loss, "loss_x": loss_x.detach(), "loss_u": loss_u.detach(),
+                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(self.confidence_threshold), unlabeled)}
+
+    def after_optimizer_step(self, step, total_steps):
+        ema_update(self.teacher, self.model, self.ema_decay)
+
+    def eval_model(self):
+        return self.teacher

@@ -1,0 +1,32 @@
+"""How good are a method's pseudo-labels? The two curves every SSL experiment page shows.
+
+``pseudo_label_coverage``: the share of unlabelled image pixels (padding excluded) that
+the method trusts (above its confidence threshold, or selected by its own criterion).
+``pseudo_label_accuracy``: the accuracy of those trusted pseudo-labels against the ground
+truth the label budget hid (``unlabeled["hidden_mask"]``, 255 where unknown).
+
+The hidden mask is read here and only here, under ``no_grad``: it scores pseudo-labels,
+it never trains anything.
+"""
+from __future__ import annotations
+
+import torch
+
+from engine.methods.base import IGNORE_INDEX
+
+
+@torch.no_grad()
+def pseudo_label_diagnostics(label: torch.Tensor, trusted: torch.Tensor, unlabeled: dict) -> dict[str, torch.Tensor]:
+    """Coverage and accuracy of ``label`` (B, H, W) on the ``trusted`` (B, H, W) pixels.
+
+    Accuracy is left out when no trusted pixel has a known ground truth (nothing to score),
+    rather than reported as a misleading 0.
+    """
+    inside = ~unlabeled["padding"]
+    hidden = unlabeled["hidden_mask"]
+    trusted = trusted & inside
+    metrics = {"pseudo_label_coverage": trusted.sum().float() / inside.sum().clamp_min(1)}
+    scored = trusted & (hidden != IGNORE_INDEX)
+    if scored.any():
+        metrics["pseudo_label_accuracy"] = (label[scored] == hidden[scored]).float().mean()
+    return metrics

@@ -1,0 +1,69 @@
+"""`unimatch`: FixMatch with a feature-perturbation stream and two strong views.
+
+Yang, Qi, Feng, Zhang & Shi, "Revisiting weak-to-strong consistency in semi-supervised
+semantic segmentation", CVPR 2023, arXiv:2208.09910, github.com/LiheYoung/UniMatch
+(``unimatch.py``, ``configs/pascal.yaml``, ``model/semseg/deeplabv3plus.py``).
+
+Defaults and their source: ``conf_thresh`` 0.95 -> ``confidence_threshold``;
+``nn.Dropout2d(0.5)`` on every encoder feature the decoder reads -> ``feature_dropout``;
+the loss ``(loss_x + 0.25 loss_u_s1 + 0.25 loss_u_s2 + 0.5 loss_u_w_fp) / 2``; both
+strong views CutMix-ed (boxes from the loader, UniMatch's ``obtain_cutmix_box``); the
+labelled and weak unlabelled images in one forward so BatchNorm sees both. The student
+is evaluated.
+
+Adaptation: the CutMix partner of each strong view is the previous image of the batch,
+its pseudo-label the rolled weak prediction (UniMatch predicts a second unlabelled
+batch in eval mode instead); this saves one forward pass and one loader.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engine.methods.base import Method, supervised_loss
+from engine.methods.common import PseudoLabels, confident_cross_entropy, labeled_part, mix, roll_batch
+from engine.methods.diagnostics import pseudo_label_diagnostics
+from engine.methods.fixmatch import CONFIDENCE_THRESHOLD
+from engine.methods.registry import register_method
+from engine.options import Option
+
+
+@register_method(
+    "unimatch",
+    family="hybrid",
+    paper="Yang et al., Revisiting weak-to-strong consistency in semi-supervised semantic segmentation, CVPR 2023 (arXiv:2208.09910)",
+    options=(
+        CONFIDENCE_THRESHOLD,
+        Option("feature_dropout", "float", 0.5, "Channel dropout (Dropout2d) of the feature-perturbation stream.", min=0, max=0.95),
+    ),
+)
+class UniMatch(Method):
+    uses_unlabeled = True
+
+    def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5):
+        super().__init__(model_factory, num_classes)
+        self.confidence_threshold = confidence_threshold
+        self.feature_perturbation = nn.Dropout2d(feature_dropout)
+
+    def training_step(self, labeled, unlabeled, step, total_steps):
+        img_x, mask_x = labeled["image"], labeled["mask"]
+        img_u_w, img_u_s1, img_u_s2 = unlabeled["image_weak"], unlabeled["image_strong1"], unlabeled["image_strong2"]
+        box1, box2 = unlabeled["cutmix_box1"], unlabeled["cutmix_box2"]
+        num_lb, size = len(img_x), img_x.shape[-2:]
+
+        output = self.model.forward_train(torch.cat((img_x, img_u_w)))
+        features_fp = [self.feature_perturbation(f[num_lb:]) for f in output["features"]]
+        pred_u_w_fp = self.model.decode(features_fp, size)
+        pred_u_s1, pred_u_s2 = self.model(torch.cat((mix(img_u_s1, roll_batch(img_u_s1), box1),
+                                                     mix(img_u_s2, roll_batch(img_u_s2), box2)))).chunk(2)
+
+        pseudo = PseudoLabels.from_logits(output["out"][num_lb:], unlabeled["padding"])  # conf_u_w, mask_u_w
+        loss_x = supervised_loss(labeled_part(output, num_lb), mask_x)
+        loss_u_s1 = confident_cross_entropy(pred_u_s1, pseudo.mixed(pseudo.rolled(), box1), self.confidence_threshold)
+        loss_u_s2 = confident_cross_entropy(pred_u_s2, pseudo.mixed(pseudo.rolled(), box2), self.confidence_threshold)
+        loss_u_w_fp = confident_cross_entropy(pred_u_w_fp, pseudo, self.confidence_threshold)
+        loss = (loss_x + 0.25 * loss_u_s1 + 0.25 * loss_u_s2 + 0.5 * loss_u_w_fp) / 2.0
+
+        return {"loss": loss, "loss_x": loss_x.detach(), "loss_u_s1": loss_u_s1.detach(), "loss_u_s2": loss_u_s2.detach(),
+                "loss_u_w_fp": loss_u_w_fp.detach(),
+                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(self.confidence_threshold), unlabeled)}

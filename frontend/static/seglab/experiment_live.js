@@ -1,0 +1,106 @@
+// Live experiment page: polls the versioned API for points after the last step seen
+// and extends the Plotly traces in place (no reload, no redraw of old points).
+// Polls every second while the tab is visible, every 10 s when hidden (after
+// healthchecks' adaptive-setinterval), and stops once the run has finished.
+
+const root = document.getElementById("experiment");
+const metricsUrl = root.dataset.metricsUrl;
+const evaluationsUrl = root.dataset.evaluationsUrl;
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+const VISIBLE_MS = 1000;
+const HIDDEN_MS = 10000;
+
+const charts = {
+  loss: { el: "loss-chart", title: "Training losses", traces: new Map(), accepts: (n) => !n.startsWith("val_") && n !== "lr" },
+  miou: { el: "miou-chart", title: "Validation mIoU", traces: new Map(), accepts: (n) => n === "val_miou" },
+};
+let afterStep = -1;
+let afterEvaluation = -1;
+let timer = null;
+
+function initCharts() {
+  for (const chart of Object.values(charts)) {
+    Plotly.newPlot(chart.el, [], {
+      title: { text: chart.title, font: { size: 14 } },
+      margin: { t: 40, r: 10, b: 40, l: 50 },
+      xaxis: { title: { text: "iteration" } },
+      legend: { orientation: "h" },
+    }, { responsive: true, displaylogo: false });
+  }
+}
+
+function extend(chart, name, steps, values) {
+  if (!chart.traces.has(name)) {
+    chart.traces.set(name, chart.traces.size);
+    Plotly.addTraces(chart.el, { name, x: steps, y: values, mode: "lines+markers", marker: { size: 3 } });
+    return;
+  }
+  Plotly.extendTraces(chart.el, { x: [steps], y: [values] }, [chart.traces.get(name)]);
+}
+
+function formatScore(value) {
+  return value === null || value === undefined ? "—" : value.toFixed(4);
+}
+
+function showStatus(body) {
+  const status = document.getElementById("status");
+  status.textContent = body.status.charAt(0).toUpperCase() + body.status.slice(1);
+  status.className = `big status status-${body.status}`;
+  document.getElementById("step").textContent = body.current_step;
+  document.getElementById("progress").value = body.current_step;
+  document.getElementById("best-miou").textContent = formatScore(body.best_miou);
+  document.getElementById("final-miou").textContent = formatScore(body.final_miou);
+  const error = document.getElementById("error");
+  error.hidden = !body.error;
+  error.textContent = body.error || "";
+}
+
+function showEvaluation(evaluation) {
+  const rows = evaluation.class_names.map((name, i) =>
+    `<tr><td>${name}</td><td>${formatScore(evaluation.iou[i])}</td></tr>`).join("");
+  document.getElementById("evaluation").innerHTML =
+    `<p>Step ${evaluation.step}: <strong>mIoU ${formatScore(evaluation.miou)}</strong>, pixel accuracy ` +
+    `${formatScore(evaluation.pixel_accuracy)}${evaluation.throughput ? `, ${evaluation.throughput.toFixed(1)} images/s` : ""}</p>` +
+    `<table class="table compact"><thead><tr><th>Class</th><th>IoU</th></tr></thead><tbody>${rows}</tbody></table>`;
+  document.getElementById("predictions").innerHTML = evaluation.predictions.map((p) =>
+    `<figure><img src="/media/${p.overlay}" alt="${p.id}"><figcaption>${p.id}: image · ground truth · prediction</figcaption></figure>`).join("");
+}
+
+async function poll() {
+  const response = await fetch(`${metricsUrl}?after_step=${afterStep}`, { headers: { Accept: "application/json" } });
+  if (!response.ok) return false;
+  const body = await response.json();
+  for (const [name, series] of Object.entries(body.metrics)) {
+    for (const chart of Object.values(charts)) {
+      if (chart.accepts(name)) extend(chart, name, series.steps, series.values);
+    }
+  }
+  afterStep = body.last_step;
+  showStatus(body);
+  const evaluations = await fetch(`${evaluationsUrl}?after_step=${afterEvaluation}`).then((r) => r.json());
+  if (evaluations.evaluations.length) {
+    const latest = evaluations.evaluations[evaluations.evaluations.length - 1];
+    afterEvaluation = latest.step;
+    showEvaluation(latest);
+  }
+  return FINISHED.has(body.status);
+}
+
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(async () => {
+    let finished = false;
+    try {
+      finished = await poll();
+    } catch (error) {
+      console.warn("poll failed, retrying", error);
+    }
+    if (!finished) schedule();
+  }, document.hidden ? HIDDEN_MS : VISIBLE_MS);
+}
+
+document.addEventListener("visibilitychange", () => { if (!document.hidden) schedule(); });
+const config = JSON.parse(document.getElementById("config").textContent);
+document.getElementById("config-view").textContent = JSON.stringify(config, null, 2);
+initCharts();
+poll().then((finished) => { if (!finished) schedule(); });

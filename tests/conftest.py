@@ -1,0 +1,165 @@
+"""Shared fixtures: three users (after healthchecks' hc/test.py), a team, datasets, a
+real Celery worker process, and a headless Chromium driven by Playwright.
+
+alice owns the team, bob is a read-only member, charlie belongs to another team.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "password-for-tests"
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def media_root(tmp_path_factory):
+    """Every test session writes its datasets and runs in a fresh MEDIA_ROOT."""
+    from django.conf import settings
+
+    root = tmp_path_factory.mktemp("media")
+    settings.MEDIA_ROOT = root
+    return root
+
+
+@pytest.fixture
+def team_users(db):
+    from django.contrib.auth import get_user_model
+
+    from webapp.teams.models import Membership, Team
+
+    User = get_user_model()
+    team = Team.objects.create(name="Vision team")
+    other = Team.objects.create(name="Other team")
+    alice = User.objects.create_user("alice", password=PASSWORD)
+    bob = User.objects.create_user("bob", password=PASSWORD)
+    charlie = User.objects.create_user("charlie", password=PASSWORD)
+    Membership.objects.create(team=team, user=alice, role=Membership.Role.OWNER)
+    Membership.objects.create(team=team, user=bob, role=Membership.Role.VIEWER)
+    Membership.objects.create(team=other, user=charlie, role=Membership.Role.OWNER)
+    return {"team": team, "other_team": other, "alice": alice, "bob": bob, "charlie": charlie}
+
+
+def zip_folder(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory) -> Path:
+    """A small demo dataset in the upload layout: 24 labelled + 8 unlabelled 32x32 images."""
+    from engine.data.builtin.demo import generate_demo
+
+    return generate_demo(tmp_path_factory.mktemp("demo") / "data", num_images=24, num_unlabeled=8, size=32)
+
+
+@pytest.fixture(scope="session")
+def demo_zip(demo_folder) -> bytes:
+    return zip_folder(demo_folder)
+
+
+@pytest.fixture
+def dataset(team_users, demo_folder, tmp_path):
+    import shutil
+
+    from webapp.datasets.ingest import ingest_folder
+
+    copy = tmp_path / "upload"
+    shutil.copytree(demo_folder, copy)
+    return ingest_folder(team_users["team"], "shapes", copy, team_users["alice"])
+
+
+#: A run small enough for the CPU in a few seconds.
+TINY_RUN = {"arch": "unet", "model_options": {"base_width": 4, "depth": 2}, "iters": 6, "batch_size": 4,
+            "crop_size": 32, "labeled": "1/2", "eval_every": 3, "log_every": 2, "device": "cpu"}
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, media_root):
+    """A real `celery worker` process on the test database and the test Redis database."""
+    from django.db import connection
+
+    from webapp.celery import app
+
+    database = connection.settings_dict
+    env = dict(os.environ)
+    env["DATABASE_URL"] = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    env["MEDIA_ROOT"] = str(media_root)
+    env["OMP_NUM_THREADS"] = "1"
+    app.control.purge()
+    name = f"test-{os.getpid()}@localhost"
+    log = open(media_root / "worker.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "-Q", "gpu,cpu", "-n", name,
+         "--loglevel", "INFO"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited: {(media_root / 'worker.log').read_text()[-3000:]}")
+        if any(name in reply for reply in app.control.ping(timeout=1.0)):
+            break
+    else:
+        process.kill()
+        raise RuntimeError("the Celery worker did not answer a ping within 90 s")
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def wait_for(predicate, timeout: float = 120.0, interval: float = 0.5, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def login(page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/experiments/")

@@ -1,0 +1,57 @@
+"""RunConfig: built from flat JSON, validated once, with errors that name the field."""
+from __future__ import annotations
+
+import pytest
+
+from engine.config import FIELDS, ConfigError, RunConfig, config_schema
+from engine.models import MODELS
+
+MINIMAL = {"data": "datasets/demo"}
+
+
+def test_flat_round_trip_is_identical():
+    config = RunConfig.from_flat({**MINIMAL, "arch": "unet", "model_options": {"base_width": 8}, "labeled": 16,
+                                  "eval_mode": "sliding", "eval_crop": 256})
+
+    assert RunConfig.from_flat(config.to_flat()) == config
+    assert config.to_flat()["labeled"] == "16"  # a count sent as a JSON number
+    assert config.model.options["depth"] == 4  # defaults of the architecture filled in
+    assert config.schedule.eval_mode == "sliding" and config.schedule.eval_crop == 256
+
+
+def test_unknown_architecture_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as caught:
+        RunConfig.from_flat({**MINIMAL, "arch": "unett"})
+
+    assert "unett" in caught.value.errors["arch"]
+    for name in MODELS.names():
+        assert name in caught.value.errors["arch"]
+
+
+def test_every_wrong_field_is_reported_at_once():
+    with pytest.raises(ConfigError) as caught:
+        RunConfig.from_flat({"iters": 0, "optimizer": "adam", "eval_mode": "tiles", "colour": 1,
+                             "model_options": {"widht": 3}})
+
+    errors = caught.value.errors
+    assert set(errors) == {"data", "iters", "optimizer", "eval_mode", "colour", "model_options.widht"}
+    assert "adamw, sgd" in errors["optimizer"]
+    assert "base_width" in errors["model_options.widht"]
+
+
+@pytest.mark.parametrize("device, valid", [("auto", True), ("cuda:1", True), ("gpu", False), ("cuda:x", False)])
+def test_device_names(device, valid):
+    if valid:
+        assert RunConfig.from_flat({**MINIMAL, "device": device}).device.device == device
+    else:
+        with pytest.raises(ConfigError, match="auto, cpu, cuda or cuda:N"):
+            RunConfig.from_flat({**MINIMAL, "device": device})
+
+
+def test_schema_describes_every_field_with_section_default_and_help():
+    schema = config_schema()
+
+    assert [field["name"] for field in schema] == [f.option.name for f in FIELDS]
+    assert all(field["help"] and "section" in field and "default" in field for field in schema)
+    eval_mode = next(field for field in schema if field["name"] == "eval_mode")
+    assert eval_mode["choices"] == ["whole", "sliding"]

@@ -1,0 +1,197 @@
+"""Registry-driven tests of every architecture: a newly registered one is covered with no new code."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from engine.models import MODELS, build_model, count_parameters, list_models
+from engine.options import clean_options
+
+torch.set_num_threads(2)
+
+ARCHITECTURES = [entry["name"] for entry in list_models()]
+NUM_CLASSES = 5
+ODD_SIZE = (65, 47)  # not a multiple of any output stride
+
+#: Published parameter counts (millions) at 19 classes, inference model (no auxiliary head).
+PAPER_PARAMETERS = {
+    "ddrnet23_slim": 5.7,  # Hong et al. 2021, Table 4
+    "ddrnet23": 20.1,
+    "ddrnet39": 32.3,
+    "hrnetv2_w18_small": 3.9,  # HRNet-Semantic-Segmentation model zoo (Cityscapes)
+    "hrnetv2_w48": 65.9,
+    "segformer_b0": 3.8,  # Xie et al. 2021, Table 1/2
+    "segformer_b1": 13.7,
+    "segformer_b2": 27.5,
+}
+#: Encoder-only counts: DeiT-Ti / DeiT-S (Touvron et al. 2021, Table 1).
+PAPER_ENCODER_PARAMETERS = {"setr_vit_tiny": 5.7, "setr_vit_small": 22.0}
+TOLERANCE = 0.03
+
+
+def build_on_meta(name: str, num_classes: int = 19, **options) -> nn.Module:
+    entry = MODELS.get(name)
+    with torch.device("meta"):
+        return entry.factory(num_classes=num_classes, **clean_options(entry.options, options))
+
+
+def inference_parameters(model: nn.Module) -> int:
+    aux = count_parameters(model.aux_decoder) if model.aux_decoder is not None else 0
+    return count_parameters(model) - aux
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_training_forward_and_backward_give_finite_logits_at_input_size(name):
+    torch.manual_seed(0)
+    model = build_model(name, NUM_CLASSES).train()
+    images = torch.randn(2, 3, *ODD_SIZE)
+
+    outputs = model.forward_train(images)
+    loss = outputs["out"].logsumexp(1).mean()
+    if outputs["aux"] is not None:
+        loss = loss + outputs["aux"].logsumexp(1).mean()
+    loss.backward()
+
+    assert set(outputs) == {"out", "aux", "features"}
+    assert outputs["out"].shape == (2, NUM_CLASSES, *ODD_SIZE)
+    assert torch.isfinite(outputs["out"]).all()
+    assert (outputs["aux"] is None) == (model.aux_decoder is None)
+    if outputs["aux"] is not None:
+        assert outputs["aux"].shape == (2, NUM_CLASSES, *ODD_SIZE)
+    without_gradient = [key for key, parameter in model.named_parameters() if parameter.grad is None]
+    assert without_gradient == [], "parameters not reached by the loss"
+    assert all(torch.isfinite(parameter.grad).all() for parameter in model.parameters())
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_eval_forward_gives_logits_at_input_size_and_no_aux(name):
+    model = build_model(name, NUM_CLASSES).eval()
+
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, 33, 17))
+        outputs = model.forward_train(torch.randn(1, 3, *ODD_SIZE))
+
+    assert logits.shape == (1, NUM_CLASSES, 33, 17)
+    assert torch.isfinite(logits).all()
+    assert outputs["aux"] is None
+    assert outputs["out"].shape == (1, NUM_CLASSES, *ODD_SIZE)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
+def test_encoder_features_go_from_high_to_low_resolution(name):
+    model = build_on_meta(name).eval()
+
+    features = model.encoder(torch.empty(1, 3, 256, 512, device="meta"))
+
+    heights = [feature.shape[-2] for feature in features]
+    assert heights == sorted(heights, reverse=True)
+
+
+#: (channels, stride) of each encoder feature, as the module docstrings state.
+DOCUMENTED_FEATURES = {
+    "pspnet_r50": [(256, 4), (512, 8), (1024, 8), (2048, 8)],
+    "deeplabv3plus_r101": [(256, 4), (512, 8), (1024, 16), (2048, 16)],
+    "hrnetv2_w48": [(48, 4), (96, 8), (192, 16), (384, 32)],
+    "hrnetv2_w18_small": [(18, 4), (36, 8), (72, 16), (144, 32)],
+    "ddrnet23_slim": [(64, 8), (128, 8), (512, 64)],
+    "ddrnet39": [(128, 8), (256, 8), (1024, 64)],
+    "segformer_b0": [(32, 4), (64, 8), (160, 16), (256, 32)],
+    "segformer_b2": [(64, 4), (128, 8), (320, 16), (512, 32)],
+    "setr_vit_small": [(384, 16)],
+    "unet": [(32, 1), (64, 2), (128, 4), (256, 8), (512, 16)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED_FEATURES))
+def test_encoder_features_have_documented_channels_and_strides(name):
+    model = build_on_meta(name).eval()
+
+    features = model.encoder(torch.empty(1, 3, 512, 1024, device="meta"))
+
+    assert [(feature.shape[1], 512 // feature.shape[2]) for feature in features] == DOCUMENTED_FEATURES[name]
+    assert [1024 // feature.shape[3] for feature in features] == [stride for _, stride in DOCUMENTED_FEATURES[name]]
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMETERS))
+def test_parameter_count_matches_the_paper(name):
+    model = build_on_meta(name)
+
+    millions = inference_parameters(model) / 1e6
+
+    assert millions == pytest.approx(PAPER_PARAMETERS[name], rel=TOLERANCE)
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_ENCODER_PARAMETERS))
+def test_vit_encoder_parameter_count_matches_deit(name):
+    model = build_on_meta(name)
+
+    assert count_parameters(model.encoder) / 1e6 == pytest.approx(PAPER_ENCODER_PARAMETERS[name], rel=TOLERANCE)
+
+
+def test_catalogue_describes_every_architecture():
+    catalogue = list_models()
+
+    assert [entry["name"] for entry in catalogue] == MODELS.names()
+    for entry in catalogue:
+        assert {"name", "family", "paper", "options", "parameters", "backbone_weights"} <= set(entry)
+        assert entry["parameters"] > 0
+        assert "arXiv" in entry["paper"]
+        for option in entry["options"]:
+            assert option["help"] and "default" in option
+
+
+def test_deeplab_output_stride_8_dilates_layer3_and_doubles_aspp_rates():
+    model = build_on_meta("deeplabv3plus_r50", output_stride=8)
+
+    features = model.encoder(torch.empty(1, 3, 512, 512, device="meta"))
+    rates = [branch[0].dilation[0] for branch in model.decoder.aspp.branches[1:-1]]
+
+    assert [512 // feature.shape[-1] for feature in features] == [4, 8, 8, 8]
+    assert rates == [12, 24, 36]
+    assert [branch[0].dilation[0] for branch in build_on_meta("deeplabv3plus_r50").decoder.aspp.branches[1:-1]] == [6, 12, 18]
+
+
+def test_deeplab_decoder_fuses_48_channel_low_level_features():
+    decoder = build_on_meta("deeplabv3plus_r50").decoder
+
+    assert decoder.reduce_low_level[0].out_channels == 48
+    assert decoder.fuse[0][0].in_channels == 256 + 48
+
+
+def test_pspnet_pools_bins_1_2_3_6_and_supervises_layer3():
+    model = build_on_meta("pspnet_r50")
+
+    bins = [stage[0].output_size for stage in model.decoder.pyramid.stages]
+
+    assert bins == [1, 2, 3, 6]
+    assert model.aux_decoder.index == 2
+    assert model.aux_decoder.block[0].in_channels == 1024
+
+
+def test_segformer_decoder_width_follows_the_paper():
+    widths = {name: build_on_meta(name).decoder.linear_pred.in_channels for name in ("segformer_b0", "segformer_b1", "segformer_b2")}
+
+    assert widths == {"segformer_b0": 256, "segformer_b1": 256, "segformer_b2": 768}
+
+
+def test_segformer_attention_reduces_keys_by_8_4_2_1():
+    encoder = build_on_meta("segformer_b0").encoder
+
+    ratios = [getattr(encoder, f"block{stage}")[0].attn.reduction_ratio for stage in range(1, 5)]
+
+    assert ratios == [8, 4, 2, 1]
+
+
+def test_setr_position_embeddings_follow_the_input_grid():
+    model = build_model("setr_vit_tiny", NUM_CLASSES, pos_grid=4).eval()
+
+    with torch.no_grad():
+        features = model.encoder(torch.randn(1, 3, 100, 40))
+
+    assert features[0].shape == (1, 192, 7, 3)
+
+
+def test_unknown_architecture_lists_valid_names():
+    with pytest.raises(KeyError, match="segformer_b0"):
+        build_model("segformer_b9", NUM_CLASSES)

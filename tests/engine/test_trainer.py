@@ -1,0 +1,155 @@
+"""The training loop: reporting, checkpoints, cancellation, and the errors a user sees."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from engine.evaluation import Inference, predict_logits
+from engine.methods.supervised import Supervised
+from engine.reporting import NullReporter
+from engine.sampling import ResumableBatchSampler
+from engine.trainer import CHECKPOINT_BEST, CHECKPOINT_LAST, TrainingError, poly_lr_lambda, train
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+class RecordingReporter(NullReporter):
+    """Keeps every call; asks to stop once ``stop_after`` losses were logged."""
+
+    def __init__(self, stop_after: int | None = None):
+        self.metrics, self.evaluations, self.predictions, self.checkpoints = [], [], [], []
+        self.stop_after = stop_after
+
+    def log_metrics(self, step, metrics):
+        self.metrics.append((step, metrics))
+
+    def log_evaluation(self, step, result):
+        self.evaluations.append((step, result))
+
+    def log_predictions(self, step, samples):
+        self.predictions.append((step, samples))
+
+    def log_checkpoint(self, path, step, is_best):
+        self.checkpoints.append((path, step, is_best))
+
+    def should_stop(self):
+        return self.stop_after is not None and len(self.metrics) >= self.stop_after
+
+
+def test_run_reports_losses_evaluations_predictions_and_checkpoints(tiny_config, tmp_path):
+    reporter = RecordingReporter()
+
+    result = train(tiny_config(iters=4, eval_every=2, log_every=1), reporter, output_dir=tmp_path)
+
+    assert result.steps == 4 and not result.stopped
+    assert [step for step, _ in reporter.metrics] == [1, 2, 3, 4]
+    assert {"loss", "lr"} <= set(reporter.metrics[0][1])
+    assert [step for step, _ in reporter.evaluations] == [2, 4]
+    final = reporter.evaluations[-1][1]
+    assert final is result.last and 0.0 <= final.miou <= 1.0
+    assert final.throughput > 0 and reporter.evaluations[0][1].throughput is None
+    assert len(final.confusion_matrix) == len(final.class_names) == 5
+    sample = reporter.predictions[-1][1][0]
+    assert sample.image.dtype == torch.uint8 and sample.image.shape[0] == 3
+    assert sample.prediction.shape == sample.ground_truth.shape == sample.image.shape[1:]
+    assert (str(tmp_path / CHECKPOINT_LAST), 4, False) in reporter.checkpoints
+    assert any(is_best for _, _, is_best in reporter.checkpoints)
+    assert result.best_checkpoint == str(tmp_path / CHECKPOINT_BEST)
+
+
+def test_checkpoint_holds_everything_needed_to_resume(tiny_config, tmp_path):
+    config = tiny_config(iters=2, eval_every=2)
+
+    train(config, output_dir=tmp_path)
+    state = torch.load(tmp_path / CHECKPOINT_LAST, weights_only=False)
+
+    assert {"method", "optimizer", "scheduler", "scaler", "rng", "step", "config", "best_evaluation",
+            "num_classes", "class_names", "class_colors"} <= set(state)
+    assert set(state["rng"]) == {"python", "numpy", "torch", "cuda"}
+    assert state["config"] == config.to_flat() and state["step"] == 2
+    assert state["scheduler"]["last_epoch"] == 2
+    assert any(key.startswith("model.") for key in state["method"])
+
+
+def test_should_stop_ends_the_run_early_with_a_last_checkpoint(tiny_config, tmp_path):
+    reporter = RecordingReporter(stop_after=1)
+
+    result = train(tiny_config(iters=50, log_every=1), reporter, output_dir=tmp_path)
+
+    assert result.stopped and result.steps == 1
+    assert torch.load(tmp_path / CHECKPOINT_LAST, weights_only=False)["step"] == 1
+
+
+def test_batch_larger_than_the_labelled_images_names_both_numbers(tiny_config):
+    with pytest.raises(TrainingError, match=r"batch_size 8 is larger than the 4 labelled training images"):
+        train(tiny_config(batch_size=8))
+
+
+def test_crop_far_larger_than_the_images_is_refused(tiny_config):
+    with pytest.raises(TrainingError, match=r"crop_size 512 .* largest labelled image side \(32 px\).*<= 64"):
+        train(tiny_config(crop_size=512))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_requested_without_a_gpu(tiny_config):
+    with pytest.raises(TrainingError, match="no CUDA GPU is available"):
+        train(tiny_config(device="cuda"))
+
+
+def test_non_finite_loss_names_the_iteration(tiny_config, monkeypatch):
+    def diverging_step(self, labeled, unlabeled, step, total_steps):
+        return {"loss": self.model(labeled["image"]).sum() * float("nan")}
+
+    monkeypatch.setattr(Supervised, "training_step", diverging_step)
+
+    with pytest.raises(TrainingError, match="loss became nan at iteration 1;"):
+        train(tiny_config())
+
+
+def test_out_of_memory_names_iteration_batch_and_crop(tiny_config, monkeypatch):
+    def out_of_memory(self, labeled, unlabeled, step, total_steps):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Supervised, "training_step", out_of_memory)
+
+    with pytest.raises(TrainingError, match=r"CUDA out of memory at iteration 1 \(batch 2, crop 32\)"):
+        train(tiny_config())
+
+
+def test_resuming_a_different_run_is_refused(tiny_config, tmp_path):
+    train(tiny_config(iters=1), output_dir=tmp_path)
+
+    with pytest.raises(TrainingError, match=r"different run \(lr: 0.002 -> 0.01\)"):
+        train(tiny_config(iters=2, lr=0.01), output_dir=tmp_path)
+
+
+def test_poly_schedule_warms_up_linearly_then_decays_to_zero():
+    factor = poly_lr_lambda(total_steps=100, warmup=4, power=0.9)
+
+    assert [factor(step) for step in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert factor(50) == pytest.approx(0.5**0.9)
+    assert 0 < factor(99) < factor(98) < 0.05
+
+
+def test_sliding_window_equals_whole_image_for_a_pixelwise_model():
+    model = nn.Conv2d(3, 4, 1)
+    image = torch.randn(1, 3, 70, 45)
+
+    whole = predict_logits(model, image, Inference("whole"))
+    sliding = predict_logits(model, image, Inference("sliding", crop=32))
+
+    assert torch.allclose(whole, sliding, atol=1e-6)
+
+
+def test_batch_sampler_restarts_mid_stream_and_covers_each_epoch():
+    sampler = ResumableBatchSampler(size=10, batch_size=4, seed=3, stream=0)
+    stream = iter(sampler)
+    batches = [next(stream) for _ in range(5)]
+
+    restarted = iter(ResumableBatchSampler(size=10, batch_size=4, seed=3, stream=0, start_step=3))
+
+    assert [next(restarted) for _ in range(2)] == batches[3:]
+    indices = [index for batch in batches for _, index in batch]
+    assert sorted(indices[:10]) == list(range(10)) and sorted(indices[10:20]) == list(range(10))
+    assert [step for step, _ in batches[2]] == [2] * 4

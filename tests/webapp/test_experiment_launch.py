@@ -1,0 +1,95 @@
+"""Launching runs from the form and the API: the engine's schema decides what is valid."""
+from tests.conftest import PASSWORD, TINY_RUN
+from webapp.experiments.models import Experiment
+
+
+def form_data(dataset, **changes):
+    """What the browser posts: the schema's defaults (the form's initial values) plus the user's choices."""
+    from engine.config import config_schema
+
+    data = {spec["name"]: spec["default"] for spec in config_schema() if spec["name"] != "data"}
+    data = {name: value for name, value in data.items() if not isinstance(value, bool) or value}
+    data.update({"dataset": dataset.pk, "name": "", "labeled": "1/2", "iters": 6, "batch_size": 4, "crop_size": 32,
+                 "device": "cpu", "eval_every": 3, "log_every": 2,
+                 "model_options": '{"base_width": 4, "depth": 2}', "method_options": ""})
+    data.update(changes)
+    return data
+
+
+def test_form_lists_registered_architectures_and_methods(client, dataset):
+    from engine.methods import list_methods
+    from engine.models import list_models
+
+    client.login(username="alice", password=PASSWORD)
+    page = client.get("/experiments/new/").content.decode()
+    for entry in list_models() + list_methods():
+        assert f'value="{entry["name"]}"' in page
+
+
+def test_form_launches_a_queued_experiment(client, dataset):
+    client.login(username="alice", password=PASSWORD)
+    response = client.post("/experiments/new/", form_data(dataset))
+    experiment = Experiment.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/experiments/{experiment.pk}/"
+    assert experiment.status == "queued" and experiment.total_steps == 6
+    assert experiment.config["model_options"]["base_width"] == 4
+    assert "data" not in experiment.config
+    assert experiment.queue == "cpu"
+    assert experiment.events.get().kind == "queued"
+
+
+def test_form_shows_engine_errors_and_stores_nothing(client, dataset):
+    client.login(username="alice", password=PASSWORD)
+    response = client.post("/experiments/new/", form_data(dataset, labeled="3/2", model_options='{"base_width": 1}'))
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert "fraction of labelled images must be in (0, 1]" in errors["labeled"][0]
+    assert "model_options.base_width: must be at least 4" in errors["model_options"][0]
+    assert not Experiment.objects.exists()
+
+
+def test_form_refuses_malformed_json(client, dataset):
+    client.login(username="alice", password=PASSWORD)
+    response = client.post("/experiments/new/", form_data(dataset, method_options="{oops"))
+    assert response.status_code == 400
+    assert "Not valid JSON" in response.context["form"].errors["method_options"][0]
+
+
+def test_api_launch_and_error_shape(client, dataset):
+    client.login(username="alice", password=PASSWORD)
+    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": TINY_RUN}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "queued"
+    bad = {**TINY_RUN, "arch": "resnet9000", "iters": 0}
+    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": bad}, content_type="application/json")
+    assert response.status_code == 400
+    body = response.json()
+    assert "Unknown architecture `resnet9000`; choose one of:" in body["fields"]["arch"]
+    assert body["fields"]["iters"] == "must be at least 1, got 0"
+    assert Experiment.objects.count() == 1
+
+
+def test_api_refuses_data_path_in_config(client, dataset):
+    client.login(username="alice", password=PASSWORD)
+    config = {**TINY_RUN, "data": "/etc"}
+    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": config}, content_type="application/json")
+    assert response.status_code == 400
+    assert "data" in response.json()["fields"]
+
+
+def test_catalogue_comes_from_the_registries(client, dataset):
+    from engine.config import config_schema
+    from engine.models import MODELS
+
+    client.login(username="alice", password=PASSWORD)
+    body = client.get("/api/v1/catalogue/").json()
+    assert [a["name"] for a in body["architectures"]] == MODELS.names()
+    assert [f["name"] for f in body["config"]] == [f["name"] for f in config_schema()]
+
+
+def test_cancel_a_queued_experiment(client, dataset):
+    client.login(username="alice", password=PASSWORD)
+    client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": TINY_RUN}, content_type="application/json")
+    experiment = Experiment.objects.get()
+    response = client.post(f"/api/v1/experiments/{experiment.pk}/cancel/")
+    assert response.json()["status"] == "cancelled"

@@ -1,0 +1,50 @@
+from django.conf import settings
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+
+from webapp.datasets.ingest import ingest_zip
+from webapp.datasets.models import Dataset
+from webapp.teams.models import Team
+from webapp.teams.access import require_write, teams_of, visible
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    team = serializers.StringRelatedField()
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "team", "description", "status", "classes", "num_images", "num_labeled",
+                  "num_unlabeled", "info", "created_at"]
+
+
+class DatasetUploadSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.none())
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    archive = serializers.FileField(help_text="A zip of images/ and masks/ (+ optional classes.json)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = teams_of(self.context["request"].user)
+
+    def validate_archive(self, archive):
+        if archive.size > settings.SEGLAB_MAX_UPLOAD_BYTES:
+            raise serializers.ValidationError(f"{archive.size} bytes is over the limit of {settings.SEGLAB_MAX_UPLOAD_BYTES}")
+        return archive
+
+
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    serializer_class = DatasetSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        return visible(Dataset.objects.select_related("team"), self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        upload = DatasetUploadSerializer(data=request.data, context={"request": request})
+        upload.is_valid(raise_exception=True)
+        data = upload.validated_data
+        require_write(data["team"], request.user)
+        dataset = ingest_zip(data["team"], data["name"], data["archive"], request.user, data["description"])
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)

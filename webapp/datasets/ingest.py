@@ -1,0 +1,82 @@
+"""Turning an uploaded zip into a Dataset: all or nothing.
+
+The zip is extracted into a staging folder and validated by the engine
+(``engine.data.inspect_dataset``, the one validator). Only a valid dataset is moved to
+its final folder and gets a row; on any error the staging folder is removed, so a failed
+upload leaves no row and no file behind.
+"""
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from engine.data import DatasetError, extract_zip, inspect_dataset
+from webapp.datasets.models import Dataset
+from webapp.teams.models import Team
+
+DATASETS_DIR = "datasets"
+
+
+class UploadError(ValueError):
+    """A refused upload; ``errors`` lists (file, message) pairs to show the user."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in errors))
+
+
+def _staging_dir() -> Path:
+    path = Path(settings.MEDIA_ROOT) / DATASETS_DIR / f".staging-{uuid.uuid4().hex}"
+    path.mkdir(parents=True)
+    return path
+
+
+def ingest_folder(team: Team, name: str, source: Path, user=None, description: str = "") -> Dataset:
+    """Register an already extracted folder (inside a staging dir this function owns)."""
+    try:
+        info = inspect_dataset(source)
+    except DatasetError as error:
+        raise UploadError(error.errors) from None
+    final = Path(settings.MEDIA_ROOT) / DATASETS_DIR / uuid.uuid4().hex
+    final.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, final)
+    try:
+        with transaction.atomic():
+            return Dataset.objects.create(
+                team=team, name=name, description=description, created_by=user,
+                storage_path=str(final.relative_to(settings.MEDIA_ROOT)), classes=info.classes,
+                num_images=info.num_images, num_labeled=info.num_labeled, num_unlabeled=info.num_unlabeled,
+                info=info.to_dict(),
+            )
+    except IntegrityError:
+        shutil.rmtree(final, ignore_errors=True)
+        raise UploadError([("", f"the team already has a dataset named {name!r}")]) from None
+    except BaseException:
+        shutil.rmtree(final, ignore_errors=True)
+        raise
+
+
+def ingest_zip(team: Team, name: str, archive, user=None, description: str = "") -> Dataset:
+    """``archive``: a path or an uploaded file (Django keeps large ones on disk)."""
+    if Dataset.objects.filter(team=team, name=name).exists():
+        raise UploadError([("", f"the team already has a dataset named {name!r}")])
+    staging = _staging_dir()
+    try:
+        path = archive.temporary_file_path() if hasattr(archive, "temporary_file_path") else archive
+        if not isinstance(path, (str, Path)):
+            # Small uploads live in memory: spill them to the staging folder first.
+            path = staging / "upload.zip"
+            with open(path, "wb") as sink:
+                for chunk in archive.chunks():
+                    sink.write(chunk)
+        try:
+            root = extract_zip(path, staging / "data")
+        except DatasetError as error:
+            raise UploadError(error.errors) from None
+        return ingest_folder(team, name, root, user, description)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+
+from webapp.teams.models import Team
+
+
+class Dataset(models.Model):
+    """A validated dataset on disk; a row exists only once everything checked out."""
+
+    class Status(models.TextChoices):
+        READY = "ready", "Ready"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.READY)
+    storage_path = models.CharField(max_length=500, help_text="Folder relative to MEDIA_ROOT")
+    classes = models.JSONField(default=list, help_text="[{index, name, color, pixel_share}]")
+    num_images = models.PositiveIntegerField(default=0)
+    num_labeled = models.PositiveIntegerField(default=0)
+    num_unlabeled = models.PositiveIntegerField(default=0)
+    info = models.JSONField(default=dict, help_text="The engine's full description (sizes, splits, layout)")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="dataset_name_unique_in_team")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / self.storage_path
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from webapp.datasets import views
+
+app_name = "datasets"
+urlpatterns = [
+    path("", views.dataset_list, name="list"),
+    path("upload/", views.dataset_upload, name="upload"),
+    path("<int:pk>/", views.dataset_detail, name="detail"),
+]

@@ -1,0 +1,99 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+
+from webapp.datasets.models import Dataset
+from webapp.teams.models import Team
+
+
+class Experiment(models.Model):
+    """One training run: architecture x method x label budget x seed on one dataset."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="experiments")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="experiments")
+    name = models.CharField(max_length=200)
+    config = models.JSONField(help_text="The engine's flat run configuration, validated (without the data path)")
+    queue = models.CharField(max_length=20, default="gpu")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    current_step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    best_miou = models.FloatField(null=True, blank=True)
+    final_miou = models.FloatField(null=True, blank=True)
+    throughput = models.FloatField(null=True, blank=True, help_text="Inference images/s at the end of the run")
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    checkpoint = models.CharField(max_length=500, blank=True, help_text="Relative to MEDIA_ROOT")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def progress(self) -> float:
+        return self.current_step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / "experiments" / str(self.pk)
+
+
+class MetricPoint(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metric_points")
+    name = models.CharField(max_length=100)
+    step = models.PositiveIntegerField()
+    value = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "name", "step"], name="one_point_per_step")]
+        indexes = [models.Index(fields=["experiment", "name", "step"])]
+
+
+class Evaluation(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="evaluations")
+    step = models.PositiveIntegerField()
+    miou = models.FloatField()
+    iou = models.JSONField(help_text="Per-class IoU, null for classes absent from truth and prediction")
+    pixel_accuracy = models.FloatField()
+    mean_accuracy = models.FloatField()
+    confusion_matrix = models.JSONField(help_text="Rows: ground truth, columns: prediction")
+    class_names = models.JSONField(default=list)
+    throughput = models.FloatField(null=True, blank=True)
+    predictions = models.JSONField(default=list, help_text="[{id, overlay}] overlay PNGs relative to MEDIA_ROOT")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step"]
+        constraints = [models.UniqueConstraint(fields=["experiment", "step"], name="one_evaluation_per_step")]
+
+
+class ExperimentEvent(models.Model):
+    """What happened to a run (queued, started, failed, ...), shown on its page."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from webapp.experiments import views
+
+app_name = "experiments"
+urlpatterns = [
+    path("", views.experiment_list, name="list"),
+    path("new/", views.experiment_new, name="new"),
+    path("<int:pk>/", views.experiment_detail, name="detail"),
+    path("<int:pk>/cancel/", views.experiment_cancel, name="cancel"),
+]

@@ -1,0 +1,53 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from engine.config import ConfigError
+from webapp.experiments.forms import LABEL_BUDGETS, ExperimentForm, dataset_choices
+from webapp.experiments.launch import launch_experiment, request_cancel
+from webapp.experiments.models import Experiment
+from webapp.teams.access import can_write, get_for_user, get_rw_for_user, visible
+
+
+@login_required
+def experiment_list(request):
+    experiments = visible(Experiment.objects.select_related("dataset", "team"), request.user)
+    return render(request, "experiments/list.html", {"experiments": experiments[:200]})
+
+
+@login_required
+def experiment_new(request):
+    initial = {"dataset": request.GET.get("dataset")} if request.GET.get("dataset") else None
+    form = ExperimentForm(request.POST or None, datasets=dataset_choices(request.user), initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            experiment = launch_experiment(form.cleaned_data["dataset"], form.config_values(), request.user,
+                                           form.cleaned_data["name"])
+        except ConfigError as error:
+            form.add_config_errors(error.errors)
+        else:
+            messages.success(request, "Experiment queued.")
+            return redirect("experiments:detail", pk=experiment.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "experiments/new.html", {"form": form, "label_budgets": LABEL_BUDGETS}, status=status)
+
+
+@login_required
+def experiment_detail(request, pk):
+    experiment = get_for_user(Experiment.objects.select_related("dataset", "team"), request.user, pk)
+    context = {
+        "experiment": experiment,
+        "last_evaluation": experiment.evaluations.order_by("-step").first(),
+        "events": experiment.events.all(),
+        "can_write": can_write(experiment.team, request.user),
+    }
+    return render(request, "experiments/detail.html", context)
+
+
+@login_required
+@require_POST
+def experiment_cancel(request, pk):
+    experiment = get_rw_for_user(Experiment.objects.all(), request.user, pk)
+    request_cancel(experiment)
+    return redirect("experiments:detail", pk=experiment.pk)

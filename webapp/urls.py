@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from webapp.media import serve_media
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="experiments:list", permanent=False)),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("datasets/", include("webapp.datasets.urls")),
+    path("experiments/", include("webapp.experiments.urls")),
+    path("api/v1/", include("webapp.api.urls")),
+    path("media/<path:path>", serve_media, name="media"),
+]

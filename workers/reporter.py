@@ -1,0 +1,96 @@
+"""The engine's reporter over the database: the only way a run's results reach the pages.
+
+Metric points are buffered and written in batches (one INSERT per second at most),
+idempotently on (experiment, name, step), so a redelivered or resumed run never
+duplicates a point and a crash loses at most the last second of curves.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from PIL import Image
+
+from engine.reporting import EvaluationResult, PredictionSample
+from engine.visualize import overlay
+from webapp.experiments.models import Evaluation, Experiment, MetricPoint
+
+FLUSH_SECONDS = 1.0
+CANCEL_POLL_SECONDS = 1.0
+
+
+class DatabaseReporter:
+    def __init__(self, experiment: Experiment):
+        self.experiment = experiment
+        self.colors = [c["color"] for c in experiment.dataset.classes]
+        self.buffer: dict[tuple[str, int], float] = {}  # the last value wins for a (name, step)
+        self.step = experiment.current_step
+        self.last_flush = time.monotonic()
+        self.last_poll = 0.0
+        self.stop = False
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        self.step = step
+        self.buffer.update({(name, step): float(value) for name, value in metrics.items()})
+        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        with transaction.atomic():
+            if self.buffer:
+                points = [MetricPoint(experiment=self.experiment, name=name, step=step, value=value)
+                          for (name, step), value in self.buffer.items()]
+                MetricPoint.objects.bulk_create(
+                    points, update_conflicts=True, unique_fields=["experiment", "name", "step"],
+                    update_fields=["value"],
+                )
+            Experiment.objects.filter(pk=self.experiment.pk).update(current_step=Greatest(F("current_step"), self.step))
+        self.buffer = {}
+        self.last_flush = time.monotonic()
+
+    def log_evaluation(self, step: int, result: EvaluationResult) -> None:
+        self.log_metrics(step, {"val_miou": result.miou, "val_pixel_accuracy": result.pixel_accuracy})
+        self.flush()
+        Evaluation.objects.update_or_create(
+            experiment=self.experiment, step=step,
+            defaults={
+                "miou": result.miou, "iou": result.iou, "pixel_accuracy": result.pixel_accuracy,
+                "mean_accuracy": result.mean_accuracy, "confusion_matrix": result.confusion_matrix,
+                "class_names": result.class_names, "throughput": result.throughput,
+            },
+        )
+        best = max(result.miou, self.experiment.best_miou or 0.0)
+        self.experiment.best_miou = best
+        Experiment.objects.filter(pk=self.experiment.pk).update(best_miou=best)
+
+    def log_predictions(self, step: int, samples: list[PredictionSample]) -> None:
+        folder = self.experiment.output_dir / "predictions" / f"step_{step:07d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for sample in samples:
+            image = sample.image.permute(1, 2, 0).cpu().numpy()
+            panels = [Image.fromarray(image), overlay(image, sample.ground_truth.cpu().numpy(), self.colors),
+                      overlay(image, sample.prediction.cpu().numpy(), self.colors)]
+            strip = Image.new("RGB", (sum(p.width for p in panels), panels[0].height))
+            for i, panel in enumerate(panels):
+                strip.paste(panel, (i * panels[0].width, 0))
+            path = folder / f"{sample.id}.png"
+            strip.save(path)
+            written.append({"id": sample.id, "overlay": str(path.relative_to(settings.MEDIA_ROOT))})
+        Evaluation.objects.filter(experiment=self.experiment, step=step).update(predictions=written)
+
+    def log_checkpoint(self, path: str, step: int, is_best: bool) -> None:
+        if not is_best:
+            relative = str(Path(path).relative_to(settings.MEDIA_ROOT))
+            Experiment.objects.filter(pk=self.experiment.pk).update(checkpoint=relative)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self.stop and now - self.last_poll >= CANCEL_POLL_SECONDS:
+            self.last_poll = now
+            self.stop = Experiment.objects.filter(pk=self.experiment.pk, cancel_requested=True).exists()
+        return self.stop

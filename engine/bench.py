@@ -136,29 +136,45 @@ def benchmark(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    columns = (("arch", "arch"), ("params_m", "params (M)"), ("gflops", "GFLOPs"), ("train_img_s", "train img/s"), ("infer_fps", "infer FPS"))
-    lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
-    lines += ["| " + " | ".join(str(row[key]) for key, _ in columns) + " |" for row in rows]
-    return "\n".join(lines)
+COLUMNS = (("arch", "arch"), ("params_m", "params (M)"), ("gflops", "GFLOPs"), ("train_img_s", "train img/s"), ("infer_fps", "infer FPS"))
+
+
+def table_header() -> str:
+    return "| " + " | ".join(title for _, title in COLUMNS) + " |\n|" + "|".join(" --- " for _ in COLUMNS) + "|"
+
+
+def table_row(row: dict[str, Any]) -> str:
+    return "| " + " | ".join(str(row[key]) for key, _ in COLUMNS) + " |"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     names = args.archs or MODELS.names()
     for name in names:
-        MODELS.get(name)  # an unknown name fails here, with the list of valid ones
+        MODELS.get(name)  # an unknown name fails here, before any timing, with the list of valid ones
     if args.device == "cuda" and not torch.cuda.is_available():
-        build_parser().error("--device cuda asked for but no CUDA device is available")
+        parser.error("--device cuda asked for but no CUDA device is available")
     if args.batch < 1:
-        build_parser().error("--batch must be at least 1")
-    rows = [benchmark(name, args) for name in names]
-    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+        parser.error("--batch must be at least 1")
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
     height, width = args.size
-    print(f"{device_name}, torch {torch.__version__}, input {height}x{width}, batch {args.batch}, amp {args.amp}, channels_last {args.channels_last}")
+    settings = {
+        "device": device_name,
+        "torch": torch.__version__,
+        "size": [height, width],
+        "batch": args.batch,
+        "amp": args.amp,
+        "channels_last": args.channels_last,
+        "classes": args.classes,
+    }
+    print(", ".join(f"{key} {value}" for key, value in settings.items()))
     print("GFLOPs = multiply-accumulates x 1e-9 per image (FlopCounterMode FLOPs / 2), as in the papers.")
-    print(format_table(rows))
+    print(table_header(), flush=True)
+    rows = []
+    for name in names:  # rows appear as they are measured: big models take minutes on a CPU
+        rows.append(benchmark(name, args))
+        print(table_row(rows[-1]), flush=True)
     if args.json:
-        meta = {"device": device_name, "torch": torch.__version__, "size": [height, width], "batch": args.batch, "amp": args.amp, "channels_last": args.channels_last, "classes": args.classes}
-        args.json.write_text(json.dumps({"settings": meta, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
     return 0

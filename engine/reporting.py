@@ -48,31 +48,38 @@ class RunResult:
 
 
 class Reporter(Protocol):
-    def log_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        """Every ``log_every`` steps and at the last one: loss means since the last call, and ``lr``."""
 
-    def log_evaluation(self, step: int, result: EvaluationResult) -> None: ...
+    def log_evaluation(self, step: int, result: EvaluationResult) -> None:
+        """Every ``evaluation_interval`` steps and at the end (the final one carries ``throughput``)."""
 
-    def log_predictions(self, step: int, samples: list[PredictionSample]) -> None: ...
+    def log_predictions(self, step: int, samples: list[PredictionSample]) -> None:
+        """With each evaluation: the same first validation images every time."""
 
-    def log_checkpoint(self, path: str, step: int, is_best: bool) -> None: ...
+    def log_checkpoint(self, path: str, step: int, is_best: bool) -> None:
+        """After writing last.pt (each evaluation, and when stopped) or best.pt (mIoU improved)."""
 
-    def should_stop(self) -> bool: ...
+    def should_stop(self) -> bool:
+        """Polled before every step; True saves last.pt and ends the run with ``stopped=True``."""
 
 
 class NullReporter:
-    def log_metrics(self, step, metrics):
+    """Discards everything and never stops the run; subclass it to keep only what you need."""
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         pass
 
-    def log_evaluation(self, step, result):
+    def log_evaluation(self, step: int, result: EvaluationResult) -> None:
         pass
 
-    def log_predictions(self, step, samples):
+    def log_predictions(self, step: int, samples: list[PredictionSample]) -> None:
         pass
 
-    def log_checkpoint(self, path, step, is_best):
+    def log_checkpoint(self, path: str, step: int, is_best: bool) -> None:
         pass
 
-    def should_stop(self):
+    def should_stop(self) -> bool:
         return False
 
 
@@ -85,12 +92,12 @@ class ConsoleReporter(NullReporter):
         self.bar = tqdm(total=total_steps, unit="it", dynamic_ncols=True)
         self.step = 0
 
-    def log_metrics(self, step, metrics):
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         self.bar.update(step - self.step)
         self.step = step
         self.bar.set_postfix({name: f"{value:.4g}" for name, value in metrics.items() if name != "lr"})
 
-    def log_evaluation(self, step, result):
+    def log_evaluation(self, step: int, result: EvaluationResult) -> None:
         self.bar.write(f"step {step}: mIoU {100 * result.miou:.2f}  pixel accuracy {100 * result.pixel_accuracy:.2f}")
 
     def close(self) -> None:

@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "password-for-tests"
 
 torch.set_num_threads(2)
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+# between browser steps are still synchronous, so Django's async guard does not apply.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(autouse=True, scope="session")

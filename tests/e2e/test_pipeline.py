@@ -1,0 +1,50 @@
+"""The whole product on real services: upload through the form, launch, a real Celery
+worker process trains, rows land in PostgreSQL, the page shows the final mIoU."""
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils.html import escape
+
+from tests.conftest import PASSWORD, wait_for
+from webapp.datasets.models import Dataset
+from webapp.experiments.models import Evaluation, Experiment, MetricPoint
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_upload_launch_train_and_see_the_final_miou(client, team_users, demo_zip, celery_worker):
+    client.login(username="alice", password=PASSWORD)
+    archive = SimpleUploadedFile("shapes.zip", demo_zip, content_type="application/zip")
+    response = client.post("/datasets/upload/", {"name": "shapes", "team": team_users["team"].pk, "archive": archive})
+    assert response.status_code == 302
+    dataset = Dataset.objects.get(name="shapes")
+    assert (dataset.num_labeled, dataset.num_unlabeled) == (24, 8)
+
+    form = {"dataset": dataset.pk, "arch": "unet", "method": "supervised", "labeled": "1/2", "iters": 20,
+            "batch_size": 4, "crop_size": 32, "device": "cpu", "eval_every": 10, "log_every": 2,
+            "model_options": '{"base_width": 4, "depth": 2}'}
+    response = client.post("/experiments/new/", form)
+    assert response.status_code == 302, response.context["form"].errors if response.context else response
+    experiment = Experiment.objects.get()
+
+    wait_for(lambda: Experiment.objects.get(pk=experiment.pk).is_finished, timeout=240, message="the run to finish")
+    experiment.refresh_from_db()
+    assert experiment.status == "succeeded", experiment.error
+    assert MetricPoint.objects.filter(experiment=experiment, name="loss").count() == 10
+    assert list(Evaluation.objects.filter(experiment=experiment).values_list("step", flat=True)) == [10, 20]
+    page = client.get(f"/experiments/{experiment.pk}/").content.decode()
+    assert f'<span class="big" id="final-miou">{experiment.final_miou:.4f}</span>' in page
+    assert experiment.events.filter(kind="succeeded").exists()
+
+
+def test_a_failing_run_shows_its_error(client, team_users, dataset, celery_worker):
+    from webapp.experiments.launch import launch_experiment
+
+    # The dataset's labelled training images (1/2 of 19) are fewer than the batch asks for.
+    experiment = launch_experiment(dataset, {"iters": 4, "batch_size": 64, "labeled": "1/2", "crop_size": 32,
+                                             "device": "cpu", "model_options": {"base_width": 4, "depth": 2}})
+    wait_for(lambda: Experiment.objects.get(pk=experiment.pk).is_finished, timeout=120, message="the run to fail")
+    experiment.refresh_from_db()
+    assert experiment.status == "failed"
+    assert "batch" in experiment.error
+    client.login(username="alice", password=PASSWORD)
+    assert escape(experiment.error) in client.get(f"/experiments/{experiment.pk}/").content.decode()

@@ -1,0 +1,111 @@
+"""Loaders keep the batch contract that methods read (engine.methods.base)."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from engine.data import build_training_data, inspect_dataset
+from engine.data.loaders import read_image
+
+CROP = 24
+
+
+@pytest.fixture
+def dataset(write_dataset):
+    rng = np.random.default_rng(0)
+    masks = {f"m{i:02d}": rng.integers(0, 3, (20, 28), dtype=np.uint8) for i in range(10)}
+    masks |= {f"u{i}": None for i in range(3)}
+    return write_dataset(masks, classes=["bg", "a", "b"], image_size=(28, 20))
+
+
+def build(dataset, **changes):
+    options = dict(labeled="1/2", seed=0, crop_size=CROP, batch_size=2, unlabeled_batch_size=3, need_unlabeled=True)
+    return build_training_data(dataset, **{**options, **changes})
+
+
+def test_labelled_batch(dataset):
+    batch = next(iter(build(dataset).labeled))
+    assert set(batch) == {"image", "mask"}
+    assert batch["image"].shape == (2, 3, CROP, CROP) and batch["image"].dtype == torch.float32
+    assert batch["mask"].shape == (2, CROP, CROP) and batch["mask"].dtype == torch.long
+    assert set(batch["mask"].unique().tolist()) <= {0, 1, 2, 255}
+
+
+def test_unlabelled_batch(dataset):
+    batch = next(iter(build(dataset).unlabeled))
+    assert set(batch) == {"image_weak", "image_strong1", "image_strong2", "cutmix_box1", "cutmix_box2",
+                          "padding", "hidden_mask"}
+    for key in ("image_weak", "image_strong1", "image_strong2"):
+        assert batch[key].shape == (3, 3, CROP, CROP) and batch[key].dtype == torch.float32
+    for key in ("cutmix_box1", "cutmix_box2"):
+        assert batch[key].shape == (3, CROP, CROP) and set(batch[key].unique().tolist()) <= {0.0, 1.0}
+    assert batch["padding"].dtype == torch.bool and batch["hidden_mask"].dtype == torch.long
+    assert (batch["hidden_mask"][batch["padding"]] == 255).all()
+
+
+def test_hidden_masks_are_the_ground_truth_of_left_out_images(dataset):
+    data = build(dataset)
+    unlabeled = data.unlabeled.dataset
+    for i, sample_id in enumerate(unlabeled.ids):
+        image, mask = unlabeled.load(i)
+        if sample_id in data.budget.hidden_ids:
+            assert (mask != 255).all()
+        else:
+            assert sample_id.startswith("u") and (mask == 255).all()
+
+
+def test_views_share_one_geometry(dataset, monkeypatch):
+    # With the photometric part switched off, both strong views equal the weak one pixel for pixel.
+    from engine.data import transforms as T
+
+    monkeypatch.setattr(T, "strong_view", lambda image, **_: T.normalize(image))
+    batch = next(iter(build(dataset).unlabeled))
+    assert torch.equal(batch["image_weak"], batch["image_strong1"])
+    assert torch.equal(batch["image_weak"], batch["image_strong2"])
+
+
+def test_validation_split_is_never_loaded_for_training(dataset):
+    data = build(dataset, labeled="all")
+    val = set(data.validation.ids)
+    assert val and val == set(data.budget.val_ids)
+    assert not val & set(data.labeled.dataset.ids) and not val & set(data.unlabeled.dataset.ids)
+    item = data.validation[0]
+    assert item["image"].shape == (3, 20, 28) and item["mask"].shape == (20, 28) and item["id"] in val
+
+
+def test_same_seed_same_batches(dataset):
+    def first_batch():
+        torch.manual_seed(0)
+        random.seed(0)
+        return next(iter(build(dataset).labeled))
+
+    one, two = first_batch(), first_batch()
+    assert torch.equal(one["image"], two["image"]) and torch.equal(one["mask"], two["mask"])
+
+
+def test_precomputed_description_is_used(dataset):
+    info = inspect_dataset(dataset)
+    (dataset / "dataset.json").unlink()
+    data = build(dataset, info=info)
+    assert data.index.class_names == ["bg", "a", "b"]
+    assert not (dataset / "dataset.json").exists()  # nothing was inspected again
+
+
+def test_no_unlabelled_images_left(write_dataset):
+    mask = np.ones((8, 8), dtype=np.uint8)
+    root = write_dataset({f"m{i}": mask for i in range(5)})
+    with pytest.raises(ValueError, match="needs unlabelled images"):
+        build(root, labeled="all", crop_size=8)
+
+
+def test_sixteen_bit_images_are_scaled_into_eight_bits(tmp_path):
+    from PIL import Image
+
+    values = np.array([[0, 1000], [2000, 4000]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "a.png")
+    image = read_image(tmp_path / "a.png")
+    assert image.shape == (3, 2, 2) and image.dtype == torch.uint8
+    assert image[0].tolist() == [[0, 64], [128, 255]]

@@ -1,0 +1,174 @@
+"""Registry-driven tests of every semi-supervised method: a newly registered one is covered
+with no new code (it only needs its row in DOCUMENTED_DEFAULTS)."""
+from __future__ import annotations
+
+import copy
+import random
+from functools import lru_cache
+
+import pytest
+import torch
+
+from engine.methods import METHODS, build_method, list_methods
+from engine.methods.base import IGNORE_INDEX
+from engine.models import build_model, list_models
+from engine.options import OptionError
+from tests.engine.conftest import TINY_UNET
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+NUM_CLASSES = 5
+METHOD_NAMES = [entry["name"] for entry in list_methods()]
+SSL_METHODS = [name for name in METHOD_NAMES if METHODS.get(name).factory.uses_unlabeled]
+#: Small option overrides that keep a CPU step cheap without changing what the code does.
+CHEAP_OPTIONS = {"contrastive": {"num_queries": 8, "num_negatives": 16}}
+
+#: Each method's defaults, mirroring the docstrings (and docs/methods.md), which cite their source.
+DOCUMENTED_DEFAULTS = {
+    "supervised": {"aux_weight": 0.4},
+    "mean_teacher": {"ema_decay": 0.99, "consistency_weight": 100.0, "rampup": 0.1},
+    "cutmix": {"ema_decay": 0.99, "consistency_weight": 1.0, "confidence_threshold": 0.97, "mask_area": 0.5},
+    "classmix": {"ema_decay": 0.99, "consistency_weight": 1.0, "confidence_threshold": 0.968},
+    "cct": {"consistency_weight": 30.0, "rampup": 0.1, "dropout": 1, "feature_drop": 1, "feature_noise": 1,
+            "object_masking": 1, "context_masking": 1, "guided_cutout": 1, "vat": 0},
+    "fixmatch": {"confidence_threshold": 0.95, "cutmix": True},
+    "cps": {"cps_weight": 1.5, "cutmix": False},
+    "self_training": {"teacher_fraction": 0.4, "checkpoints": 3, "reliable_fraction": 0.5},
+    "adversarial": {"lambda_adv_pred": 0.01, "lambda_semi": 0.1, "lambda_semi_adv": 0.001, "trust_threshold": 0.2,
+                    "semi_start": 0.25, "discriminator_lr": 1e-4},
+    "contrastive": {"ema_decay": 0.99, "weak_threshold": 0.7, "strong_threshold": 0.97, "temperature": 0.5,
+                    "num_queries": 256, "num_negatives": 512, "output_dim": 256, "contrastive_weight": 1.0},
+    "unimatch": {"confidence_threshold": 0.95, "feature_dropout": 0.5},
+}
+DOCUMENTED_FAMILIES = {"baseline", "GAN-based", "consistency regularisation", "pseudo-labelling", "contrastive", "hybrid"}
+
+
+def _smallest_per_family() -> dict[str, str]:
+    smallest: dict[str, dict] = {}
+    for entry in list_models():
+        if entry["family"] not in smallest or entry["parameters"] < smallest[entry["family"]]["parameters"]:
+            smallest[entry["family"]] = entry
+    return {family: entry["name"] for family, entry in smallest.items()}
+
+
+ARCHITECTURES = sorted(_smallest_per_family().values())
+#: (input side, steps): UNet is cheap enough for several steps; the others take one at an odd size.
+SCHEDULE = {"unet": (32, 3)}
+DEFAULT_SCHEDULE = (33, 1)
+
+
+@lru_cache(maxsize=None)
+def _prototype(arch: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(arch, NUM_CLASSES, **(TINY_UNET if arch == "unet" else {}))
+
+
+def factory(arch: str = "unet"):
+    """A model factory that copies a cached prototype: building ResNet-50s dominates otherwise."""
+    return lambda: copy.deepcopy(_prototype(arch))
+
+
+def make_batches(size: int, batch: int = 2, seed: int = 0) -> tuple[dict, dict]:
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.randint(0, NUM_CLASSES, (batch, size, size), generator=generator)
+    mask[:, :2] = IGNORE_INDEX
+    padding = torch.zeros(batch, size, size, dtype=torch.bool)
+    padding[:, :, -3:] = True
+    box = torch.zeros(batch, size, size)
+    box[:, size // 4: size // 2, size // 4: size // 2] = 1
+    labeled = {"image": torch.randn(batch, 3, size, size, generator=generator), "mask": mask}
+    unlabeled = {
+        "image_weak": torch.randn(batch, 3, size, size, generator=generator),
+        "image_strong1": torch.randn(batch, 3, size, size, generator=generator),
+        "image_strong2": torch.randn(batch, 3, size, size, generator=generator),
+        "cutmix_box1": box, "cutmix_box2": box.flip(-1), "padding": padding,
+        "hidden_mask": torch.randint(0, NUM_CLASSES, (batch, size, size), generator=generator).masked_fill(padding, IGNORE_INDEX),
+    }
+    return labeled, unlabeled
+
+
+def run_steps(method, size: int, steps: range, total_steps: int) -> list[dict]:
+    """Train like the trainer does: step, backward, optimiser, hook; return each step's dict."""
+    optimizer = torch.optim.SGD(list(method.optimizer_parameters()), lr=0.01)
+    method.train()
+    results = []
+    for step in steps:
+        labeled, unlabeled = make_batches(size, seed=step)
+        losses = method.training_step(labeled, unlabeled, step, total_steps)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        method.after_optimizer_step(step, total_steps)
+        results.append(losses)
+    return results
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_method_trains_every_architecture_with_finite_losses(name, arch):
+    torch.manual_seed(0)
+    size, steps = SCHEDULE.get(arch, DEFAULT_SCHEDULE)
+    method = build_method(name, factory(arch), NUM_CLASSES, **CHEAP_OPTIONS.get(name, {}))
+
+    # The last steps of a one-step-longer run: staged methods (ST++, adversarial warm-up) reach their later stage.
+    results = run_steps(method, size, range(1, steps + 1), total_steps=steps + 1)
+
+    for losses in results:
+        assert all(torch.isfinite(value).all() for value in losses.values()), losses
+        assert losses["loss"].requires_grad
+    if name in SSL_METHODS:
+        assert "pseudo_label_coverage" in results[-1]
+        assert 0.0 <= float(results[-1]["pseudo_label_coverage"]) <= 1.0
+    with torch.no_grad():
+        assert method.eval_model().eval()(torch.randn(1, 3, size, size)).shape == (1, NUM_CLASSES, size, size)
+
+
+def test_every_method_has_documented_defaults_and_family():
+    assert set(METHOD_NAMES) == set(DOCUMENTED_DEFAULTS), "add the new method's defaults to DOCUMENTED_DEFAULTS"
+    for entry in list_methods():
+        assert {option["name"]: option["default"] for option in entry["options"]} == DOCUMENTED_DEFAULTS[entry["name"]]
+        assert entry["family"] in DOCUMENTED_FAMILIES
+        assert "arXiv" in entry["paper"] or entry["name"] == "supervised"
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_out_of_range_hyper_parameter_is_refused_naming_the_field(name):
+    option = next(o for o in METHODS.get(name).options if o.max is not None)
+
+    with pytest.raises(OptionError) as error:
+        build_method(name, factory(), NUM_CLASSES, **{option.name: option.max + 1})
+
+    assert option.name in error.value.errors
+    assert option.name in str(error.value)
+
+
+@pytest.mark.parametrize("name", SSL_METHODS)
+def test_hidden_mask_never_changes_the_loss(name):
+    torch.manual_seed(0)
+    method = build_method(name, factory(), NUM_CLASSES, **CHEAP_OPTIONS.get(name, {})).train()
+    twin = copy.deepcopy(method)
+    labeled, unlabeled = make_batches(32)
+    perturbed = {**unlabeled, "hidden_mask": (unlabeled["hidden_mask"] + 1) % NUM_CLASSES}
+
+    random.seed(1), torch.manual_seed(1)
+    original_losses = method.training_step(labeled, unlabeled, 1, 2)
+    random.seed(1), torch.manual_seed(1)
+    perturbed_losses = twin.training_step(labeled, perturbed, 1, 2)
+
+    assert torch.equal(original_losses["loss"], perturbed_losses["loss"])
+
+
+@pytest.mark.parametrize("name", SSL_METHODS)
+def test_diagnostics_score_pseudo_labels_against_the_hidden_mask(name):
+    torch.manual_seed(0)
+    method = build_method(name, factory(), NUM_CLASSES, **CHEAP_OPTIONS.get(name, {})).train()
+    labeled, unlabeled = make_batches(32)
+    # A threshold of 0 makes every pixel trusted, so accuracy is always defined.
+    for option in ("confidence_threshold", "strong_threshold", "trust_threshold"):
+        if hasattr(method, option):
+            setattr(method, option, 0.0)
+
+    losses = method.training_step(labeled, unlabeled, 1, 2)
+
+    assert 0.0 < float(losses["pseudo_label_coverage"]) <= 1.0
+    assert 0.0 <= float(losses["pseudo_label_accuracy"]) <= 1.0

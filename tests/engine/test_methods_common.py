@@ -1,0 +1,222 @@
+"""The shared building blocks of the methods, on tensors whose answer is known by hand."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.methods import build_method
+from engine.methods.base import IGNORE_INDEX
+from engine.methods.common import (PseudoLabels, box_masks, classmix_masks, confident_cross_entropy, ema_update, mix,
+                                   roll_batch, sigmoid_rampup, weighted_cross_entropy)
+from engine.methods.cps import cross_pseudo_supervision
+from engine.methods.diagnostics import pseudo_label_diagnostics
+from engine.methods.self_training import stability
+from engine.models import build_model
+from tests.engine.conftest import TINY_UNET
+from tests.engine.test_methods import NUM_CLASSES, factory, make_batches, run_steps
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def test_ema_update_moves_parameters_by_one_minus_decay_and_copies_buffers():
+    teacher, student = nn.BatchNorm2d(1), nn.BatchNorm2d(1)
+    with torch.no_grad():
+        teacher.weight.fill_(1.0), student.weight.fill_(3.0)
+        student.running_mean.fill_(7.0)
+
+    ema_update(teacher, student, decay=0.75)
+
+    assert teacher.weight.item() == pytest.approx(1.5)  # 0.75 * 1 + 0.25 * 3
+    assert teacher.running_mean.item() == 7.0
+    assert student.weight.item() == 3.0
+
+
+def test_sigmoid_rampup_goes_from_exp_minus_5_to_1():
+    assert sigmoid_rampup(0, 100) == pytest.approx(math.exp(-5))
+    assert sigmoid_rampup(50, 100) == pytest.approx(math.exp(-5 * 0.25))
+    assert sigmoid_rampup(100, 100) == 1.0
+    assert sigmoid_rampup(500, 100) == 1.0
+    assert sigmoid_rampup(0, 0) == 1.0
+
+
+def _two_pixel_pseudo_labels() -> PseudoLabels:
+    # Pixel 0: p(class 1) = 0.9; pixel 1: p(class 0) = 0.6; pixel 2 is padding.
+    probs = torch.tensor([[0.1, 0.9], [0.6, 0.4], [0.99, 0.01]]).T.reshape(1, 2, 1, 3)
+    padding = torch.tensor([[[False, False, True]]])
+    return PseudoLabels.from_logits(probs.log(), padding)
+
+
+def test_confidence_masking_keeps_confident_pixels_inside_the_image():
+    pseudo = _two_pixel_pseudo_labels()
+
+    assert pseudo.label.tolist() == [[[1, 0, 0]]]
+    assert pseudo.confidence[0, 0].tolist() == pytest.approx([0.9, 0.6, 0.99])
+    assert pseudo.confident(0.8).tolist() == [[[True, False, False]]]  # the padding pixel never counts
+    assert pseudo.targets(0.8).tolist() == [[[1, IGNORE_INDEX, IGNORE_INDEX]]]
+    assert pseudo.confident_fraction(0.8).item() == pytest.approx(0.5)
+
+
+def test_confident_cross_entropy_averages_over_all_inside_pixels():
+    pseudo = _two_pixel_pseudo_labels()
+    logits = torch.tensor([[0.0, 2.0], [1.0, 0.0], [5.0, 0.0]]).T.reshape(1, 2, 1, 3)
+
+    loss = confident_cross_entropy(logits, pseudo, threshold=0.8)
+
+    expected = F.cross_entropy(torch.tensor([[0.0, 2.0]]), torch.tensor([1])) / 2  # one confident of two inside
+    assert loss.item() == pytest.approx(expected.item())
+    weighted = weighted_cross_entropy(logits, pseudo, torch.tensor(0.5))
+    per_pixel = F.cross_entropy(torch.tensor([[0.0, 2.0], [1.0, 0.0]]), torch.tensor([1, 0]), reduction="none")
+    assert weighted.item() == pytest.approx(0.5 * per_pixel.mean().item())
+
+
+def test_mix_takes_source_inside_the_box_for_images_and_targets():
+    images = torch.zeros(2, 3, 4, 4)
+    images[1] = 1.0
+    labels = torch.tensor([0, 1]).view(2, 1, 1).expand(2, 4, 4)
+    box = torch.zeros(2, 4, 4)
+    box[:, :2, :2] = 1
+
+    mixed_images = mix(images, roll_batch(images), box)
+    mixed_labels = mix(labels, roll_batch(labels), box)
+
+    assert mixed_images[0, :, :2, :2].eq(1).all() and mixed_images[0, :, 2:, :].eq(0).all()
+    assert mixed_images[1, :, :2, :2].eq(0).all() and mixed_images[1, :, 2:, :].eq(1).all()
+    assert mixed_labels[0].tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert mixed_labels[1, :2, :2].eq(0).all() and mixed_labels[1, 2:].eq(1).all()
+
+
+def test_mixed_pseudo_labels_follow_the_same_mask():
+    pseudo = PseudoLabels(torch.tensor([[[0, 0]], [[1, 1]]]), torch.tensor([[[0.1, 0.1]], [[0.9, 0.9]]]),
+                          torch.ones(2, 1, 2, dtype=torch.bool))
+    box = torch.tensor([[[1.0, 0.0]], [[1.0, 0.0]]])
+
+    mixed = pseudo.mixed(pseudo.rolled(), box)
+
+    assert mixed.label.tolist() == [[[1, 0]], [[0, 1]]]
+    assert torch.allclose(mixed.confidence, torch.tensor([[[0.9, 0.1]], [[0.1, 0.9]]]))
+
+
+def test_box_masks_cover_the_requested_area():
+    torch.manual_seed(0)
+    masks = box_masks(16, 40, 40, area=0.5, device=torch.device("cpu"))
+
+    assert masks.mean(dim=(1, 2)).sub(0.5).abs().max() < 0.05
+
+
+def test_classmix_masks_take_half_of_each_images_classes_whole():
+    torch.manual_seed(0)
+    labels = torch.tensor([0, 1, 2, 3]).repeat_interleave(4).view(1, 4, 4).repeat(8, 1, 1)
+    inside = torch.ones_like(labels, dtype=torch.bool)
+
+    masks = classmix_masks(labels, inside)
+
+    for mask, label in zip(masks, labels):
+        chosen = label[mask.bool()].unique()
+        assert len(chosen) == 2  # half of four classes
+        assert mask.bool().eq(torch.isin(label, chosen)).all()  # a chosen class is taken whole
+    assert len({tuple(label[mask.bool()].unique().tolist()) for mask, label in zip(masks, labels)}) > 1
+
+
+def test_cps_each_network_learns_the_other_networks_argmax():
+    torch.manual_seed(0)
+    pred_1 = torch.randn(2, NUM_CLASSES, 3, 3, requires_grad=True)
+    pred_2 = torch.randn(2, NUM_CLASSES, 3, 3, requires_grad=True)
+    inside = torch.ones(2, 3, 3, dtype=torch.bool)
+    inside[:, 0] = False
+
+    loss = cross_pseudo_supervision(pred_1, pred_2, inside)
+
+    target_1 = pred_2.argmax(1).masked_fill(~inside, IGNORE_INDEX)
+    target_2 = pred_1.argmax(1).masked_fill(~inside, IGNORE_INDEX)
+    expected = F.cross_entropy(pred_1, target_1, ignore_index=IGNORE_INDEX) + F.cross_entropy(pred_2, target_2, ignore_index=IGNORE_INDEX)
+    assert loss.item() == pytest.approx(expected.item())
+    loss.backward()
+    grad_1 = pred_1.grad.clone()
+    pred_1.grad = None
+    F.cross_entropy(pred_1, target_1, ignore_index=IGNORE_INDEX).backward()
+    assert torch.allclose(grad_1, pred_1.grad)  # pred_1's gradient comes only from its own term
+
+
+def test_cps_networks_are_initialised_differently():
+    torch.manual_seed(0)
+    method = build_method("cps", lambda: build_model("unet", NUM_CLASSES, **TINY_UNET), NUM_CLASSES)
+
+    first = torch.cat([p.flatten() for p in method.model.parameters()])
+    second = torch.cat([p.flatten() for p in method.model_2.parameters()])
+    assert not torch.equal(first, second)
+    assert {id(p) for p in method.optimizer_parameters()} >= {id(p) for p in method.model_2.parameters()}
+
+
+def test_diagnostics_score_only_trusted_pixels_with_known_ground_truth():
+    label = torch.tensor([[[1, 1, 2, 2]]])
+    trusted = torch.tensor([[[True, True, True, False]]])
+    unlabeled = {"padding": torch.tensor([[[False, False, False, True]]]),
+                 "hidden_mask": torch.tensor([[[1, 0, IGNORE_INDEX, 2]]])}
+
+    metrics = pseudo_label_diagnostics(label, trusted, unlabeled)
+
+    assert metrics["pseudo_label_coverage"].item() == pytest.approx(1.0)  # 3 trusted of 3 inside
+    assert metrics["pseudo_label_accuracy"].item() == pytest.approx(0.5)  # 1 right of 2 scorable
+    nothing_known = {**unlabeled, "hidden_mask": torch.full((1, 1, 4), IGNORE_INDEX)}
+    assert "pseudo_label_accuracy" not in pseudo_label_diagnostics(label, trusted, nothing_known)
+
+
+def test_st_plus_plus_stability_is_mean_iou_against_the_final_checkpoint():
+    final = torch.tensor([[[0, 0, 1, 1]], [[0, 0, 1, 1]]])
+    same = final.clone()
+    half = torch.tensor([[[0, 0, 1, 1]], [[0, 1, 1, 0]]])
+
+    scores = stability([same, half, final], num_classes=2)
+
+    assert scores[0].item() == pytest.approx(1.0)
+    assert scores[1].item() == pytest.approx((1.0 + 1 / 3) / 2)  # identical, then IoU 1/3 for both classes
+
+
+def test_self_training_switches_to_a_reinitialised_student_after_the_teacher_stage():
+    torch.manual_seed(0)
+    method = build_method("self_training", factory(), NUM_CLASSES, teacher_fraction=0.5, checkpoints=2)
+    initial = {k: v.clone() for k, v in method.model.state_dict().items()}
+
+    teacher_stage = run_steps(method, 32, range(0, 2), total_steps=4)
+    student = {k: v.clone() for k, v in method.model.state_dict().items()}
+    student_stage = run_steps(method, 32, range(2, 4), total_steps=4)
+
+    assert [float(r["stage"]) for r in teacher_stage + student_stage] == [1.0, 1.0, 2.0, 2.0]
+    assert all(torch.equal(student[k], initial[k]) for k in initial)  # re-initialised at the switch
+    first, final = (checkpoint.state_dict() for checkpoint in method.checkpoints)
+    trained = [k for k in initial if initial[k].is_floating_point()]
+    assert any(not torch.equal(final[k], first[k]) for k in trained)  # snapshots after steps 1 and 2
+    assert any(not torch.equal(final[k], initial[k]) for k in trained)
+    assert 0.0 < float(student_stage[-1]["pseudo_label_coverage"]) <= 0.5 + 1e-6  # the stable half of the batch
+
+
+def test_adversarial_discriminator_optimiser_state_travels_in_the_state_dict():
+    torch.manual_seed(0)
+    method = build_method("adversarial", factory(), NUM_CLASSES)
+    run_steps(method, 32, range(1, 2), total_steps=2)
+
+    resumed = build_method("adversarial", factory(), NUM_CLASSES)
+    resumed.load_state_dict(method.state_dict())
+
+    saved = method.discriminator_optimizer.state_dict()["state"]
+    loaded = resumed.discriminator_optimizer.state_dict()["state"]
+    assert saved and saved.keys() == loaded.keys()
+    assert all(torch.equal(saved[k]["exp_avg"], loaded[k]["exp_avg"]) for k in saved)
+    assert all(torch.equal(a, b) for a, b in zip(method.discriminator.parameters(), resumed.discriminator.parameters()))
+    assert not any(p in set(method.optimizer_parameters()) for p in method.discriminator.parameters())
+
+
+def test_unimatch_decodes_dropped_out_features_through_the_same_decoder():
+    method = build_method("unimatch", factory(), NUM_CLASSES)
+    labeled, unlabeled = make_batches(32)
+    calls = []
+    method.model.decoder.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0][0])))
+
+    method.train().training_step(labeled, unlabeled, 0, 1)
+
+    assert calls == [4, 2, 4]  # labelled + weak together, the perturbed weak features, both strong views
+

@@ -1,0 +1,62 @@
+"""The rooms of DESIGN.md and the files a newcomer relies on."""
+import ast
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN = {"django", "celery", "webapp", "workers", "rest_framework", "kombu"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_engine_imports_nothing_from_the_web_side():
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_roots(path) & FORBIDDEN)
+        for path in (ROOT / "engine").rglob("*.py")
+        if imported_roots(path) & FORBIDDEN
+    }
+    assert offenders == {}
+
+
+def test_web_side_never_imports_workers():
+    for path in (ROOT / "webapp").rglob("*.py"):
+        assert "workers" not in imported_roots(path), path
+
+
+def test_templates_load_nothing_from_a_cdn():
+    for path in (ROOT / "frontend").rglob("*"):
+        if path.suffix in (".html", ".js", ".css"):
+            assert not re.search(r"(src|href)=\"https?://", path.read_text()), path
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Debian's docker-compose is installed by make test")
+def test_docker_compose_file_is_valid_and_has_the_readme_services():
+    result = subprocess.run(["docker-compose", "-f", "docker-compose.yml", "config"], cwd=ROOT, capture_output=True,
+                            text=True, env={"PATH": "/usr/bin:/bin", "SECRET_KEY": "x", "POSTGRES_PASSWORD": "x"})
+    assert result.returncode == 0, result.stderr
+    config = result.stdout
+    readme = (ROOT / "README.md").read_text()
+    stack = readme.split("## Production stack", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"^\| `([\w-]+)` \|", stack, flags=re.M))
+    assert {"postgres", "redis", "web", "worker"} <= named
+    for service in named:
+        assert re.search(rf"^  {service}:$", config, flags=re.M), f"service {service} of the README is not in the compose file"
+    assert "driver: nvidia" in config and "healthcheck" in config
+
+
+def test_readme_names_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert "make run" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()

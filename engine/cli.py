@@ -11,18 +11,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from engine.config import RunConfig, config_schema
-from engine.data import load_index, split_label_budget
+from engine.data import load_index
+from engine.data.budget import validation_ids
 from engine.data.loaders import ValidationDataset, read_image
 from engine.data.transforms import normalize
 from engine.evaluation import Inference, LoadedModel, evaluate, load_trained_model, predict_logits, validation_loader
 from engine.metrics import segmentation_scores
-from engine.options import OptionError, clean_options
+from engine.options import OptionError
 from engine.registry import RegistryError
 from engine.reporting import ConsoleReporter, EvaluationResult
 from engine.trainer import TrainingError, resolve_device, train
@@ -34,7 +35,7 @@ USAGE_ERROR = 2
 INTERRUPTED = 130
 #: Errors whose message is meant for the user, printed without a traceback. ValueError covers
 #: ConfigError, OptionError, DatasetError, UsageError and the engine's own input checks.
-USER_ERRORS = (TrainingError, RegistryError, FileNotFoundError, ValueError)
+USER_ERRORS = (TrainingError, RegistryError, FileNotFoundError, FileExistsError, ValueError)
 
 
 class UsageError(ValueError):
@@ -62,7 +63,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=field["name"], action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_text)
             continue
-        metavar = "{" + ",".join(map(str, field["choices"])) + "}" if "choices" in field else field["type"].upper()
+        if "choices" in field:
+            metavar = "{" + ",".join(map(str, field["choices"])) + "}"
+        else:
+            metavar = field["name"].upper() if field["type"] == "str" else field["type"].upper()
         # Values stay text here: RunConfig.from_flat types and checks them, once, with field-named errors.
         parser.add_argument(flag, dest=field["name"], metavar=metavar, default=argparse.SUPPRESS, help=help_text)
 
@@ -147,10 +151,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if index.class_names != loaded.class_names:
         raise UsageError(f"the checkpoint predicts {len(loaded.class_names)} classes ({', '.join(loaded.class_names)}) "
                          f"but the dataset defines {len(index.class_names)} ({', '.join(index.class_names)})")
-    if args.split == "all":
-        ids = sorted(index.labeled_ids)
-    else:  # the run's own validation split: it depends on the seed and val_fraction, not on the budget
-        ids = split_label_budget(index, "all", config.budget.seed, config.data.val_fraction).val_ids
+    ids = sorted(index.labeled_ids) if args.split == "all" else validation_ids(index, config.data.val_fraction)
     if not ids:
         raise UsageError(f"no images with masks to evaluate in the {args.split} split of {index.root}")
     dataset = ValidationDataset(index, ids, config.data.crop_size)
@@ -217,15 +218,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
-    from engine.data import builtin
+    from engine.data.builtin import generate
 
-    options = parse_pairs(args.option, "--option")
-    generate: Callable[..., Any] | None = getattr(builtin, "generate", None)
-    if generate is not None:
-        path = generate(args.name, args.out_dir, **options)
-    else:  # engine.data.builtin predates generate(): the same lookup and validation by hand
-        entry = builtin.GENERATORS.get(args.name)
-        path = entry.factory(args.out_dir, **clean_options(entry.options, options, prefix="--option "))
+    path = generate(args.name, args.out_dir, **parse_pairs(args.option, "--option"))
     print(f"wrote the {args.name} dataset to {path}")
     return 0
 

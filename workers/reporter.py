@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
@@ -24,8 +25,9 @@ CANCEL_POLL_SECONDS = 1.0
 
 
 class DatabaseReporter:
-    def __init__(self, experiment: Experiment):
+    def __init__(self, experiment: Experiment, interrupted: Callable[[], bool] = lambda: False):
         self.experiment = experiment
+        self.interrupted = interrupted
         self.colors = [c["color"] for c in experiment.dataset.classes]
         self.buffer: dict[tuple[str, int], float] = {}  # the last value wins for a (name, step)
         self.step = experiment.current_step
@@ -89,6 +91,8 @@ class DatabaseReporter:
             Experiment.objects.filter(pk=self.experiment.pk).update(checkpoint=relative)
 
     def should_stop(self) -> bool:
+        if self.interrupted():
+            return True
         now = time.monotonic()
         if not self.stop and now - self.last_poll >= CANCEL_POLL_SECONDS:
             self.last_poll = now

@@ -7,6 +7,7 @@ failure into data the user sees on the experiment's page.
 from __future__ import annotations
 
 import socket
+from typing import Callable
 
 from django.db import transaction
 from django.utils import timezone
@@ -35,10 +36,13 @@ def engine_config(experiment: Experiment) -> RunConfig:
     return RunConfig.from_flat({**experiment.config, "data": str(experiment.dataset.path)})
 
 
-def run(experiment: Experiment) -> None:
-    reporter = DatabaseReporter(experiment)
+def run(experiment: Experiment, interrupted: Callable[[], bool] = lambda: False) -> None:
+    reporter = DatabaseReporter(experiment, interrupted)
     result = train(engine_config(experiment), reporter, output_dir=experiment.output_dir)
     reporter.flush()
+    if result.stopped and interrupted():
+        requeue(experiment, result.steps)
+        return
     status = Experiment.Status.CANCELLED if result.stopped else Experiment.Status.SUCCEEDED
     Experiment.objects.filter(pk=experiment.pk).update(
         status=status, finished_at=timezone.now(), current_step=result.steps,
@@ -57,3 +61,13 @@ def mark_failed(experiment_id: int, error: BaseException) -> None:
         )
         if updated:
             ExperimentEvent.objects.create(experiment_id=experiment_id, kind="failed", message=message)
+
+
+def requeue(experiment: Experiment, step: int) -> None:
+    """The worker is shutting down: queue the run again; it resumes from its last checkpoint."""
+    from webapp.experiments.launch import enqueue
+
+    Experiment.objects.filter(pk=experiment.pk).update(status=Experiment.Status.QUEUED)
+    ExperimentEvent.objects.create(experiment=experiment, kind="interrupted",
+                                   message=f"the worker stopped at step {step}; queued again to resume")
+    transaction.on_commit(lambda: enqueue(experiment))

@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from celery import Task
+from celery.signals import worker_shutting_down
 
 from webapp.celery import app
 from workers import runner
 
 logger = logging.getLogger(__name__)
+#: Set when the worker is asked to stop (Ctrl-C, SIGTERM): the run in progress stops at
+#: its next step and is queued again, to resume from its last checkpoint.
+SHUTTING_DOWN = threading.Event()
+
+
+@worker_shutting_down.connect
+def _stop_training(**_):
+    SHUTTING_DOWN.set()
 
 
 class ExperimentTask(Task):
@@ -26,4 +36,4 @@ def run_experiment(experiment_id: int) -> None:
     if experiment is None:
         logger.info("experiment %s is gone or already claimed; nothing to do", experiment_id)
         return
-    runner.run(experiment)
+    runner.run(experiment, interrupted=SHUTTING_DOWN.is_set)

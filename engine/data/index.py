@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.data.errors import DatasetError
-from engine.data.layouts import Sample, detect_layout
+from engine.data.layouts import Sample, detect_layout, find_dataset_root
 from engine.data.masks import hex_to_rgb
 
 if TYPE_CHECKING:
@@ -37,9 +37,6 @@ DEFAULT_COLORS = [
     "#46f0f0", "#f032e6", "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324",
     "#fffac8", "#800000", "#aaffc3", "#808000", "#ffd8b1", "#000075",
 ]
-
-__all__ = ["DatasetIndex", "Sample", "load_index", "scan", "IGNORE_INDEX"]
-
 
 @dataclass
 class ClassSpec:
@@ -217,10 +214,10 @@ def load_index(path: str | Path, info: DatasetInfo | None = None) -> DatasetInde
     if root.is_file():
         raise DatasetError([(root.name, "training reads a dataset folder; extract the zip first "
                                         "(engine.data.extract_zip) and pass the folder")])
-    index, errors = scan(root)
+    index, errors = scan(find_dataset_root(root))
     if index is None or errors:
         raise DatasetError(errors)
-    info = info or cached_description(index) or inspect_dataset(root)
+    info = info or cached_description(index) or inspect_dataset(index.root)
     index.class_names = [c["name"] for c in info.classes]
     index.class_colors = [c["color"] for c in info.classes]
     index.ignore_index = info.ignore_index

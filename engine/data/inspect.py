@@ -215,7 +215,7 @@ def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
             outside = [int(v) for v in result.labels if v >= len(names) and v != ignore]
             if outside:
                 errors.append((sample.mask.relative_to(root).as_posix(),
-                               f"mask {sample.mask.name} has label {outside[0]} but {index_source(index)} defines "
+                               f"mask {sample.mask.name} has label {outside[0]} but {_class_source(index)} defines "
                                f"{len(names)} classes (0-{len(names) - 1}; {ignore} = ignore)"))
     if errors:
         raise DatasetError(errors)
@@ -246,6 +246,6 @@ def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
     return info
 
 
-def index_source(index: DatasetIndex) -> str:
+def _class_source(index: DatasetIndex) -> str:
     """Who defined the classes, for error messages."""
     return "classes.json" if (index.root / "classes.json").exists() else f"the {index.layout} layout"

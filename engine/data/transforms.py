@@ -1,9 +1,10 @@
 """Augmentations in torch, with image and mask kept aligned.
 
 Per-sample transforms (run in loader workers) take uint8 images (3, H, W) and uint8 masks
-(H, W) and stay in uint8 until ``normalize``, since a float copy of a full image costs
-more than most operations on it; the crop is chosen before resizing, so only crop-sized
-pixels are ever resized, blended or normalised. Geometry (scale, crop, flip) moves image
+(H, W). The crop is chosen before resizing, so only crop-sized pixels are ever resized,
+and geometry stays in uint8 (a float copy of a full image costs more than most
+operations on it); each view goes to float once, with the colour operations and the
+normalisation fused into one pass. Geometry (scale, crop, flip) moves image
 and mask together; photometric strong augmentation (colour jitter, grayscale, blur) only
 touches the image.
 
@@ -27,6 +28,8 @@ import torch.nn.functional as F
 IGNORE_INDEX = 255
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: ITU-R 601 luma weights, as torchvision's ``rgb_to_grayscale`` and PIL's convert("L").
+LUMA = (0.299, 0.587, 0.114)
 
 
 def random_scale_crop(image: torch.Tensor, mask: torch.Tensor, size: int, low: float = 0.5, high: float = 2.0,
@@ -71,10 +74,6 @@ def random_hflip(*tensors: torch.Tensor, p: float = 0.5, rng: random.Random | No
     if (rng or random).random() < p:
         return tuple(t.flip(-1) for t in tensors)
     return tensors
-
-
-#: ITU-R 601 luma weights, as torchvision's ``rgb_to_grayscale`` and PIL's convert("L").
-LUMA = (0.299, 0.587, 0.114)
 
 
 # The strong view's colour operations (brightness, contrast, saturation, hue, grayscale)

@@ -13,6 +13,7 @@ from engine.data import inspect_dataset, load_index
 from engine.data.builtin import GENERATORS, generate
 from engine.data.builtin.__main__ import main
 from engine.data.builtin.fashion import DEFAULT_SOURCE, read_idx
+from engine.data.masks import read_mask
 from engine.options import OptionError
 
 FASHION = ["fashion-scenes", "fashion-scenes-shifted"]
@@ -70,7 +71,6 @@ def test_fashion_scenes_from_a_source_folder(tmp_path, fake_source):
     assert (info.num_train, info.num_val) == (8, 4)
     index = load_index(root)
     table = index.label_table()
-    from engine.data.masks import read_mask
 
     def classes_in(ids):
         return set().union(*(np.unique(table[read_mask(index.by_id[i].mask)]).tolist() for i in ids))

@@ -11,6 +11,7 @@ from PIL import Image
 from engine.data import DatasetError, DatasetInfo, Limits, inspect_dataset, load_index
 from engine.data import index as index_module
 from engine.data.layouts import voc_color
+from engine.data.masks import read_mask
 
 
 def blocks(values: list[int], size: int = 16) -> np.ndarray:
@@ -140,7 +141,7 @@ def test_palette_masks_read_as_indices(write_dataset):
     assert info.num_classes == 3
 
 
-def test_rgb_masks_map_through_class_colours(write_dataset, tmp_path):
+def test_rgb_masks_map_through_class_colours(write_dataset):
     rgb = np.zeros((16, 16, 3), dtype=np.uint8)
     rgb[:, 8:] = (255, 0, 0)
     rgb[0, 0] = (255, 255, 255)
@@ -150,10 +151,8 @@ def test_rgb_masks_map_through_class_colours(write_dataset, tmp_path):
                                                    "ignore_color": "#ffffff"}))
     info = inspect_dataset(root)
     assert info.num_classes == 2 and info.classes[1]["pixel_share"] == pytest.approx(128 / 255)
-    labels = load_index(root).label_table()
-    from engine.data.masks import read_mask
     index = load_index(root)
-    values = labels[read_mask(root / "masks" / "a.png", index.mask_colors, index.ignore_color)]
+    values = index.label_table()[read_mask(root / "masks" / "a.png", index.mask_colors, index.ignore_color)]
     assert values[0, 0] == 255 and values[5, 12] == 1 and values[5, 2] == 0
 
 

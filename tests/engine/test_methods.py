@@ -9,10 +9,13 @@ from functools import lru_cache
 import pytest
 import torch
 
+from engine.config import RunConfig
+from engine.data.builtin.demo import generate_demo
 from engine.methods import METHODS, build_method, list_methods
 from engine.methods.base import IGNORE_INDEX
 from engine.models import build_model, list_models
 from engine.options import OptionError
+from engine.trainer import train
 from tests.engine.conftest import TINY_UNET
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -172,3 +175,46 @@ def test_diagnostics_score_pseudo_labels_against_the_hidden_mask(name):
 
     assert 0.0 < float(losses["pseudo_label_coverage"]) <= 1.0
     assert 0.0 <= float(losses["pseudo_label_accuracy"]) <= 1.0
+
+
+class RecordingReporter:
+    """Keeps every metric point; never asks to stop."""
+
+    def __init__(self) -> None:
+        self.metrics: list[tuple[int, dict[str, float]]] = []
+
+    def log_metrics(self, step, metrics):
+        self.metrics.append((step, metrics))
+
+    def log_evaluation(self, step, result):
+        pass
+
+    def log_predictions(self, step, samples):
+        pass
+
+    def log_checkpoint(self, path, step, is_best):
+        pass
+
+    def should_stop(self):
+        return False
+
+
+def test_unimatch_trains_through_the_trainer_and_reports_pseudo_label_quality(tmp_path):
+    dataset = generate_demo(tmp_path / "demo", num_images=24, num_unlabeled=8, size=32)
+    config = RunConfig.from_flat({
+        "data": str(dataset), "arch": "unet", "model_options": TINY_UNET, "method": "unimatch",
+        "method_options": {"confidence_threshold": 0.0},  # every pixel trusted: accuracy is defined from step 1
+        "labeled": "4", "crop_size": 32, "batch_size": 2, "iters": 3, "eval_every": 3, "log_every": 1, "device": "cpu",
+    })
+    reporter = RecordingReporter()
+
+    result = train(config, reporter)
+
+    assert result.steps == 3
+    assert [step for step, _ in reporter.metrics] == [1, 2, 3]
+    for _, metrics in reporter.metrics:
+        assert {"loss", "loss_x", "loss_u_s1", "loss_u_s2", "loss_u_w_fp"} <= set(metrics)
+        assert metrics["pseudo_label_coverage"] > 0.0
+    # A batch of images that never had masks has nothing to score: accuracy is then left out.
+    accuracies = [metrics["pseudo_label_accuracy"] for _, metrics in reporter.metrics if "pseudo_label_accuracy" in metrics]
+    assert accuracies and all(0.0 <= accuracy <= 1.0 for accuracy in accuracies)

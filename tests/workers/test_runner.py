@@ -56,3 +56,18 @@ def test_reporter_answers_cancellation(dataset, team_users):
     Experiment.objects.filter(pk=experiment.pk).update(cancel_requested=True)
     reporter.last_poll = 0.0
     assert reporter.should_stop() is True
+
+
+def test_an_interrupted_run_is_queued_again_and_resumes(dataset, team_users, django_capture_on_commit_callbacks):
+    experiment = runner.claim(launch_experiment(dataset, {**TINY_RUN, "iters": 6}, team_users["alice"]).pk)
+    stop_after = iter([False] * 4 + [True] * 100)
+    with django_capture_on_commit_callbacks() as callbacks:
+        runner.run(experiment, interrupted=lambda: next(stop_after))
+    experiment.refresh_from_db()
+    assert experiment.status == "queued"
+    assert experiment.events.last().kind == "interrupted"
+    assert len(callbacks) == 1  # sent to the broker again
+    resumed = runner.claim(experiment.pk)
+    runner.run(resumed)
+    resumed.refresh_from_db()
+    assert resumed.status == "succeeded" and resumed.current_step == 6

@@ -39,7 +39,7 @@ def launch_experiment(dataset: Dataset, values: dict[str, Any], user=None, name:
             team=dataset.team, dataset=dataset, name=name or default_name(dataset, config), config=config,
             queue=queue_for(config), total_steps=config["iters"], created_by=user,
         )
-        ExperimentEvent.objects.create(experiment=experiment, kind="queued", message=f"queued on {experiment.queue}")
+        ExperimentEvent.objects.create(experiment=experiment, kind="queued", message=f"on the {experiment.queue} queue")
         transaction.on_commit(lambda: enqueue(experiment))
     return experiment
 

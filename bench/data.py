@@ -4,7 +4,8 @@ Writes a set of 1024x512 scenes (Cityscapes' aspect at half resolution) in the u
 layout, then times the labelled pipeline (scale, crop, flip, normalise) and the
 unlabelled one (the same geometry plus two strong views and CutMix boxes, as UniMatch
 feeds its student) through a DataLoader with 0, 2 and 4 workers, 512x512 crops.
-Prints a table and writes JSON (bench/out/data.json unless --json says otherwise).
+Also reports the per-sample cost in one process (decoding vs augmenting), the number to
+watch when changing a transform. Prints tables and writes JSON (bench/out/data.json unless --json says otherwise).
 
     PYTHONPATH=. python bench/data.py [--images 32] [--batches 12] [--json PATH]
 """
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 import warnings
@@ -63,6 +65,19 @@ def images_per_second(dataset, workers: int, batches: int) -> float:
     return seen / elapsed
 
 
+def per_sample_ms(dataset, count: int) -> tuple[float, float]:
+    """Median ms to decode one image + mask, and to produce one whole sample, in this process."""
+    decode, whole = [], []
+    for i in range(count):
+        start = time.perf_counter()
+        dataset.load(i % len(dataset))
+        decode.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        dataset[i % len(dataset)]
+        whole.append(time.perf_counter() - start)
+    return 1000 * statistics.median(decode), 1000 * statistics.median(whole)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=32, help="scenes to generate")
@@ -83,7 +98,12 @@ def main() -> None:
             "labelled (scale, crop, flip)": LabeledDataset(index, budget.labeled_ids + budget.unlabeled_ids, CROP),
             "unlabelled (weak + 2 strong + 2 cutmix)": UnlabeledDataset(index, budget.labeled_ids + budget.unlabeled_ids, CROP),
         }
+        costs = []
         for name, dataset in pipelines.items():
+            decode, whole = per_sample_ms(dataset, 2 * args.images)
+            costs.append({"pipeline": name, "decode_ms": round(decode, 1), "augment_ms": round(whole - decode, 1),
+                          "sample_ms": round(whole, 1)})
+            print(f"{name:<42} decode {decode:6.1f} ms + augment {whole - decode:6.1f} ms per sample", flush=True)
             for workers in args.workers:
                 rate = images_per_second(dataset, workers, args.batches)
                 rows.append({"pipeline": name, "workers": workers, "images_per_s": round(rate, 1)})
@@ -91,10 +111,15 @@ def main() -> None:
     result = {
         "device": "cpu", "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
         "load_average_1min": round(os.getloadavg()[0], 2),  # other processes competing for the same cores
-        "torch": torch.__version__, "image": f"{WIDTH}x{HEIGHT} PNG", "crop": CROP, "batch_size": BATCH, "rows": rows,
+        "torch": torch.__version__, "image": f"{WIDTH}x{HEIGHT} PNG", "crop": CROP, "batch_size": BATCH, "per_sample": costs, "rows": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print("| pipeline | decode ms | augment ms | sample ms (1 process) |")
+    print("| --- | ---: | ---: | ---: |")
+    for cost in costs:
+        print(f"| {cost['pipeline']} | {cost['decode_ms']} | {cost['augment_ms']} | {cost['sample_ms']} |")
     print()
     print("| pipeline | workers | images/s |")
     print("| --- | ---: | ---: |")

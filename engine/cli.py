@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -120,9 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace) -> tuple[LoadedModel, torch.device, Inference]:
     device = resolve_device(args.device)
     loaded = load_trained_model(args.checkpoint, device)
-    schedule = loaded.config.schedule
-    inference = Inference(args.eval_mode or schedule.eval_mode, args.eval_crop or schedule.eval_crop,
-                          Inference.from_config(loaded.config, device).amp_dtype)
+    inference = Inference.from_config(loaded.config, device)
+    inference = replace(inference, mode=args.eval_mode or inference.mode, crop=args.eval_crop or inference.crop)
     return loaded, device, inference
 
 

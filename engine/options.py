@@ -29,9 +29,11 @@ class Option:
     min: float | None = None
     max: float | None = None
     choices: tuple[Any, ...] | None = None
+    label: str = ""  # what a form shows; defaults to the name in words
 
     def describe(self) -> dict[str, Any]:
-        described = {"name": self.name, "type": self.type, "default": self.default, "help": self.help}
+        described = {"name": self.name, "label": self.label or self.name.replace("_", " ").capitalize(),
+                     "type": self.type, "default": self.default, "help": self.help}
         for key in ("min", "max", "choices"):
             value = getattr(self, key)
             if value is not None:

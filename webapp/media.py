@@ -1,21 +1,36 @@
-"""Media files (prediction overlays) served only to members of the owning team."""
+"""Media files served only to members of the owning team.
+
+Two kinds are served: prediction overlays (``experiments/<id>/predictions/...``) and
+dataset preview sheets (``datasets/<folder>.preview.png``); nothing else under
+MEDIA_ROOT (datasets, checkpoints) is reachable through the web.
+"""
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 
+from webapp.datasets.models import Dataset
 from webapp.experiments.models import Experiment
 from webapp.teams.access import visible
+
+PREVIEW_SUFFIX = ".preview.png"
+
+
+def _allowed(parts: tuple[str, ...], user) -> bool:
+    if ".." in parts:
+        return False
+    if len(parts) >= 4 and parts[0] == "experiments" and parts[1].isdigit() and parts[2] == "predictions":
+        return visible(Experiment.objects.filter(pk=int(parts[1])), user).exists()
+    if len(parts) == 2 and parts[0] == "datasets" and parts[1].endswith(PREVIEW_SUFFIX):
+        folder = f"datasets/{parts[1][: -len(PREVIEW_SUFFIX)]}"
+        return visible(Dataset.objects.filter(storage_path=folder), user).exists()
+    return False
 
 
 @login_required
 def serve_media(request, path: str):
-    parts = Path(path).parts
-    # Only experiment outputs are served: experiments/<id>/predictions/...
-    if len(parts) < 3 or parts[0] != "experiments" or parts[2] != "predictions" or ".." in parts:
-        raise Http404("Not found")
-    if not visible(Experiment.objects.filter(pk=parts[1] if parts[1].isdigit() else -1), request.user).exists():
+    if not _allowed(Path(path).parts, request.user):
         raise Http404("Not found")
     full = Path(settings.MEDIA_ROOT) / path
     if not full.is_file():

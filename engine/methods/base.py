@@ -17,6 +17,12 @@ Batches (built by ``engine.data.loaders``), all tensors on the run's device:
 ``training_step`` returns a dict of named scalars: ``loss`` (the tensor the trainer
 back-propagates) plus any named loss terms and diagnostics (``pseudo_label_coverage``,
 ``pseudo_label_accuracy``), all of which become curves on the experiment page.
+``engine.methods.common`` holds the pieces methods share (EMA, ramp-ups, pseudo-labels,
+mixing) and ``engine.methods.diagnostics`` the two pseudo-label curves.
+
+A method that steps an optimiser of its own inside ``training_step`` (the adversarial
+discriminator) keeps that optimiser's state in ``get_extra_state``/``set_extra_state``,
+so ``state_dict()`` stays the whole checkpoint and a run resumes exactly.
 """
 from __future__ import annotations
 

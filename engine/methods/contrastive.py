@@ -94,8 +94,10 @@ def regional_contrast(rep: torch.Tensor, labels: torch.Tensor, probs: torch.Tens
     paper="Liu et al., Bootstrapping semantic segmentation with regional contrast (ReCo), ICLR 2022 (arXiv:2104.04465)",
     options=(
         EMA_DECAY,
-        Option("weak_threshold", "float", 0.7, "Teacher confidence above which an unlabelled pixel takes part in the contrast.", min=0, max=1),
-        Option("strong_threshold", "float", 0.97, "Confidence below which a pixel is a hard query; also the pseudo-label weight's threshold.", min=0, max=1),
+        Option("weak_threshold", "float", 0.7, "Teacher confidence above which an unlabelled pixel takes part in the contrast.",
+               min=0, max=1),
+        Option("strong_threshold", "float", 0.97, "Confidence below which a pixel is a hard query; also the pseudo-label "
+               "weight's threshold.", min=0, max=1),
         Option("temperature", "float", 0.5, "Temperature of the contrastive softmax.", min=0.01, max=10),
         Option("num_queries", "int", 256, "Hard queries sampled per class.", min=1, max=4096),
         Option("num_negatives", "int", 512, "Negative keys per query.", min=1, max=4096),

@@ -9,7 +9,7 @@ from torch import nn
 from engine.models import build_model, count_parameters
 from engine.models.ddrnet import DAPPM
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # a busy 2-core CI runner: more threads only contend
 
 #: DDRNet-23-slim: DAPPM on the 512-channel stride-64 map, 128 channels per scale, 128 out.
 SLIM_DAPPM = dict(in_channels=512, branch_channels=128, out_channels=128)

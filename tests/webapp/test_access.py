@@ -70,3 +70,20 @@ def test_media_files_are_only_served_to_the_team(client, experiment, settings):
     assert client.get(url).status_code == 404
     client.login(username="alice", password=PASSWORD)
     assert client.get(url).status_code == 200
+
+
+def test_dataset_preview_is_only_served_to_the_team(client, dataset):
+    url = dataset.preview_url
+    assert url.startswith("/media/datasets/")
+    client.login(username="charlie", password=PASSWORD)
+    assert client.get(url).status_code == 404
+    client.login(username="alice", password=PASSWORD)
+    response = client.get(url)
+    assert response.status_code == 200 and b"".join(response.streaming_content)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert url in client.get(f"/datasets/{dataset.pk}/").content.decode()
+
+
+def test_other_media_files_are_never_served(client, dataset):
+    client.login(username="alice", password=PASSWORD)
+    assert client.get(f"/media/{dataset.storage_path}/classes.json").status_code == 404
+    assert client.get("/media/experiments/1/last.pt").status_code == 404

@@ -15,10 +15,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from engine.data import DatasetError, extract_zip, inspect_dataset
+from engine.data.preview import sample_sheet
 from webapp.datasets.models import Dataset
 from webapp.teams.models import Team
 
 DATASETS_DIR = "datasets"
+#: Widest preview sheet stored; sheets of large images are scaled down to it.
+PREVIEW_MAX_WIDTH = 1600
 
 
 class UploadError(ValueError):
@@ -45,6 +48,7 @@ def ingest_folder(team: Team, name: str, source: Path, user=None, description: s
     final.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(source, final)
     try:
+        write_preview(final)
         with transaction.atomic():
             return Dataset.objects.create(
                 team=team, name=name, description=description, created_by=user,
@@ -53,11 +57,31 @@ def ingest_folder(team: Team, name: str, source: Path, user=None, description: s
                 info=info.to_dict(),
             )
     except IntegrityError:
-        shutil.rmtree(final, ignore_errors=True)
+        remove_dataset_files(final)
         raise UploadError([("", f"the team already has a dataset named {name!r}")]) from None
     except BaseException:
-        shutil.rmtree(final, ignore_errors=True)
+        remove_dataset_files(final)
         raise
+
+
+def preview_path(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".preview.png")
+
+
+def write_preview(folder: Path) -> None:
+    """A sheet of labelled samples beside their colour masks, shown on the dataset page."""
+    from PIL import Image
+
+    path = sample_sheet(folder, preview_path(folder), scale=1)
+    with Image.open(path) as sheet:
+        if sheet.width > PREVIEW_MAX_WIDTH:
+            sheet.thumbnail((PREVIEW_MAX_WIDTH, PREVIEW_MAX_WIDTH * sheet.height // sheet.width))
+            sheet.save(path)
+
+
+def remove_dataset_files(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    preview_path(folder).unlink(missing_ok=True)
 
 
 def ingest_zip(team: Team, name: str, archive, user=None, description: str = "") -> Dataset:

@@ -37,5 +37,9 @@ class Dataset(models.Model):
         return Path(settings.MEDIA_ROOT) / self.storage_path
 
     @property
+    def preview_url(self) -> str:
+        return f"{settings.MEDIA_URL}{self.storage_path}.preview.png"
+
+    @property
     def num_classes(self) -> int:
         return len(self.classes)

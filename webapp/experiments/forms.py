@@ -22,7 +22,7 @@ LABEL_BUDGETS = ("1/16", "1/8", "1/4", "1/2", "1")
 
 def _field_for(spec: dict) -> forms.Field:
     # Not required: an empty field means "the engine's default".
-    common = {"help_text": spec["help"], "initial": spec["default"], "required": False}
+    common = {"label": spec["label"], "help_text": spec["help"], "initial": spec["default"], "required": False}
     name = spec["name"]
     if name == "arch":
         return forms.ChoiceField(choices=[(m["name"], f"{m['name']} ({m['family']})") for m in list_models()], **common)

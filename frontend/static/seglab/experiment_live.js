@@ -10,9 +10,12 @@ const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const VISIBLE_MS = 1000;
 const HIDDEN_MS = 10000;
 
+// Each metric name goes to the first chart that accepts it; the rest are not drawn.
 const charts = {
-  loss: { el: "loss-chart", title: "Training losses", traces: new Map(), accepts: (n) => !n.startsWith("val_") && n !== "lr" },
-  miou: { el: "miou-chart", title: "Validation mIoU", traces: new Map(), accepts: (n) => n === "val_miou" },
+  loss: { el: "loss-chart", title: "Training losses", traces: new Map(), accepts: (n) => n.startsWith("loss") },
+  miou: { el: "miou-chart", title: "Validation mIoU", traces: new Map(), accepts: (n) => n === "val_miou", range: [0, 1] },
+  pseudo: { el: "pseudo-chart", title: "Pseudo-labels on the unlabelled pool", traces: new Map(),
+            accepts: (n) => n.startsWith("pseudo_label_"), range: [0, 1], hideEmpty: true },
 };
 let afterStep = -1;
 let afterEvaluation = -1;
@@ -20,16 +23,23 @@ let timer = null;
 
 function initCharts() {
   for (const chart of Object.values(charts)) {
+    document.getElementById(chart.el).hidden = Boolean(chart.hideEmpty);
     Plotly.newPlot(chart.el, [], {
       title: { text: chart.title, font: { size: 14 } },
       margin: { t: 40, r: 10, b: 40, l: 50 },
       xaxis: { title: { text: "iteration" } },
+      yaxis: chart.range ? { range: chart.range } : {},
       legend: { orientation: "h" },
     }, { responsive: true, displaylogo: false });
   }
 }
 
 function extend(chart, name, steps, values) {
+  const element = document.getElementById(chart.el);
+  if (element.hidden) {
+    element.hidden = false;
+    Plotly.Plots.resize(element);
+  }
   if (!chart.traces.has(name)) {
     chart.traces.set(name, chart.traces.size);
     Plotly.addTraces(chart.el, { name, x: steps, y: values, mode: "lines+markers", marker: { size: 3 } });
@@ -71,9 +81,8 @@ async function poll() {
   if (!response.ok) return false;
   const body = await response.json();
   for (const [name, series] of Object.entries(body.metrics)) {
-    for (const chart of Object.values(charts)) {
-      if (chart.accepts(name)) extend(chart, name, series.steps, series.values);
-    }
+    const chart = Object.values(charts).find((c) => c.accepts(name));
+    if (chart) extend(chart, name, series.steps, series.values);
   }
   afterStep = body.last_step;
   showStatus(body);

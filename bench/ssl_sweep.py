@@ -1,0 +1,161 @@
+"""Semi-supervised sweep: every method x label budget x seed, through the engine's own trainer.
+
+Each run trains one method (``engine.trainer.train``) at one label budget and seed, and
+its final validation mIoU is written to ``--results`` (``bench/results/ssl.json``) the
+moment it finishes; a rerun skips every run already there, so an interrupted sweep
+resumes where it stopped. ``--jobs N`` trains N runs at once, each with one torch thread.
+After each run ``docs/results.md`` is rewritten with the table (mean and sample standard
+deviation over seeds per method and budget) and the command that produced it.
+
+    PYTHONPATH=. python bench/ssl_sweep.py --builtin fashion-scenes --iters 2000 --jobs 2
+
+The results file holds ``settings`` (dataset, architecture and its options, iterations,
+every fixed training setting) and ``results``: method -> label budget -> list of
+``{"seed", "miou", "seconds"}``. Runs made under other settings are refused rather than
+mixed into one table: point ``--results`` at another file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "ssl.json"
+TABLE = ROOT / "docs" / "results.md"
+DATA_DIR = ROOT / "bench" / "data"
+#: The architecture of issue 5's table: a small U-Net whose strided stem quarters the CPU cost.
+DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS = "unet", {"base_width": 16, "stem_stride": 2}
+#: Every setting the table holds fixed; the rest are engine.config's defaults.
+RUN_SETTINGS = {"crop_size": 64, "batch_size": 8, "optimizer": "adamw", "lr": 2e-3, "device": "cpu", "log_every": 50}
+
+
+def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int) -> dict[str, Any]:
+    """One training run in a worker process with one torch thread."""
+    import torch
+
+    from engine.config import RunConfig
+    from engine.trainer import train
+
+    torch.set_num_threads(1)
+    config = RunConfig.from_flat({**RUN_SETTINGS, "data": data, "arch": arch, "model_options": arch_options,
+                                  "method": method, "labeled": budget, "seed": seed, "iters": iters, "eval_every": iters})
+    start = time.perf_counter()
+    result = train(config)
+    return {"method": method, "budget": budget, "seed": seed, "miou": result.last.miou,
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def load_results(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    if not path.exists():
+        return {"settings": settings, "results": {}}
+    stored = json.loads(path.read_text())
+    if stored["settings"] != settings:
+        raise SystemExit(f"{path} holds runs made with other settings ({stored['settings']}); "
+                         f"use --results with another file to start a new table")
+    return stored
+
+
+def save_json(path: Path, content: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(content, indent=2) + "\n")
+    temporary.replace(path)  # atomic: an interrupted write never loses finished runs
+
+
+def is_done(stored: dict[str, Any], method: str, budget: str, seed: int) -> bool:
+    return any(run["seed"] == seed for run in stored["results"].get(method, {}).get(budget, []))
+
+
+def markdown_table(stored: dict[str, Any], command: str) -> str:
+    settings = stored["settings"]
+    budgets = list(dict.fromkeys(b for runs in stored["results"].values() for b in runs))
+    lines = [
+        "# Semi-supervised results", "",
+        f"Final validation mIoU (%) on `{settings['data']}`, {settings['arch']} {settings['arch_options']}, "
+        f"{settings['iters']} iterations, as mean +- sample standard deviation over seeds (number of seeds).",
+        "Every method runs at its documented defaults (docs/methods.md).", "",
+        "```", command, "```", "",
+        "| method | " + " | ".join(f"labels {b}" for b in budgets) + " |",
+        "| --- | " + " | ".join("---:" for _ in budgets) + " |",
+    ]
+    for method, by_budget in stored["results"].items():
+        cells = []
+        for budget in budgets:
+            mious = [100 * run["miou"] for run in by_budget.get(budget, [])]
+            spread = statistics.stdev(mious) if len(mious) > 1 else 0.0
+            cells.append(f"{statistics.mean(mious):.1f} +- {spread:.1f} ({len(mious)})" if mious else "-")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def resolve_data(args: argparse.Namespace) -> Path:
+    if args.data:
+        return args.data.resolve()
+    from engine.data.builtin import generate
+
+    target = DATA_DIR / args.builtin
+    if not target.exists():
+        generate(args.builtin, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.methods import METHODS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", nargs="+", default=METHODS.names(), help="Methods (default: every registered one).")
+    parser.add_argument("--budgets", nargs="+", default=["16", "1/16"], help="Label budgets (default: 16 1/16).")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds (default: 0 1 2).")
+    parser.add_argument("--iters", type=int, default=2000, help="Training iterations per run (default: 2000).")
+    parser.add_argument("--arch", default=DEFAULT_ARCH, help="Architecture (default: unet).")
+    parser.add_argument("--arch-options", type=json.loads, default=None,
+                        help='Architecture options as JSON (default for unet: {"base_width": 16, "stem_stride": 2}).')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data", type=Path, help="A dataset folder (upload layout).")
+    source.add_argument("--builtin", default="fashion-scenes",
+                        help="Built-in dataset generated once into bench/data/NAME (default: fashion-scenes).")
+    parser.add_argument("--jobs", type=int, default=1, help="Runs trained at once, one torch thread each.")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="Results file (default: bench/results/ssl.json).")
+    parser.add_argument("--table", type=Path, default=TABLE, help="Markdown table (default: docs/results.md).")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        parser.error(f"not registered: {', '.join(unknown)}; registered: {', '.join(METHODS.names())}")
+    arch_options = args.arch_options if args.arch_options is not None else (DEFAULT_ARCH_OPTIONS if args.arch == DEFAULT_ARCH else {})
+
+    data = resolve_data(args)
+    settings = {"data": os.path.relpath(data, ROOT), "arch": args.arch, "arch_options": arch_options,
+                "iters": args.iters, **RUN_SETTINGS}
+    stored = load_results(args.results, settings)
+    command = "PYTHONPATH=. python bench/ssl_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    todo = [(m, b, s) for m in args.methods for b in args.budgets for s in args.seeds if not is_done(stored, m, b, s)]
+    print(f"{len(todo)} runs to train ({len(args.methods) * len(args.budgets) * len(args.seeds) - len(todo)} already done)",
+          file=sys.stderr)
+
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        pending = {pool.submit(run_once, str(data), args.arch, arch_options, m, b, s, args.iters) for m, b, s in todo}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                run = future.result()
+                runs = stored["results"].setdefault(run["method"], {}).setdefault(run["budget"], [])
+                runs.append({"seed": run["seed"], "miou": run["miou"], "seconds": run["seconds"]})
+                save_json(args.results, stored)
+                args.table.parent.mkdir(parents=True, exist_ok=True)
+                args.table.write_text(markdown_table(stored, command))
+                print(f"{run['method']} labels {run['budget']} seed {run['seed']}: mIoU {100 * run['miou']:.1f} "
+                      f"in {run['seconds']:.0f} s", file=sys.stderr)
+    print(markdown_table(stored, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,10 @@
 """Architecture benchmark: parameters, GFLOPs, training and inference throughput.
 
 ``python -m engine bench [--archs ...] [--size HxW] [--device cpu|cuda] [--amp bf16|fp16|off]
-[--channels-last] [--batch N] [--json PATH]`` prints one row per architecture and
-optionally writes the same rows as JSON.
+[--channels-last] [--batch N] [--json PATH]`` (plus ``--classes``, ``--warmup``, ``--runs``,
+``--threads``) prints one row per architecture as it is measured and optionally writes
+the same rows as JSON. On a shared CPU, ``--threads 1`` gives steadier numbers: idle
+OpenMP threads of a loaded machine slow every convolution down.
 
 * params: millions of parameters at ``--classes`` classes (19 by default, Cityscapes).
 * GFLOPs: multiply-accumulates x 1e-9 for one image at ``--size`` in eval mode, counted
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classes", type=int, default=19, help="number of classes (default: Cityscapes' 19)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs before timing")
     parser.add_argument("--runs", type=int, default=10, help="timed runs (the median is reported)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU intra-op threads (default: PyTorch's choice)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     return parser
 
@@ -157,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda asked for but no CUDA device is available")
     if args.batch < 1:
         parser.error("--batch must be at least 1")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
     height, width = args.size
     settings = {

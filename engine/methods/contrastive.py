@@ -69,22 +69,23 @@ def regional_contrast(rep: torch.Tensor, labels: torch.Tensor, probs: torch.Tens
     with torch.no_grad():
         members = labels[None] == classes[:, None]  # (C, P)
         counts = members.sum(1)
-        prototypes = (members.float() @ rep.float()) / counts[:, None]  # (C, D)
+        prototypes = F.normalize((members.float() @ rep.float()) / counts[:, None], dim=1).to(rep.dtype)  # (C, D)
+        keys = F.normalize(rep.detach(), dim=1)  # unit vectors once, not per sampled copy
     loss = rep.sum() * 0
     for i, c in enumerate(classes):
         hard = members[i] & (probs[:, c] < strong_threshold)
         if not hard.any():  # every pixel of the class is already easy
             continue
-        queries = rep[hard][torch.randint(int(hard.sum()), (num_queries,), device=rep.device)]
+        queries = F.normalize(rep[hard][torch.randint(int(hard.sum()), (num_queries,), device=rep.device)], dim=1)
         with torch.no_grad():
-            similarity = F.cosine_similarity(prototypes[i:i + 1], prototypes, dim=1) / temperature
-            class_prob = similarity.masked_fill(classes == c, float("-inf")).softmax(0)
+            similarity = prototypes[i:i + 1] @ prototypes.T / temperature
+            class_prob = similarity[0].masked_fill(classes == c, float("-inf")).softmax(0)
             pixel_weight = (class_prob / counts)[members.float().argmax(0)]
-            negatives = rep[torch.multinomial(pixel_weight, num_queries * num_negatives, replacement=True)]
-            keys = torch.cat((prototypes[i].expand(num_queries, 1, -1).to(rep.dtype),
-                              negatives.view(num_queries, num_negatives, -1)), dim=1)
-        logits = F.cosine_similarity(queries[:, None], keys, dim=2) / temperature
-        loss = loss + F.cross_entropy(logits, torch.zeros(num_queries, dtype=torch.long, device=rep.device))
+            sampled = torch.multinomial(pixel_weight, num_queries * num_negatives, replacement=True)
+            negatives = keys.index_select(0, sampled).view(num_queries, num_negatives, -1)
+        # Cosine similarities of unit vectors: the positive key (prototype) first, then the negatives.
+        logits = torch.cat((queries @ prototypes[i:i + 1].T, torch.bmm(negatives, queries[:, :, None])[:, :, 0]), dim=1)
+        loss = loss + F.cross_entropy(logits / temperature, torch.zeros(num_queries, dtype=torch.long, device=rep.device))
     return loss / len(classes)
 
 

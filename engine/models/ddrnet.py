@@ -3,7 +3,7 @@
 Hong, Pan, Sun and Jia, arXiv:2101.06085 (2021); official code
 https://github.com/ydhongHIT/DDRNet.
 
-Network (paper Fig. 3 and Table 1, official code): a stride-8 stem (two 3x3 stride-2
+Network (paper and official code): a stride-8 stem (two 3x3 stride-2
 conv-BN-ReLU, then the ResNet stages ``layer1`` at stride 4 and ``layer2`` at stride 8),
 after which the network splits into a high-resolution branch that stays at stride 8
 with ``2 * planes`` channels and a low-resolution branch that goes to strides 16, 32
@@ -41,7 +41,7 @@ from engine.models.layers import upsample_to
 from engine.models.registry import register_model
 from engine.models.resnet import basic_stage, bottleneck_stage
 
-#: DAPPM's pooled scales as (kernel, stride) of the average pools (paper Sec. 3.3, Fig. 5).
+#: DAPPM's pooled scales as (kernel, stride) of the average pools (paper, DAPPM figure).
 DAPPM_POOLS = ((5, 2), (9, 4), (17, 8))
 #: The final bottleneck stages double the width (official ``Bottleneck.expansion``).
 BOTTLENECK_EXPANSION = 2
@@ -64,7 +64,7 @@ def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int =
 
 
 class DAPPM(nn.Module):
-    """Deep Aggregation Pyramid Pooling Module (paper Sec. 3.3).
+    """Deep Aggregation Pyramid Pooling Module (Hong et al. 2021).
 
     Five scales: the input itself and average pools of kernel 5/stride 2, 9/4, 17/8 and a
     global pool, each reduced by a BN-ReLU-1x1 conv. The pooled scales are upsampled and

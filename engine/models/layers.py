@@ -30,7 +30,7 @@ def upsample_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 
 class PyramidPooling(nn.Module):
-    """PSPNet's pyramid pooling module (Zhao et al. 2017, Sec. 3.2).
+    """PSPNet's pyramid pooling module (Zhao et al. 2017).
 
     Each bin size ``b`` average-pools the map to ``b x b``, reduces it to
     ``in_channels / len(bins)`` channels with a 1x1 conv-BN-ReLU and upsamples it back;
@@ -60,7 +60,7 @@ class ImagePooling(nn.Sequential):
 
 
 class ASPP(nn.Module):
-    """Atrous spatial pyramid pooling with image pooling (Chen et al. 2017, DeepLabV3 Sec. 3.3).
+    """Atrous spatial pyramid pooling with image pooling (Chen et al. 2017, DeepLabV3, arXiv:1706.05587).
 
     One 1x1 branch, one 3x3 branch per atrous rate and an image-pooling branch, each
     ``out_channels`` wide, concatenated and projected back to ``out_channels`` by a 1x1

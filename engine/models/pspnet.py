@@ -46,7 +46,7 @@ class PSPHead(nn.Module):
 
 
 class AuxiliaryHead(nn.Module):
-    """Deep supervision on ``features[index]`` (PSPNet Sec. 3.3, also used by DeepLab variants)."""
+    """Deep supervision on ``features[index]`` (PSPNet's auxiliary loss on ResNet stage 4, i.e. our layer3)."""
 
     def __init__(self, in_channels: int, num_classes: int, index: int):
         super().__init__()

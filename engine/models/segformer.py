@@ -11,7 +11,7 @@ LayerNorm, reduction ratios ``R`` = 8, 4, 2, 1) and Mix-FFN (Linear, 3x3 depthwi
 GELU, Linear; expansion 4), and ends with a LayerNorm. Stochastic depth rises linearly to
 ``drop_path_rate`` (0.1 in the official configs).
 
-Variants (paper Table 6 / official configs): B0 widths (32, 64, 160, 256), depths (2, 2,
+Variants (official configs): B0 widths (32, 64, 160, 256), depths (2, 2,
 2, 2); B1 widths (64, 128, 320, 512), depths (2, 2, 2, 2); B2 widths as B1, depths (3, 4,
 6, 3); heads (1, 2, 5, 8) for all.
 

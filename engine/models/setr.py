@@ -15,7 +15,7 @@ crops, SETR's ADE20K setting) and bilinearly interpolated to the grid of any inp
 Inputs whose sides are not multiples of 16 are zero-padded on the bottom and right; the
 logits are cropped back to the input before returning.
 
-SETR-naive head (paper Sec. 3.3): 1x1 conv to 256 channels, BN, ReLU, 1x1 classifier,
+SETR-naive head (paper and official configs): 1x1 conv to 256 channels, BN, ReLU, 1x1 classifier,
 bilinear upsampling to the input. SETR's auxiliary heads on intermediate blocks are
 omitted.
 

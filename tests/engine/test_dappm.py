@@ -1,4 +1,4 @@
-"""DDRNet's Deep Aggregation Pyramid Pooling Module against the paper (Hong et al. 2021, Sec. 3.3, Fig. 5)."""
+"""DDRNet's Deep Aggregation Pyramid Pooling Module against the paper (Hong et al. 2021, arXiv:2101.06085)."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +9,7 @@ from torch import nn
 from engine.models import build_model, count_parameters
 from engine.models.ddrnet import DAPPM
 
-torch.set_num_threads(1)  # a busy 2-core CI runner: more threads only contend
+pytestmark = pytest.mark.usefixtures("single_thread")  # the shared 2-core CI machine
 
 #: DDRNet-23-slim: DAPPM on the 512-channel stride-64 map, 128 channels per scale, 128 out.
 SLIM_DAPPM = dict(in_channels=512, branch_channels=128, out_channels=128)

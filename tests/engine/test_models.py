@@ -8,7 +8,7 @@ from torch import nn
 from engine.models import MODELS, build_model, count_parameters, list_models
 from engine.options import clean_options
 
-torch.set_num_threads(1)  # a busy 2-core CI runner: more threads only contend
+pytestmark = pytest.mark.usefixtures("single_thread")  # the shared 2-core CI machine
 
 ARCHITECTURES = [entry["name"] for entry in list_models()]
 NUM_CLASSES = 5
@@ -16,16 +16,16 @@ ODD_SIZE = (65, 47)  # not a multiple of any output stride
 
 #: Published parameter counts (millions) at 19 classes, inference model (no auxiliary head).
 PAPER_PARAMETERS = {
-    "ddrnet23_slim": 5.7,  # Hong et al. 2021, Table 4
+    "ddrnet23_slim": 5.7,  # Hong et al. 2021 (Cityscapes comparison)
     "ddrnet23": 20.1,
     "ddrnet39": 32.3,
     "hrnetv2_w18_small": 3.9,  # HRNet-Semantic-Segmentation model zoo (Cityscapes)
     "hrnetv2_w48": 65.9,
-    "segformer_b0": 3.8,  # Xie et al. 2021, Table 1/2
+    "segformer_b0": 3.8,  # Xie et al. 2021
     "segformer_b1": 13.7,
     "segformer_b2": 27.5,
 }
-#: Encoder-only counts: DeiT-Ti / DeiT-S (Touvron et al. 2021, Table 1).
+#: Encoder-only counts: DeiT-Ti / DeiT-S (Touvron et al. 2021).
 PAPER_ENCODER_PARAMETERS = {"setr_vit_tiny": 5.7, "setr_vit_small": 22.0}
 TOLERANCE = 0.03
 

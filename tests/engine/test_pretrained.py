@@ -8,7 +8,7 @@ from engine.models import build_model, list_models
 from engine.models.pretrained import BACKBONE_SOURCES, DATA_PARALLEL_PREFIX, foreign_state_dict
 from engine.models.weights import WeightsError
 
-torch.set_num_threads(1)  # a busy 2-core CI runner: more threads only contend
+pytestmark = pytest.mark.usefixtures("single_thread")  # the shared 2-core CI machine
 
 NUM_CLASSES = 3
 

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from engine.config import RunConfig
+from engine.data.loaders import worker_options
 from engine.data.transforms import denormalize
 from engine.methods import build_method
 from engine.metrics import ConfusionMatrix
@@ -103,7 +104,7 @@ def predict_logits(model: nn.Module, image: torch.Tensor, inference: Inference) 
 
 def validation_loader(dataset: Dataset, num_workers: int) -> DataLoader:
     """Unbatched whole images (sizes may differ), read by ``num_workers`` processes."""
-    return DataLoader(dataset, batch_size=None, num_workers=num_workers, persistent_workers=num_workers > 0,
+    return DataLoader(dataset, batch_size=None, persistent_workers=num_workers > 0, **worker_options(num_workers),
                       generator=torch.Generator())  # its seed draw must not advance the training RNG
 
 

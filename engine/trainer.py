@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.config import RunConfig
 from engine.data import DatasetError, TrainingData, build_training_data
+from engine.data.loaders import worker_options
 from engine.evaluation import Inference, evaluate, measure_throughput, validation_loader
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
@@ -233,7 +234,7 @@ def _loader(dataset: Dataset, batch_size: int, stream: int, run: Run) -> Iterato
     seed = run.config.budget.seed
     sampler = ResumableBatchSampler(len(dataset), batch_size, seed, stream, start_step=run.step)
     return iter(DataLoader(
-        SeededItems(dataset, seed, stream), batch_sampler=sampler, num_workers=run.config.data.num_workers,
+        SeededItems(dataset, seed, stream), batch_sampler=sampler, **worker_options(run.config.data.num_workers),
         pin_memory=run.device.type == "cuda",
         generator=torch.Generator().manual_seed(seed),  # the loader's own seed draw leaves the global RNG alone
     ))
@@ -252,7 +253,7 @@ def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
         unlabeled = _loader(run.data.unlabeled.dataset, schedule.unlabeled_batch_size or schedule.batch_size,
                             UNLABELED_STREAM, run)
     while True:
-        yield _to_device(next(labeled), run.device), _to_device(next(unlabeled), run.device) if unlabeled else None
+        yield _to_device(next(labeled), run.device), _to_device(next(unlabeled), run.device) if unlabeled is not None else None
 
 
 def _optimisation_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str, torch.Tensor]:
@@ -285,20 +286,24 @@ def _train_one_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str
 
 
 class LossMeter:
-    """Means of the named losses since the last report, summed on the device (no sync per step)."""
+    """Means of the named values since the last report, summed on the device (no sync per step).
+
+    Each name has its own count: a diagnostic a method leaves out of some steps (no
+    trusted pixel with a known hidden label) is averaged over the steps that had it.
+    """
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
+        self.counts: dict[str, int] = {}
 
     def add(self, losses: dict[str, torch.Tensor]) -> None:
         for name, value in losses.items():
             self.sums[name] = self.sums[name] + value.float() if name in self.sums else value.float()
-        self.count += 1
+            self.counts[name] = self.counts.get(name, 0) + 1
 
     def flush(self) -> dict[str, float]:
-        means = {name: float(total) / self.count for name, total in self.sums.items()}
-        self.sums, self.count = {}, 0
+        means = {name: float(total) / self.counts[name] for name, total in self.sums.items()}
+        self.sums, self.counts = {}, {}
         return means
 
 

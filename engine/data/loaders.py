@@ -97,6 +97,24 @@ class ValidationDataset(_Base):
         return {"image": T.normalize(image), "mask": mask.long(), "id": self.ids[i]}
 
 
+#: Seconds a loader waits for one batch from its workers before failing loudly.
+WORKER_TIMEOUT_SECONDS = 600
+
+
+def worker_options(num_workers: int) -> dict:
+    """DataLoader settings for ``num_workers`` worker processes.
+
+    Workers start through a fork server rather than a plain fork: the trainer runs inside
+    processes that already have threads (a Celery worker's heartbeat, a test's browser
+    driver), and forking those can leave a worker deadlocked on a lock some other thread
+    held - the loader would then wait forever. A timeout turns any remaining hang into an
+    error the user sees.
+    """
+    if num_workers == 0:
+        return {"num_workers": 0}
+    return {"num_workers": num_workers, "multiprocessing_context": "forkserver", "timeout": WORKER_TIMEOUT_SECONDS}
+
+
 def _seed_worker(worker_id: int) -> None:
     # torch seeds each worker from the loader's generator; Python's and NumPy's RNGs follow it.
     seed = torch.initial_seed() % 2**32
@@ -123,10 +141,10 @@ def make_loader(dataset: Dataset, batch_size: int, num_workers: int, generator: 
         batch_size=batch_size,
         shuffle=True,
         drop_last=len(dataset) >= batch_size,
-        num_workers=num_workers,
         worker_init_fn=_seed_worker,
         generator=generator,
         persistent_workers=num_workers > 0,
+        **worker_options(num_workers),
         pin_memory=torch.cuda.is_available(),
     )
 

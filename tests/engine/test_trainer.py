@@ -153,3 +153,15 @@ def test_batch_sampler_restarts_mid_stream_and_covers_each_epoch():
     indices = [index for batch in batches for _, index in batch]
     assert sorted(indices[:10]) == list(range(10)) and sorted(indices[10:20]) == list(range(10))
     assert [step for step, _ in batches[2]] == [2] * 4
+
+
+def test_loss_meter_averages_each_name_over_the_steps_that_had_it():
+    import torch
+
+    from engine.trainer import LossMeter
+
+    meter = LossMeter()
+    meter.add({"loss": torch.tensor(1.0), "pseudo_label_accuracy": torch.tensor(0.8)})
+    meter.add({"loss": torch.tensor(3.0)})  # no trusted pixel with a known label this step
+    assert meter.flush() == {"loss": 2.0, "pseudo_label_accuracy": pytest.approx(0.8)}
+    assert meter.flush() == {}

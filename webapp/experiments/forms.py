@@ -102,3 +102,11 @@ def dataset_choices(user):
     from webapp.teams.access import writable_teams_of
 
     return Dataset.objects.filter(team__in=writable_teams_of(user)).select_related("team")
+
+
+def catalogue_options() -> dict:
+    """Each architecture's and method's options, for the form's option tables."""
+    return {
+        "arch": {m["name"]: {"paper": m["paper"], "options": m["options"]} for m in list_models()},
+        "method": {m["name"]: {"paper": m["paper"], "options": m["options"]} for m in list_methods()},
+    }

@@ -96,6 +96,18 @@ def markdown_table(stored: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Everything below this line in the table file is hand-written analysis and is kept.
+NOTES_MARKER = "<!-- findings: kept by ssl_sweep.py -->"
+
+
+def write_table(path: Path, table: str) -> None:
+    notes = ""
+    if path.exists() and NOTES_MARKER in path.read_text():
+        notes = "\n" + NOTES_MARKER + path.read_text().split(NOTES_MARKER, 1)[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(table + notes)
+
+
 def resolve_data(args: argparse.Namespace) -> Path:
     if args.data:
         return args.data.resolve()
@@ -149,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs = stored["results"].setdefault(run["method"], {}).setdefault(run["budget"], [])
                 runs.append({"seed": run["seed"], "miou": run["miou"], "seconds": run["seconds"]})
                 save_json(args.results, stored)
-                args.table.parent.mkdir(parents=True, exist_ok=True)
-                args.table.write_text(markdown_table(stored, command))
+                write_table(args.table, markdown_table(stored, command))
                 print(f"{run['method']} labels {run['budget']} seed {run['seed']}: mIoU {100 * run['miou']:.1f} "
                       f"in {run['seconds']:.0f} s", file=sys.stderr)
     print(markdown_table(stored, command))

@@ -1,0 +1,29 @@
+"""The sweep's bookkeeping: finished runs are skipped, the table keeps hand-written findings."""
+import pytest
+
+from bench.ssl_sweep import NOTES_MARKER, is_done, load_results, markdown_table, save_json, write_table
+
+SETTINGS = {"data": "fs", "arch": "unet", "arch_options": {}, "iters": 10}
+
+
+def test_finished_runs_are_skipped_and_other_settings_refused(tmp_path):
+    path = tmp_path / "ssl.json"
+    stored = load_results(path, SETTINGS)
+    stored["results"] = {"unimatch": {"16": [{"seed": 0, "miou": 0.25, "seconds": 1.0}]}}
+    save_json(path, stored)
+    again = load_results(path, SETTINGS)
+    assert is_done(again, "unimatch", "16", 0) and not is_done(again, "unimatch", "16", 1)
+    with pytest.raises(SystemExit, match="other settings"):
+        load_results(path, {**SETTINGS, "iters": 20})
+
+
+def test_table_has_mean_and_spread_and_keeps_findings(tmp_path):
+    stored = {"settings": SETTINGS, "results": {"supervised": {"16": [{"seed": 0, "miou": 0.2}, {"seed": 1, "miou": 0.3}]}}}
+    table = markdown_table(stored, "python bench/ssl_sweep.py")
+    assert "| supervised | 25.0 +- 7.1 (2) |" in table
+    path = tmp_path / "results.md"
+    path.write_text("old table\n" + NOTES_MARKER + "\n## Findings\nwhy\n")
+    write_table(path, table)
+    text = path.read_text()
+    assert text.startswith("# Semi-supervised results") and "old table" not in text
+    assert text.endswith(NOTES_MARKER + "\n## Findings\nwhy\n")

@@ -35,6 +35,8 @@ def _f(part: str, name: str, type_: str, default: Any, help_: str, **kw: Any) ->
 FIELDS: tuple[Field, ...] = (
     _f("data", "data", "str", "", "Dataset folder or zip (images/ + masks/ [+ classes.json])."),
     _f("data", "crop_size", "int", 64, "Training crop side in pixels; smaller images are padded with the ignore label.", min=16, max=2048, label="Crop size (px)"),
+    _f("data", "min_scale", "float", 0.5, "Smallest random rescaling of training images (UniMatch: 0.5).", min=0.1, max=4.0, label="Minimum scale"),
+    _f("data", "max_scale", "float", 2.0, "Largest random rescaling of training images (UniMatch: 2.0); 1 and 1 turn rescaling off.", min=0.1, max=4.0, label="Maximum scale"),
     _f("data", "val_fraction", "float", 0.2, "Share of masked images held out for validation when the dataset has no splits/val.txt.", min=0.0, max=0.9, label="Validation share"),
     _f("data", "num_workers", "int", 0, "DataLoader worker processes (0 = load in the training process).", min=0, max=32, label="Data loader workers"),
     _f("model", "arch", "str", "unet", "Architecture (see the catalogue).", label="Architecture"),
@@ -69,6 +71,8 @@ OPTION_KEYS = ("model_options", "method_options")
 class DataConfig:
     data: str
     crop_size: int
+    min_scale: float
+    max_scale: float
     val_fraction: float
     num_workers: int
 
@@ -153,6 +157,8 @@ class RunConfig:
                 parse_labeled(cleaned["labeled"])
             except ValueError as error:
                 errors["labeled"] = str(error)
+        if "min_scale" not in errors and "max_scale" not in errors and cleaned["min_scale"] > cleaned["max_scale"]:
+            errors["min_scale"] = f"must not exceed max_scale ({cleaned['max_scale']}); got {cleaned['min_scale']}"
         if "device" in cleaned and not _valid_device(cleaned["device"]):
             errors["device"] = f"expected auto, cpu, cuda or cuda:N; got {cleaned['device']!r}"
         sections = {"model_options": (MODELS, "arch"), "method_options": (METHODS, "method")}

@@ -154,7 +154,7 @@ def _build_data(config: RunConfig) -> TrainingData:
             config.data.data, labeled=config.budget.labeled, seed=config.budget.seed, crop_size=config.data.crop_size,
             batch_size=schedule.batch_size, unlabeled_batch_size=schedule.unlabeled_batch_size or schedule.batch_size,
             num_workers=config.data.num_workers, need_unlabeled=METHODS.get(config.method.method).factory.uses_unlabeled,
-            val_fraction=config.data.val_fraction,
+            val_fraction=config.data.val_fraction, scale_range=(config.data.min_scale, config.data.max_scale),
         )
     except DatasetError:
         raise  # keeps its per-file ``errors`` list for the upload page

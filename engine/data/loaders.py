@@ -41,9 +41,14 @@ def read_image(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1)
 
 
+#: UniMatch's random rescaling range (``dataset/transform.py``: ``resize(img, mask, (0.5, 2.0))``).
+SCALE_RANGE = (0.5, 2.0)
+
+
 class _Base(Dataset):
-    def __init__(self, index: DatasetIndex, ids: list[str], crop_size: int):
-        self.index, self.ids, self.crop_size = index, ids, crop_size
+    def __init__(self, index: DatasetIndex, ids: list[str], crop_size: int,
+                 scale_range: tuple[float, float] = SCALE_RANGE):
+        self.index, self.ids, self.crop_size, self.scale_range = index, ids, crop_size, scale_range
         self.labels = index.label_table()
 
     def __len__(self) -> int:
@@ -59,7 +64,7 @@ class _Base(Dataset):
 
     def geometry(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """UniMatch's order: scale, crop (ignore padding), flip; returns image, mask, padding."""
-        image, mask, padding = T.random_scale_crop(image, mask, self.crop_size)
+        image, mask, padding = T.random_scale_crop(image, mask, self.crop_size, *self.scale_range)
         return T.random_hflip(image, mask, padding)
 
 
@@ -151,17 +156,18 @@ def make_loader(dataset: Dataset, batch_size: int, num_workers: int, generator: 
 
 def build_training_data(path: str | Path, *, labeled: str | int, seed: int, crop_size: int, batch_size: int,
                         unlabeled_batch_size: int, num_workers: int = 0, need_unlabeled: bool = False,
-                        val_fraction: float = 0.2, info: DatasetInfo | None = None) -> TrainingData:
+                        val_fraction: float = 0.2, info: DatasetInfo | None = None,
+                        scale_range: tuple[float, float] = SCALE_RANGE) -> TrainingData:
     """Loaders of one run; ``info`` (the description stored at upload) spares a re-inspection."""
     index = load_index(path, info)
     budget = split_label_budget(index, labeled, seed, val_fraction)
     generator = torch.Generator().manual_seed(seed)
-    labeled_loader = make_loader(LabeledDataset(index, budget.labeled_ids, crop_size), batch_size, num_workers, generator)
+    labeled_loader = make_loader(LabeledDataset(index, budget.labeled_ids, crop_size, scale_range), batch_size, num_workers, generator)
     unlabeled_loader = None
     if need_unlabeled:
         if not budget.unlabeled_ids:
             raise ValueError("this method needs unlabelled images, but the label budget leaves none: "
                              "choose a smaller budget or add images without masks")
-        unlabeled_loader = make_loader(UnlabeledDataset(index, budget.unlabeled_ids, crop_size),
+        unlabeled_loader = make_loader(UnlabeledDataset(index, budget.unlabeled_ids, crop_size, scale_range),
                                        unlabeled_batch_size, num_workers, generator)
     return TrainingData(index, budget, labeled_loader, unlabeled_loader, ValidationDataset(index, budget.val_ids, crop_size))

@@ -55,3 +55,13 @@ def test_schema_describes_every_field_with_section_default_and_help():
     assert all(field["help"] and "section" in field and "default" in field for field in schema)
     eval_mode = next(field for field in schema if field["name"] == "eval_mode")
     assert eval_mode["choices"] == ["whole", "sliding"]
+
+
+def test_scale_range_is_validated_across_fields():
+    from engine.config import ConfigError, RunConfig
+
+    config = RunConfig.from_flat({"data": "x", "min_scale": 1.0, "max_scale": 1.0})
+    assert (config.data.min_scale, config.data.max_scale) == (1.0, 1.0)
+    with pytest.raises(ConfigError) as error:
+        RunConfig.from_flat({"data": "x", "min_scale": 1.5, "max_scale": 1.0})
+    assert error.value.errors == {"min_scale": "must not exceed max_scale (1.0); got 1.5"}

@@ -109,3 +109,17 @@ def test_sixteen_bit_images_are_scaled_into_eight_bits(tmp_path):
     image = read_image(tmp_path / "a.png")
     assert image.shape == (3, 2, 2) and image.dtype == torch.uint8
     assert image[0].tolist() == [[0, 64], [128, 255]]
+
+
+def test_scale_range_reaches_the_training_crops(tmp_path):
+    from engine.data import build_training_data
+    from engine.data.builtin.demo import generate_demo
+
+    root = generate_demo(tmp_path / "demo", num_images=8, num_unlabeled=0, size=32)
+    unscaled = build_training_data(root, labeled="all", seed=0, crop_size=32, batch_size=2, unlabeled_batch_size=2,
+                                   scale_range=(1.0, 1.0))
+    shrunk = build_training_data(root, labeled="all", seed=0, crop_size=32, batch_size=2, unlabeled_batch_size=2,
+                                 scale_range=(0.5, 0.5))
+    for i in range(len(unscaled.labeled.dataset)):
+        assert (unscaled.labeled.dataset[i]["mask"] != 255).all()  # the whole crop is image
+        assert (shrunk.labeled.dataset[i]["mask"] == 255).float().mean() > 0.7  # a 16x16 image padded to 32x32

@@ -37,7 +37,8 @@ DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS = "unet", {"base_width": 16, "stem_stride": 2
 RUN_SETTINGS = {"crop_size": 64, "batch_size": 8, "optimizer": "adamw", "lr": 2e-3, "device": "cpu", "log_every": 50}
 
 
-def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int) -> dict[str, Any]:
+def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int,
+             scale: tuple[float, float]) -> dict[str, Any]:
     """One training run in a worker process with one torch thread."""
     import torch
 
@@ -46,7 +47,8 @@ def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str,
 
     torch.set_num_threads(1)
     config = RunConfig.from_flat({**RUN_SETTINGS, "data": data, "arch": arch, "model_options": arch_options,
-                                  "method": method, "labeled": budget, "seed": seed, "iters": iters, "eval_every": iters})
+                                  "method": method, "labeled": budget, "seed": seed, "iters": iters, "eval_every": iters,
+                                  "min_scale": scale[0], "max_scale": scale[1]})
     start = time.perf_counter()
     result = train(config)
     return {"method": method, "budget": budget, "seed": seed, "miou": result.last.miou,
@@ -80,7 +82,8 @@ def markdown_table(stored: dict[str, Any], command: str) -> str:
     lines = [
         "# Semi-supervised results", "",
         f"Final validation mIoU (%) on `{settings['data']}`, {settings['arch']} {settings['arch_options']}, "
-        f"{settings['iters']} iterations, as mean +- sample standard deviation over seeds (number of seeds).",
+        f"{settings['iters']} iterations, random rescaling {settings['min_scale']}-{settings['max_scale']}, "
+        "as mean +- sample standard deviation over seeds (number of seeds).",
         "Every method runs at its documented defaults (docs/methods.md).", "",
         "```", command, "```", "",
         "| method | " + " | ".join(f"labels {b}" for b in budgets) + " |",
@@ -134,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--data", type=Path, help="A dataset folder (upload layout).")
     source.add_argument("--builtin", default="fashion-scenes",
                         help="Built-in dataset generated once into bench/data/NAME (default: fashion-scenes).")
+    parser.add_argument("--scale", type=float, nargs=2, default=[0.5, 2.0], metavar=("MIN", "MAX"),
+                        help="Random rescaling range of training images (default: UniMatch's 0.5 2.0; 1 1 turns it off).")
     parser.add_argument("--jobs", type=int, default=1, help="Runs trained at once, one torch thread each.")
     parser.add_argument("--results", type=Path, default=RESULTS, help="Results file (default: bench/results/ssl.json).")
     parser.add_argument("--table", type=Path, default=TABLE, help="Markdown table (default: docs/results.md).")
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = resolve_data(args)
     settings = {"data": os.path.relpath(data, ROOT), "arch": args.arch, "arch_options": arch_options,
-                "iters": args.iters, **RUN_SETTINGS}
+                "iters": args.iters, "min_scale": args.scale[0], "max_scale": args.scale[1], **RUN_SETTINGS}
     stored = load_results(args.results, settings)
     command = "PYTHONPATH=. python bench/ssl_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     todo = [(m, b, s) for m in args.methods for b in args.budgets for s in args.seeds if not is_done(stored, m, b, s)]
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
 
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        pending = {pool.submit(run_once, str(data), args.arch, arch_options, m, b, s, args.iters) for m, b, s in todo}
+        pending = {pool.submit(run_once, str(data), args.arch, arch_options, m, b, s, args.iters, tuple(args.scale)) for m, b, s in todo}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:

@@ -3,7 +3,7 @@ import pytest
 
 from bench.ssl_sweep import NOTES_MARKER, is_done, load_results, markdown_table, save_json, write_table
 
-SETTINGS = {"data": "fs", "arch": "unet", "arch_options": {}, "iters": 10}
+SETTINGS = {"data": "fs", "arch": "unet", "arch_options": {}, "iters": 10, "min_scale": 0.5, "max_scale": 2.0}
 
 
 def test_finished_runs_are_skipped_and_other_settings_refused(tmp_path):

@@ -33,6 +33,7 @@ def test_loss_curve_grows_without_reload(page, live_server, team_users, dataset,
     request_cancel(experiment)
     wait_for(lambda: Experiment.objects.get(pk=experiment.pk).status == "cancelled", timeout=60, message="the cancel")
     wait_for(lambda: page.locator("#status").inner_text() == "Cancelled", timeout=30, message="the page to show it")
+    assert not page.locator("#cancel-form").is_visible()
 
 
 def test_plotly_is_served_locally(page, live_server, team_users):

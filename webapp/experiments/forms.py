@@ -82,8 +82,7 @@ class ExperimentForm(forms.Form):
         return [self[name] for name in BASIC_FIELDS if name in self.fields]
 
     def advanced_fields(self):
-        names = [n for n in self.schema_fields if n not in BASIC_FIELDS] + ["model_options", "method_options"]
-        return [self[name] for name in names]
+        return [self[name] for name in self.schema_fields if name not in BASIC_FIELDS]
 
     def config_values(self) -> dict:
         values = {name: self.cleaned_data[name] for name in self.schema_fields

@@ -26,10 +26,10 @@ function initCharts() {
     document.getElementById(chart.el).hidden = Boolean(chart.hideEmpty);
     Plotly.newPlot(chart.el, [], {
       title: { text: chart.title, font: { size: 14 } },
-      margin: { t: 40, r: 10, b: 40, l: 50 },
+      margin: { t: 40, r: 10, b: 90, l: 50 },
       xaxis: { title: { text: "iteration" } },
       yaxis: chart.range ? { range: chart.range } : {},
-      legend: { orientation: "h" },
+      legend: { orientation: "h", y: -0.35 },
     }, { responsive: true, displaylogo: false });
   }
 }
@@ -60,6 +60,8 @@ function showStatus(body) {
   document.getElementById("progress").value = body.current_step;
   document.getElementById("best-miou").textContent = formatScore(body.best_miou);
   document.getElementById("final-miou").textContent = formatScore(body.final_miou);
+  const cancel = document.getElementById("cancel-form");
+  if (cancel && FINISHED.has(body.status)) cancel.hidden = true;
   const error = document.getElementById("error");
   error.hidden = !body.error;
   error.textContent = body.error || "";

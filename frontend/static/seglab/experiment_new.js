@@ -25,7 +25,6 @@ function addOption(fieldName, row) {
   try { values = JSON.parse(field.value || "{}"); } catch { /* the server reports malformed JSON */ }
   values[row.dataset.name] = JSON.parse(row.dataset.default);
   field.value = JSON.stringify(values);
-  field.closest("details").open = true;
 }
 
 for (const kind of ["arch", "method"]) {

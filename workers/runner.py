@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from engine.config import RunConfig
 from engine.trainer import train
+from webapp.experiments.launch import enqueue
 from webapp.experiments.models import Experiment, ExperimentEvent
 from workers.reporter import DatabaseReporter
 
@@ -65,8 +66,6 @@ def mark_failed(experiment_id: int, error: BaseException) -> None:
 
 def requeue(experiment: Experiment, step: int) -> None:
     """The worker is shutting down: queue the run again; it resumes from its last checkpoint."""
-    from webapp.experiments.launch import enqueue
-
     Experiment.objects.filter(pk=experiment.pk).update(status=Experiment.Status.QUEUED)
     ExperimentEvent.objects.create(experiment=experiment, kind="interrupted",
                                    message=f"the worker stopped at step {step}; queued again to resume")

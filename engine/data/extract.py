@@ -12,9 +12,7 @@ half-written survives a failure.
 """
 from __future__ import annotations
 
-import shutil
 import stat
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -22,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from engine.data.errors import DatasetError
 from engine.data.inspect import Limits
 from engine.data.layouts import find_dataset_root
+from engine.data.staging import fill_new_folder
 
 CHUNK = 1024 * 1024
 #: Written by macOS's archiver beside every file; not part of the dataset.
@@ -99,14 +98,5 @@ def extract_zip(archive: str | Path, destination: str | Path, limits: Limits | N
         errors = _member_errors(members, limits)
         if errors:
             raise DatasetError(errors)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
-        try:
-            _write_members(zf, members, staging, limits)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    if destination.exists():
-        destination.rmdir()
-    staging.rename(destination)
+        fill_new_folder(destination, lambda staging: _write_members(zf, members, staging, limits))
     return find_dataset_root(destination)

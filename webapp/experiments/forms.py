@@ -14,6 +14,7 @@ from engine.config import config_schema
 from engine.methods import list_methods
 from engine.models import list_models
 from webapp.datasets.models import Dataset
+from webapp.teams.access import writable_teams_of
 
 #: Shown at the top; every other schema field goes under "Advanced".
 BASIC_FIELDS = ("arch", "method", "labeled", "iters", "batch_size", "crop_size", "lr", "seed", "device")
@@ -98,8 +99,6 @@ class ExperimentForm(forms.Form):
 
 
 def dataset_choices(user):
-    from webapp.teams.access import writable_teams_of
-
     return Dataset.objects.filter(team__in=writable_teams_of(user)).select_related("team")
 
 

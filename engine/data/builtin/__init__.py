@@ -7,11 +7,10 @@ is the registry that lists them with their options.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from engine.data.staging import fill_new_folder
 from engine.options import clean_options
 from engine.registry import Registry
 
@@ -32,17 +31,7 @@ def generate(name: str, out_dir: str | Path, **options: Any) -> Path:
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder for the `{name}` dataset")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        entry.factory(staging, **cleaned)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out.exists():
-        out.rmdir()
-    staging.rename(out)
-    return out
+    return fill_new_folder(out, lambda staging: entry.factory(staging, **cleaned))
 
 
 from engine.data.builtin import demo, fashion  # noqa: E402,F401  (registration)

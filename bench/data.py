@@ -28,7 +28,7 @@ from PIL import Image
 from engine.data.budget import split_label_budget
 from engine.data.builtin.demo import CLASSES, render_scene
 from engine.data.index import load_index
-from engine.data.loaders import LabeledDataset, UnlabeledDataset, make_loader
+from engine.data.loaders import LabeledDataset, UnlabeledDataset, training_loader
 
 WIDTH, HEIGHT, CROP, BATCH = 1024, 512, 512, 8
 
@@ -48,17 +48,13 @@ def write_scenes(root: Path, count: int) -> None:
 
 
 def images_per_second(dataset, workers: int, batches: int) -> float:
-    loader = make_loader(dataset, BATCH, workers, torch.Generator().manual_seed(0))
+    loader = training_loader(dataset, BATCH, seed=0, stream=0, num_workers=workers)
     iterator = iter(loader)
     next(iterator)  # worker start-up and first batch are not throughput
     start = time.perf_counter()
     seen = 0
     for _ in range(batches):
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            iterator = iter(loader)
-            batch = next(iterator)
+        batch = next(iterator)  # the sampler never ends
         seen += len(next(iter(batch.values())))
     elapsed = time.perf_counter() - start
     del iterator, loader

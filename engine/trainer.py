@@ -26,12 +26,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.config import RunConfig
 from engine.data import DatasetError, TrainingData, build_training_data
-from engine.data.loaders import worker_options
+from engine.data.loaders import training_loader
 from engine.evaluation import Inference, evaluate, measure_throughput, validation_loader
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
 from engine.reporting import EvaluationResult, NullReporter, Reporter, RunResult
-from engine.sampling import LABELED_STREAM, UNLABELED_STREAM, ResumableBatchSampler, SeededItems
+from engine.sampling import LABELED_STREAM, UNLABELED_STREAM
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
@@ -152,8 +152,7 @@ def _build_data(config: RunConfig) -> TrainingData:
     try:
         return build_training_data(
             config.data.data, labeled=config.budget.labeled, seed=config.budget.seed, crop_size=config.data.crop_size,
-            batch_size=schedule.batch_size, unlabeled_batch_size=schedule.unlabeled_batch_size or schedule.batch_size,
-            num_workers=config.data.num_workers, need_unlabeled=METHODS.get(config.method.method).factory.uses_unlabeled,
+            need_unlabeled=METHODS.get(config.method.method).factory.uses_unlabeled,
             val_fraction=config.data.val_fraction, scale_range=(config.data.min_scale, config.data.max_scale),
         )
     except DatasetError:
@@ -165,13 +164,13 @@ def _build_data(config: RunConfig) -> TrainingData:
 def _check_fits(config: RunConfig, data: TrainingData) -> None:
     """Refuse batches, crops and splits that the dataset cannot fill, naming the numbers."""
     schedule, budget = config.schedule, config.budget
-    labeled = len(data.labeled.dataset)
+    labeled = len(data.labeled)
     if schedule.batch_size > labeled:
         raise TrainingError(f"batch_size {schedule.batch_size} is larger than the {labeled} labelled training images "
                             f"of the label budget {budget.labeled}; use batch_size <= {labeled} or a larger budget")
     if data.unlabeled is not None:
         unlabeled_batch = schedule.unlabeled_batch_size or schedule.batch_size
-        pool = len(data.unlabeled.dataset)
+        pool = len(data.unlabeled)
         if unlabeled_batch > pool:
             raise TrainingError(f"unlabeled_batch_size {unlabeled_batch} (0 means batch_size) is larger than the "
                                 f"{pool} unlabelled training images; use unlabeled_batch_size <= {pool}")
@@ -231,13 +230,8 @@ def _resume(run: Run) -> None:
 
 
 def _loader(dataset: Dataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
-    seed = run.config.budget.seed
-    sampler = ResumableBatchSampler(len(dataset), batch_size, seed, stream, start_step=run.step)
-    return iter(DataLoader(
-        SeededItems(dataset, seed, stream), batch_sampler=sampler, **worker_options(run.config.data.num_workers),
-        pin_memory=run.device.type == "cuda",
-        generator=torch.Generator().manual_seed(seed),  # the loader's own seed draw leaves the global RNG alone
-    ))
+    return iter(training_loader(dataset, batch_size, seed=run.config.budget.seed, stream=stream, start_step=run.step,
+                                num_workers=run.config.data.num_workers, pin_memory=run.device.type == "cuda"))
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -247,10 +241,10 @@ def _to_device(batch: dict, device: torch.device) -> dict:
 def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
     """(labelled, unlabelled or None) batches on the device, from step ``run.step`` on."""
     schedule = run.config.schedule
-    labeled = _loader(run.data.labeled.dataset, schedule.batch_size, LABELED_STREAM, run)
+    labeled = _loader(run.data.labeled, schedule.batch_size, LABELED_STREAM, run)
     unlabeled = None
     if run.data.unlabeled is not None:
-        unlabeled = _loader(run.data.unlabeled.dataset, schedule.unlabeled_batch_size or schedule.batch_size,
+        unlabeled = _loader(run.data.unlabeled, schedule.unlabeled_batch_size or schedule.batch_size,
                             UNLABELED_STREAM, run)
     while True:
         yield _to_device(next(labeled), run.device), _to_device(next(unlabeled), run.device) if unlabeled is not None else None

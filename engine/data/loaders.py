@@ -10,7 +10,6 @@ Batch contract (read by every method, see ``engine.methods.base``):
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from engine.data.budget import LabelBudget, split_label_budget
 from engine.data.index import DatasetIndex, load_index
 from engine.data.inspect import DatasetInfo
 from engine.data.masks import read_mask
+from engine.sampling import ResumableBatchSampler, SeededItems
 
 #: 16-bit and float images (microscopy) are scaled by their own maximum into 0-255.
 WIDE_MODES = ("I;16", "I;16L", "I;16B", "I", "F")
@@ -120,19 +120,12 @@ def worker_options(num_workers: int) -> dict:
     return {"num_workers": num_workers, "multiprocessing_context": "forkserver", "timeout": WORKER_TIMEOUT_SECONDS}
 
 
-def _seed_worker(worker_id: int) -> None:
-    # torch seeds each worker from the loader's generator; Python's and NumPy's RNGs follow it.
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
-
-
 @dataclass
 class TrainingData:
     index: DatasetIndex
     budget: LabelBudget
-    labeled: DataLoader
-    unlabeled: DataLoader | None
+    labeled: "LabeledDataset"
+    unlabeled: "UnlabeledDataset | None"
     validation: ValidationDataset
 
     @property
@@ -140,34 +133,32 @@ class TrainingData:
         return self.index.num_classes
 
 
-def make_loader(dataset: Dataset, batch_size: int, num_workers: int, generator: torch.Generator) -> DataLoader:
+def training_loader(dataset: Dataset, batch_size: int, *, seed: int, stream: int, start_step: int = 0,
+                    num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    """Endless training batches from step ``start_step`` on, reproducible for any ``num_workers``.
+
+    The order and each item's augmentation randomness are functions of (seed, stream, step)
+    (``engine.sampling``), which is what lets a resumed run see the batches an
+    uninterrupted one would have seen.
+    """
+    sampler = ResumableBatchSampler(len(dataset), batch_size, seed, stream, start_step=start_step)
     return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=True,
-        drop_last=len(dataset) >= batch_size,
-        worker_init_fn=_seed_worker,
-        generator=generator,
-        persistent_workers=num_workers > 0,
-        **worker_options(num_workers),
-        pin_memory=torch.cuda.is_available(),
+        SeededItems(dataset, seed, stream), batch_sampler=sampler, **worker_options(num_workers), pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(seed),  # the loader's own seed draw leaves the global RNG alone
     )
 
 
-def build_training_data(path: str | Path, *, labeled: str | int, seed: int, crop_size: int, batch_size: int,
-                        unlabeled_batch_size: int, num_workers: int = 0, need_unlabeled: bool = False,
+def build_training_data(path: str | Path, *, labeled: str | int, seed: int, crop_size: int, need_unlabeled: bool = False,
                         val_fraction: float = 0.2, info: DatasetInfo | None = None,
                         scale_range: tuple[float, float] = SCALE_RANGE) -> TrainingData:
-    """Loaders of one run; ``info`` (the description stored at upload) spares a re-inspection."""
+    """The datasets of one run; ``info`` (the description stored at upload) spares a re-inspection."""
     index = load_index(path, info)
     budget = split_label_budget(index, labeled, seed, val_fraction)
-    generator = torch.Generator().manual_seed(seed)
-    labeled_loader = make_loader(LabeledDataset(index, budget.labeled_ids, crop_size, scale_range), batch_size, num_workers, generator)
-    unlabeled_loader = None
+    unlabeled = None
     if need_unlabeled:
         if not budget.unlabeled_ids:
             raise ValueError("this method needs unlabelled images, but the label budget leaves none: "
                              "choose a smaller budget or add images without masks")
-        unlabeled_loader = make_loader(UnlabeledDataset(index, budget.unlabeled_ids, crop_size, scale_range),
-                                       unlabeled_batch_size, num_workers, generator)
-    return TrainingData(index, budget, labeled_loader, unlabeled_loader, ValidationDataset(index, budget.val_ids, crop_size))
+        unlabeled = UnlabeledDataset(index, budget.unlabeled_ids, crop_size, scale_range)
+    return TrainingData(index, budget, LabeledDataset(index, budget.labeled_ids, crop_size, scale_range), unlabeled,
+                        ValidationDataset(index, budget.val_ids, crop_size))

@@ -37,6 +37,18 @@ DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS = "unet", {"base_width": 16, "stem_stride": 2
 RUN_SETTINGS = {"crop_size": 64, "batch_size": 8, "optimizer": "adamw", "lr": 2e-3, "device": "cpu", "log_every": 50}
 
 
+def parse_method(spec: str) -> tuple[str, dict[str, str]]:
+    """``unimatch`` or ``unimatch:threshold_mode=distribution,feature_dropout=0.3`` -> (name, options)."""
+    name, _, rest = spec.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, equals, value = item.partition("=")
+        if not equals:
+            raise ValueError(f"method option {item!r} of {spec!r} is not NAME=VALUE")
+        options[key] = value
+    return name, options
+
+
 def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int,
              scale: tuple[float, float]) -> dict[str, Any]:
     """One training run in a worker process with one torch thread."""
@@ -46,8 +58,9 @@ def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str,
     from engine.trainer import train
 
     torch.set_num_threads(1)
+    name, method_options = parse_method(method)
     config = RunConfig.from_flat({**RUN_SETTINGS, "data": data, "arch": arch, "model_options": arch_options,
-                                  "method": method, "labeled": budget, "seed": seed, "iters": iters, "eval_every": iters,
+                                  "method": name, "method_options": method_options, "labeled": budget, "seed": seed, "iters": iters, "eval_every": iters,
                                   "min_scale": scale[0], "max_scale": scale[1]})
     start = time.perf_counter()
     result = train(config)
@@ -84,8 +97,10 @@ def markdown_table(stored: dict[str, Any], command: str) -> str:
         f"Final validation mIoU (%) on `{settings['data']}`, {settings['arch']} {settings['arch_options']}, "
         f"{settings['iters']} iterations, random rescaling {settings['min_scale']}-{settings['max_scale']}, "
         "as mean +- sample standard deviation over seeds (number of seeds).",
-        "Every method runs at its documented defaults (docs/methods.md).", "",
-        "```", command, "```", "",
+        "Every method runs at its documented defaults (docs/methods.md) unless its row names options "
+        "(`method:option=value`).", "",
+        "Produced by these commands (a rerun skips the runs already in the results file):", "",
+        "```", *stored.get("commands", [command]), "```", "",
         "| method | " + " | ".join(f"labels {b}" for b in budgets) + " |",
         "| --- | " + " | ".join("---:" for _ in budgets) + " |",
     ]
@@ -124,9 +139,11 @@ def resolve_data(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     from engine.methods import METHODS
+    from engine.options import clean_options
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--methods", nargs="+", default=METHODS.names(), help="Methods (default: every registered one).")
+    parser.add_argument("--methods", nargs="+", default=METHODS.names(),
+                        help="Methods, each NAME or NAME:OPTION=VALUE[,OPTION=VALUE] (default: every registered one).")
     parser.add_argument("--budgets", nargs="+", default=["16", "1/16"], help="Label budgets (default: 16 1/16).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds (default: 0 1 2).")
     parser.add_argument("--iters", type=int, default=2000, help="Training iterations per run (default: 2000).")
@@ -143,9 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="Results file (default: bench/results/ssl.json).")
     parser.add_argument("--table", type=Path, default=TABLE, help="Markdown table (default: docs/results.md).")
     args = parser.parse_args(argv)
-    unknown = [m for m in args.methods if m not in METHODS]
+    try:
+        specs = [parse_method(m) for m in args.methods]
+    except ValueError as error:
+        parser.error(str(error))
+    unknown = [name for name, _ in specs if name not in METHODS]
     if unknown:
         parser.error(f"not registered: {', '.join(unknown)}; registered: {', '.join(METHODS.names())}")
+    for name, options in specs:
+        try:
+            clean_options(METHODS.get(name).options, options)
+        except ValueError as error:
+            parser.error(f"{name}: {error}")
     arch_options = args.arch_options if args.arch_options is not None else (DEFAULT_ARCH_OPTIONS if args.arch == DEFAULT_ARCH else {})
 
     data = resolve_data(args)
@@ -153,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
                 "iters": args.iters, "min_scale": args.scale[0], "max_scale": args.scale[1], **RUN_SETTINGS}
     stored = load_results(args.results, settings)
     command = "PYTHONPATH=. python bench/ssl_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    todo = [(m, b, s) for m in args.methods for b in args.budgets for s in args.seeds if not is_done(stored, m, b, s)]
+    if command not in stored.setdefault("commands", []):
+        stored["commands"].append(command)
+    # Seed-major order: a sweep cut short still has one seed of every method (the screening).
+    todo = [(m, b, s) for s in args.seeds for b in args.budgets for m in args.methods if not is_done(stored, m, b, s)]
     print(f"{len(todo)} runs to train ({len(args.methods) * len(args.budgets) * len(args.seeds) - len(todo)} already done)",
           file=sys.stderr)
 

@@ -75,14 +75,17 @@ class PseudoLabels:
         confidence, label = logits.detach().float().softmax(1).max(1)
         return cls(label, confidence, ~padding)
 
-    def confident(self, threshold: float) -> torch.Tensor:
+    def confident(self, threshold: float | torch.Tensor) -> torch.Tensor:
+        """Inside pixels at or above ``threshold``: one float, or a (C,) tensor read at each pixel's label."""
+        if isinstance(threshold, torch.Tensor):
+            threshold = threshold[self.label]
         return (self.confidence >= threshold) & self.inside
 
-    def targets(self, threshold: float = 0.0) -> torch.Tensor:
+    def targets(self, threshold: float | torch.Tensor = 0.0) -> torch.Tensor:
         """The labels as a cross-entropy target: ignore where not confident or outside."""
         return self.label.masked_fill(~self.confident(threshold), IGNORE_INDEX)
 
-    def confident_fraction(self, threshold: float, per_image: bool = False) -> torch.Tensor:
+    def confident_fraction(self, threshold: float | torch.Tensor, per_image: bool = False) -> torch.Tensor:
         """Share of inside pixels above ``threshold``: ClassMix/ReCo/CutMix's loss weight."""
         dims = (1, 2) if per_image else (0, 1, 2)
         count = self.confident(threshold).sum(dims).float()
@@ -97,7 +100,7 @@ class PseudoLabels:
         return PseudoLabels(roll_batch(self.label), roll_batch(self.confidence), roll_batch(self.inside))
 
 
-def confident_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, threshold: float) -> torch.Tensor:
+def confident_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, threshold: float | torch.Tensor) -> torch.Tensor:
     """UniMatch's unlabelled loss: CE on confident pixels, averaged over all inside pixels.
 
     Dividing by every inside pixel (not only the confident ones) lets the loss grow with

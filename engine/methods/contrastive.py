@@ -82,9 +82,11 @@ def regional_contrast(rep: torch.Tensor, labels: torch.Tensor, probs: torch.Tens
             class_prob = similarity[0].masked_fill(classes == c, float("-inf")).softmax(0)
             pixel_weight = (class_prob / counts)[members.float().argmax(0)]
             sampled = torch.multinomial(pixel_weight, num_queries * num_negatives, replacement=True)
-            negatives = keys.index_select(0, sampled).view(num_queries, num_negatives, -1)
         # Cosine similarities of unit vectors: the positive key (prototype) first, then the negatives.
-        logits = torch.cat((queries @ prototypes[i:i + 1].T, torch.bmm(negatives, queries[:, :, None])[:, :, 0]), dim=1)
+        # Each query meets every key in one matmul and its sampled negatives are read from that:
+        # far cheaper than gathering num_queries x num_negatives copies of D-dim keys.
+        negatives = (queries @ keys.T).gather(1, sampled.view(num_queries, num_negatives))
+        logits = torch.cat((queries @ prototypes[i:i + 1].T, negatives), dim=1)
         loss = loss + F.cross_entropy(logits / temperature, torch.zeros(num_queries, dtype=torch.long, device=rep.device))
     return loss / len(classes)
 

@@ -22,6 +22,7 @@ from engine.methods.base import Method, supervised_loss
 from engine.methods.common import PseudoLabels, confident_cross_entropy, labeled_part, mix, roll_batch
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
+from engine.methods.thresholds import THRESHOLD_MODE, PseudoLabelThreshold
 from engine.options import Option
 
 CONFIDENCE_THRESHOLD = Option("confidence_threshold", "float", 0.95, "Weak-view confidence above which a pseudo-label is used.", min=0, max=1)
@@ -34,14 +35,17 @@ CONFIDENCE_THRESHOLD = Option("confidence_threshold", "float", 0.95, "Weak-view 
     options=(
         CONFIDENCE_THRESHOLD,
         Option("cutmix", "bool", True, "CutMix the strong view with another unlabelled image."),
+        THRESHOLD_MODE,
     ),
 )
 class FixMatch(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, cutmix: bool = True):
+    def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, cutmix: bool = True,
+                 threshold_mode: str = "fixed"):
         super().__init__(model_factory, num_classes)
-        self.confidence_threshold, self.cutmix = confidence_threshold, cutmix
+        self.cutmix = cutmix
+        self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)
 
     def training_step(self, labeled, unlabeled, step, total_steps):
         img_x, mask_x = labeled["image"], labeled["mask"]
@@ -52,11 +56,13 @@ class FixMatch(Method):
         pred_u_w = output["out"][len(img_x):]
         pseudo = PseudoLabels.from_logits(pred_u_w, unlabeled["padding"])
         pseudo_s = pseudo.mixed(pseudo.rolled(), box)
+        self.threshold.observe(mask_x)
+        threshold = self.threshold(pseudo)
         pred_u_s = self.model(mix(img_u_s, roll_batch(img_u_s), box))
 
         loss_x = supervised_loss(labeled_part(output, len(img_x)), mask_x)
-        loss_u_s = confident_cross_entropy(pred_u_s, pseudo_s, self.confidence_threshold)
+        loss_u_s = confident_cross_entropy(pred_u_s, pseudo_s, threshold)
         loss = (loss_x + loss_u_s) / 2.0
 
         return {"loss": loss, "loss_x": loss_x.detach(), "loss_u_s": loss_u_s.detach(),
-                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(self.confidence_threshold), unlabeled)}
+                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(threshold), unlabeled)}

@@ -21,10 +21,12 @@ import torch
 from torch import nn
 
 from engine.methods.base import Method, supervised_loss
-from engine.methods.common import PseudoLabels, confident_cross_entropy, labeled_part, mix, roll_batch
+from engine.methods.common import (PseudoLabels, confident_cross_entropy, ema_update, labeled_part, make_teacher, mix,
+                                   predict, roll_batch)
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.fixmatch import CONFIDENCE_THRESHOLD
 from engine.methods.registry import register_method
+from engine.methods.thresholds import THRESHOLD_MODE, PseudoLabelThreshold
 from engine.options import Option
 
 
@@ -35,15 +37,22 @@ from engine.options import Option
     options=(
         CONFIDENCE_THRESHOLD,
         Option("feature_dropout", "float", 0.5, "Channel dropout (Dropout2d) of the feature-perturbation stream.", min=0, max=0.95),
+        THRESHOLD_MODE,
+        Option("teacher_ema", "float", 0.0, "0 (UniMatch): pseudo-labels from the student's own weak-view prediction. "
+               "Above 0: from an EMA teacher with this decay, in eval mode, which is also the model evaluated "
+               "(UniMatch V2's teacher).", min=0, max=0.99999),
     ),
 )
 class UniMatch(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5):
+    def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5,
+                 threshold_mode: str = "fixed", teacher_ema: float = 0.0):
         super().__init__(model_factory, num_classes)
-        self.confidence_threshold = confidence_threshold
+        self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)
         self.feature_perturbation = nn.Dropout2d(feature_dropout)
+        self.teacher_ema = teacher_ema
+        self.teacher = make_teacher(self.model) if teacher_ema > 0 else None
 
     def training_step(self, labeled, unlabeled, step, total_steps):
         img_x, mask_x = labeled["image"], labeled["mask"]
@@ -57,13 +66,23 @@ class UniMatch(Method):
         pred_u_s1, pred_u_s2 = self.model(torch.cat((mix(img_u_s1, roll_batch(img_u_s1), box1),
                                                      mix(img_u_s2, roll_batch(img_u_s2), box2)))).chunk(2)
 
-        pseudo = PseudoLabels.from_logits(output["out"][num_lb:], unlabeled["padding"])  # conf_u_w, mask_u_w
+        pred_u_w = output["out"][num_lb:] if self.teacher is None else predict(self.teacher, img_u_w)
+        pseudo = PseudoLabels.from_logits(pred_u_w, unlabeled["padding"])  # conf_u_w, mask_u_w
+        self.threshold.observe(mask_x)
+        threshold = self.threshold(pseudo)
         loss_x = supervised_loss(labeled_part(output, num_lb), mask_x)
-        loss_u_s1 = confident_cross_entropy(pred_u_s1, pseudo.mixed(pseudo.rolled(), box1), self.confidence_threshold)
-        loss_u_s2 = confident_cross_entropy(pred_u_s2, pseudo.mixed(pseudo.rolled(), box2), self.confidence_threshold)
-        loss_u_w_fp = confident_cross_entropy(pred_u_w_fp, pseudo, self.confidence_threshold)
+        loss_u_s1 = confident_cross_entropy(pred_u_s1, pseudo.mixed(pseudo.rolled(), box1), threshold)
+        loss_u_s2 = confident_cross_entropy(pred_u_s2, pseudo.mixed(pseudo.rolled(), box2), threshold)
+        loss_u_w_fp = confident_cross_entropy(pred_u_w_fp, pseudo, threshold)
         loss = (loss_x + 0.25 * loss_u_s1 + 0.25 * loss_u_s2 + 0.5 * loss_u_w_fp) / 2.0
 
         return {"loss": loss, "loss_x": loss_x.detach(), "loss_u_s1": loss_u_s1.detach(), "loss_u_s2": loss_u_s2.detach(),
                 "loss_u_w_fp": loss_u_w_fp.detach(),
-                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(self.confidence_threshold), unlabeled)}
+                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(threshold), unlabeled)}
+
+    def after_optimizer_step(self, step, total_steps):
+        if self.teacher is not None:
+            ema_update(self.teacher, self.model, self.teacher_ema)
+
+    def eval_model(self):
+        return self.teacher if self.teacher is not None else self.model

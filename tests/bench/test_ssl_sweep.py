@@ -1,7 +1,7 @@
 """The sweep's bookkeeping: finished runs are skipped, the table keeps hand-written findings."""
 import pytest
 
-from bench.ssl_sweep import NOTES_MARKER, is_done, load_results, markdown_table, save_json, write_table
+from bench.ssl_sweep import NOTES_MARKER, is_done, load_results, main, markdown_table, parse_method, save_json, write_table
 
 SETTINGS = {"data": "fs", "arch": "unet", "arch_options": {}, "iters": 10, "min_scale": 0.5, "max_scale": 2.0}
 
@@ -27,3 +27,18 @@ def test_table_has_mean_and_spread_and_keeps_findings(tmp_path):
     text = path.read_text()
     assert text.startswith("# Semi-supervised results") and "old table" not in text
     assert text.endswith(NOTES_MARKER + "\n## Findings\nwhy\n")
+
+
+def test_method_specs_carry_options():
+    assert parse_method("unimatch") == ("unimatch", {})
+    assert parse_method("unimatch:threshold_mode=distribution,feature_dropout=0.3") == (
+        "unimatch", {"threshold_mode": "distribution", "feature_dropout": "0.3"})
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_method("unimatch:distribution")
+
+
+def test_bad_method_option_is_refused_before_any_run(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--methods", "unimatch:threshold_mode=median", "--results", str(tmp_path / "r.json"),
+              "--data", str(tmp_path)])
+    assert "threshold_mode" in capsys.readouterr().err and not (tmp_path / "r.json").exists()

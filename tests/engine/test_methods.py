@@ -34,14 +34,14 @@ DOCUMENTED_DEFAULTS = {
     "classmix": {"ema_decay": 0.99, "consistency_weight": 1.0, "confidence_threshold": 0.968},
     "cct": {"consistency_weight": 30.0, "rampup": 0.1, "dropout": 1, "feature_drop": 1, "feature_noise": 1,
             "object_masking": 1, "context_masking": 1, "guided_cutout": 1, "vat": 0},
-    "fixmatch": {"confidence_threshold": 0.95, "cutmix": True},
+    "fixmatch": {"confidence_threshold": 0.95, "cutmix": True, "threshold_mode": "fixed"},
     "cps": {"cps_weight": 1.5, "cutmix": False},
     "self_training": {"teacher_fraction": 0.4, "checkpoints": 3, "reliable_fraction": 0.5},
     "adversarial": {"lambda_adv_pred": 0.01, "lambda_semi": 0.1, "lambda_semi_adv": 0.001, "trust_threshold": 0.2,
                     "semi_start": 0.25, "discriminator_lr": 1e-4},
     "contrastive": {"ema_decay": 0.99, "weak_threshold": 0.7, "strong_threshold": 0.97, "temperature": 0.5,
                     "num_queries": 256, "num_negatives": 512, "output_dim": 256, "contrastive_weight": 1.0},
-    "unimatch": {"confidence_threshold": 0.95, "feature_dropout": 0.5},
+    "unimatch": {"confidence_threshold": 0.95, "feature_dropout": 0.5, "threshold_mode": "fixed", "teacher_ema": 0.0},
 }
 DOCUMENTED_FAMILIES = {"baseline", "GAN-based", "consistency regularisation", "pseudo-labelling", "contrastive", "hybrid"}
 
@@ -164,12 +164,12 @@ def test_hidden_mask_never_changes_the_loss(name):
 @pytest.mark.parametrize("name", SSL_METHODS)
 def test_diagnostics_score_pseudo_labels_against_the_hidden_mask(name):
     torch.manual_seed(0)
-    method = build_method(name, factory(), NUM_CLASSES, **CHEAP_OPTIONS.get(name, {})).train()
-    labeled, unlabeled = make_batches(32)
     # A threshold of 0 makes every pixel trusted, so accuracy is always defined.
-    for option in ("confidence_threshold", "strong_threshold", "trust_threshold"):
-        if hasattr(method, option):
-            setattr(method, option, 0.0)
+    option_names = {option.name for option in METHODS.get(name).options}
+    trust_all = {option: 0.0 for option in ("confidence_threshold", "strong_threshold", "trust_threshold")
+                 if option in option_names}
+    method = build_method(name, factory(), NUM_CLASSES, **CHEAP_OPTIONS.get(name, {}), **trust_all).train()
+    labeled, unlabeled = make_batches(32)
 
     losses = method.training_step(labeled, unlabeled, 1, 2)
 
@@ -218,3 +218,22 @@ def test_unimatch_trains_through_the_trainer_and_reports_pseudo_label_quality(tm
     # A batch of images that never had masks has nothing to score: accuracy is then left out.
     accuracies = [metrics["pseudo_label_accuracy"] for _, metrics in reporter.metrics if "pseudo_label_accuracy" in metrics]
     assert accuracies and all(0.0 <= accuracy <= 1.0 for accuracy in accuracies)
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("fixmatch", {"threshold_mode": "distribution"}),
+    ("unimatch", {"threshold_mode": "distribution"}),
+    ("unimatch", {"teacher_ema": 0.9}),
+])
+def test_pseudo_label_variants_train_and_keep_their_state(name, options):
+    torch.manual_seed(0)
+    method = build_method(name, factory(), NUM_CLASSES, **options)
+    for losses in run_steps(method, 32, range(3), 3):
+        assert torch.isfinite(losses["loss"])
+    if options.get("threshold_mode") == "distribution":
+        assert method.threshold.class_counts.sum() > 0  # the labelled prior was counted
+        assert "threshold.class_counts" in method.state_dict()  # and is checkpointed
+    if "teacher_ema" in options:
+        assert method.eval_model() is method.teacher
+        student, teacher = (dict(m.named_parameters()) for m in (method.model, method.teacher))
+        assert any(not torch.equal(student[k], teacher[k]) for k in student)  # the teacher lags the student

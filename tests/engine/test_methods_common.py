@@ -12,9 +12,11 @@ from engine.methods import build_method
 from engine.methods.base import IGNORE_INDEX
 from engine.methods.common import (PseudoLabels, box_masks, classmix_masks, confident_cross_entropy, ema_update, mix,
                                    roll_batch, sigmoid_rampup, weighted_cross_entropy)
+from engine.methods.contrastive import regional_contrast
 from engine.methods.cps import cross_pseudo_supervision
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.self_training import stability
+from engine.methods.thresholds import PseudoLabelThreshold
 from engine.models import build_model
 from tests.engine.conftest import TINY_UNET
 from tests.engine.test_methods import NUM_CLASSES, factory, make_batches, run_steps
@@ -220,3 +222,48 @@ def test_unimatch_decodes_dropped_out_features_through_the_same_decoder():
 
     assert calls == [4, 2, 4]  # labelled + weak together, the perturbed weak features, both strong views
 
+
+
+def test_fixed_threshold_mode_is_the_one_confidence():
+    gate = PseudoLabelThreshold(3, 0.9)
+    gate.observe(torch.tensor([[0, 1, 2]]))
+    pseudo = PseudoLabels(torch.tensor([[[0, 1]]]), torch.tensor([[[0.95, 0.5]]]), torch.ones(1, 1, 2, dtype=torch.bool))
+    assert gate(pseudo) == 0.9 and gate.class_counts.sum() == 0  # fixed mode keeps no prior
+
+
+def test_distribution_thresholds_share_the_trusted_pixels_as_the_labelled_classes():
+    gate = PseudoLabelThreshold(2, 0.9, "distribution")
+    gate.observe(torch.tensor([[0, 0, 0, 1, IGNORE_INDEX]]))  # prior 3/4 background, 1/4 class 1
+    # 8 pixels: 6 background, all above 0.9; 2 class-1 pixels at 0.6 and 0.3. 6 are trusted
+    # by 0.9, so the quotas are 4.5 -> 4 (rounded to even) background and 1.5 -> 2 class 1.
+    label = torch.tensor([[[0, 0, 0, 0, 0, 0, 1, 1]]])
+    confidence = torch.tensor([[[0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.6, 0.3]]])
+    pseudo = PseudoLabels(label, confidence, torch.ones_like(label, dtype=torch.bool))
+    thresholds = gate(pseudo)
+    assert thresholds.tolist() == pytest.approx([0.96, 0.3])
+    assert pseudo.confident(thresholds).tolist() == [[[True] * 4 + [False] * 2 + [True] * 2]]
+
+
+def test_distribution_thresholds_ignore_padding_and_trust_nothing_of_a_class_without_quota():
+    gate = PseudoLabelThreshold(3, 0.5, "distribution")
+    gate.observe(torch.tensor([[0, 1]]))  # class 2 never labelled
+    label = torch.tensor([[[0, 1, 2, 1]]])
+    confidence = torch.tensor([[[0.9, 0.8, 0.99, 0.95]]])
+    inside = torch.tensor([[[True, True, True, False]]])  # the 0.95 class-1 pixel is padding
+    thresholds = gate(PseudoLabels(label, confidence, inside))
+    assert thresholds[1] == pytest.approx(0.8) and thresholds[2] > 1
+
+
+def test_regional_contrast_of_separated_classes_has_the_closed_form_loss():
+    # Two classes whose pixels sit on orthogonal unit vectors: every query meets its prototype
+    # at cosine 1 and each of its N negatives at 0, so each class's loss is
+    # -log(e^(1/T) / (e^(1/T) + N)), whichever pixels are sampled.
+    rep = torch.zeros(1, 4, 2, 4)
+    rep[0, 0, :, :2], rep[0, 1, :, 2:] = 1.0, 1.0
+    labels = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1]]])
+    probs = torch.full((1, 2, 2, 4), 0.5)
+    temperature, negatives = 0.5, 7
+    loss = regional_contrast(rep, labels, probs, strong_threshold=0.97, temperature=temperature, num_queries=5,
+                             num_negatives=negatives)
+    expected = -math.log(math.exp(1 / temperature) / (math.exp(1 / temperature) + negatives))
+    assert loss.item() == pytest.approx(expected, rel=1e-5)

@@ -49,23 +49,39 @@ def parse_method(spec: str) -> tuple[str, dict[str, str]]:
     return name, options
 
 
+#: Evaluations per run: the curve shows whether a run had converged (the last two points agree).
+EVALUATIONS_PER_RUN = 3
+
+
 def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int,
              scale: tuple[float, float]) -> dict[str, Any]:
     """One training run in a worker process with one torch thread."""
     import torch
 
     from engine.config import RunConfig
+    from engine.reporting import NullReporter
     from engine.trainer import train
+
+    class Curve(NullReporter):
+        def __init__(self) -> None:
+            self.points: list[list[float]] = []
+
+        def log_evaluation(self, step, result) -> None:
+            self.points.append([step, round(result.miou, 4)])
 
     torch.set_num_threads(1)
     name, method_options = parse_method(method)
     config = RunConfig.from_flat({**RUN_SETTINGS, "data": data, "arch": arch, "model_options": arch_options,
-                                  "method": name, "method_options": method_options, "labeled": budget, "seed": seed, "iters": iters, "eval_every": iters,
+                                  "method": name, "method_options": method_options, "labeled": budget, "seed": seed,
+                                  "iters": iters, "eval_every": max(1, iters // EVALUATIONS_PER_RUN),
                                   "min_scale": scale[0], "max_scale": scale[1]})
+    curve = Curve()
     start = time.perf_counter()
-    result = train(config)
+    result = train(config, curve)
     return {"method": method, "budget": budget, "seed": seed, "miou": result.last.miou,
-            "seconds": round(time.perf_counter() - start, 1)}
+            "seconds": round(time.perf_counter() - start, 1), "curve": curve.points,
+            "iou": {name: None if iou is None else round(iou, 4)
+                    for name, iou in zip(result.last.class_names, result.last.iou)}}
 
 
 def load_results(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +127,29 @@ def markdown_table(stored: dict[str, Any], command: str) -> str:
             spread = statistics.stdev(mious) if len(mious) > 1 else 0.0
             cells.append(f"{statistics.mean(mious):.1f} +- {spread:.1f} ({len(mious)})" if mious else "-")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += per_class_table(stored, budgets)
     return "\n".join(lines) + "\n"
+
+
+def per_class_table(stored: dict[str, Any], budgets: list[str]) -> list[str]:
+    """Mean IoU per class (over seeds) of every method and budget: where a method gains or loses."""
+    names = next((list(run["iou"]) for by_budget in stored["results"].values() for runs in by_budget.values()
+                  for run in runs if run.get("iou")), None)
+    if not names:
+        return []
+    lines = ["", "Per-class IoU (%), mean over seeds:", "",
+             "| method | labels | " + " | ".join(names) + " |", "| --- | --- | " + " | ".join("---:" for _ in names) + " |"]
+    for method, by_budget in stored["results"].items():
+        for budget in budgets:
+            runs = [run for run in by_budget.get(budget, []) if run.get("iou")]
+            if not runs:
+                continue
+            cells = []
+            for name in names:
+                values = [run["iou"][name] for run in runs if run["iou"].get(name) is not None]
+                cells.append(f"{100 * statistics.mean(values):.1f}" if values else "-")
+            lines.append(f"| {method} | {budget} | " + " | ".join(cells) + " |")
+    return lines
 
 
 #: Everything below this line in the table file is hand-written analysis and is kept.
@@ -193,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             for future in finished:
                 run = future.result()
                 runs = stored["results"].setdefault(run["method"], {}).setdefault(run["budget"], [])
-                runs.append({"seed": run["seed"], "miou": run["miou"], "seconds": run["seconds"]})
+                runs.append({key: value for key, value in run.items() if key not in ("method", "budget")})
                 save_json(args.results, stored)
                 write_table(args.table, markdown_table(stored, command))
                 print(f"{run['method']} labels {run['budget']} seed {run['seed']}: mIoU {100 * run['miou']:.1f} "

@@ -72,7 +72,11 @@ class PseudoLabels:
 
     @classmethod
     def from_logits(cls, logits: torch.Tensor, padding: torch.Tensor) -> "PseudoLabels":
-        confidence, label = logits.detach().float().softmax(1).max(1)
+        return cls.from_probabilities(logits.detach().float().softmax(1), padding)
+
+    @classmethod
+    def from_probabilities(cls, probabilities: torch.Tensor, padding: torch.Tensor) -> "PseudoLabels":
+        confidence, label = probabilities.detach().max(1)
         return cls(label, confidence, ~padding)
 
     def confident(self, threshold: float | torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from engine.methods.base import Method, supervised_loss
-from engine.methods.common import PseudoLabels, confident_cross_entropy, labeled_part, mix, roll_batch
+from engine.methods.common import confident_cross_entropy, labeled_part, mix, roll_batch
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
 from engine.methods.thresholds import THRESHOLD_MODE, PseudoLabelThreshold
@@ -54,9 +54,9 @@ class FixMatch(Method):
 
         output = self.model.forward_train(torch.cat((img_x, img_u_w)))  # one BN batch, as in UniMatch
         pred_u_w = output["out"][len(img_x):]
-        pseudo = PseudoLabels.from_logits(pred_u_w, unlabeled["padding"])
-        pseudo_s = pseudo.mixed(pseudo.rolled(), box)
         self.threshold.observe(mask_x)
+        pseudo = self.threshold.pseudo_labels(pred_u_w, unlabeled["padding"])
+        pseudo_s = pseudo.mixed(pseudo.rolled(), box)
         threshold = self.threshold(pseudo)
         pred_u_s = self.model(mix(img_u_s, roll_batch(img_u_s), box))
 

@@ -18,6 +18,15 @@ a class the model over-predicts (background), below it for one it under-predicts
 Differences from DARS: the quotas are recomputed on every unlabelled batch (DARS sets
 them once per round of offline self-training) and the prior is counted from the labelled
 batches the method sees.
+
+``alignment`` mode: distribution alignment (Berthelot et al., "ReMixMatch", ICLR 2020,
+arXiv:1911.09785, github.com/google-research/remixmatch): before thresholding, each
+pixel's class probabilities are multiplied by ``prior / running mean of the predicted
+probabilities`` and renormalised. Where the model over-predicts background, background
+probabilities shrink and the others grow, so fewer background pixels pass the threshold
+and some pixels change label towards the under-predicted classes. ReMixMatch averages
+the predictions of the last 128 batches; here an exponential average with momentum
+``ALIGNMENT_MOMENTUM`` (about the last 100 batches), started at the first batch.
 """
 from __future__ import annotations
 
@@ -28,20 +37,25 @@ from engine.methods.base import IGNORE_INDEX
 from engine.methods.common import PseudoLabels
 from engine.options import Option
 
-THRESHOLD_MODES = ("fixed", "distribution")
+THRESHOLD_MODES = ("fixed", "distribution", "alignment")
+ALIGNMENT_MOMENTUM = 0.99
 THRESHOLD_MODE = Option("threshold_mode", "str", "fixed",
                         "fixed: one confidence threshold for every class (the paper). distribution: the same number "
                         "of trusted pixels, shared among the classes as in the labelled masks (per-class thresholds, "
-                        "DARS, He et al. ICCV 2021), against the drift of pseudo-labels towards frequent classes.",
+                        "DARS, He et al. ICCV 2021). alignment: probabilities scaled by labelled prior / predicted "
+                        "marginal before the threshold (ReMixMatch's distribution alignment). Both act against the "
+                        "drift of pseudo-labels towards frequent classes.",
                         choices=THRESHOLD_MODES)
 
 
 class PseudoLabelThreshold(nn.Module):
-    """Turns a confidence threshold into what ``PseudoLabels.confident`` compares against.
+    """Makes pseudo-labels from a prediction and says which to trust.
 
-    ``observe(mask)`` counts the labelled classes (a buffer, so it is checkpointed and a
-    resumed run keeps its prior); ``__call__(pseudo)`` gives the float threshold in
-    ``fixed`` mode and a (C,) tensor of per-class thresholds in ``distribution`` mode.
+    ``observe(mask)`` counts the labelled classes; ``pseudo_labels(logits, padding)`` makes
+    the hard labels (distribution-aligned in ``alignment`` mode); ``__call__(pseudo)``
+    gives what ``PseudoLabels.confident`` compares against: the float threshold, or a (C,)
+    tensor of per-class thresholds in ``distribution`` mode. The counts and the running
+    prediction are buffers, so they are checkpointed and a resumed run keeps them.
     """
 
     def __init__(self, num_classes: int, threshold: float, mode: str = "fixed"):
@@ -50,16 +64,33 @@ class PseudoLabelThreshold(nn.Module):
             raise ValueError(f"threshold_mode must be one of {', '.join(THRESHOLD_MODES)}, not {mode!r}")
         self.threshold, self.mode = threshold, mode
         self.register_buffer("class_counts", torch.zeros(num_classes, dtype=torch.float64))
+        self.register_buffer("predicted", torch.zeros(num_classes, dtype=torch.float64))  # alignment's running mean
 
     @torch.no_grad()
     def observe(self, mask: torch.Tensor) -> None:
-        if self.mode == "distribution":
+        if self.mode != "fixed":
             known = mask[mask != IGNORE_INDEX]
             self.class_counts += torch.bincount(known.flatten(), minlength=len(self.class_counts)).double()
 
     @torch.no_grad()
+    def pseudo_labels(self, logits: torch.Tensor, padding: torch.Tensor) -> PseudoLabels:
+        probabilities = logits.detach().float().softmax(1)
+        if self.mode == "alignment" and self.class_counts.sum() > 0:
+            inside = ~padding
+            batch_mean = probabilities.permute(1, 0, 2, 3)[:, inside].mean(1).double()
+            if self.predicted.sum() == 0:
+                self.predicted.copy_(batch_mean)
+            else:
+                self.predicted.lerp_(batch_mean, 1.0 - ALIGNMENT_MOMENTUM)
+            prior = self.class_counts / self.class_counts.sum()
+            scale = (prior / self.predicted.clamp_min(1e-8)).float()
+            probabilities = probabilities * scale[None, :, None, None]
+            probabilities = probabilities / probabilities.sum(1, keepdim=True).clamp_min(1e-12)
+        return PseudoLabels.from_probabilities(probabilities, padding)
+
+    @torch.no_grad()
     def __call__(self, pseudo: PseudoLabels) -> float | torch.Tensor:
-        if self.mode == "fixed" or self.class_counts.sum() == 0:
+        if self.mode != "distribution" or self.class_counts.sum() == 0:
             return self.threshold
         trusted = int(pseudo.confident(self.threshold).sum())
         quotas = (self.class_counts / self.class_counts.sum() * trusted).round().long().tolist()

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from engine.methods.base import Method, supervised_loss
-from engine.methods.common import (PseudoLabels, confident_cross_entropy, ema_update, labeled_part, make_teacher, mix,
+from engine.methods.common import (confident_cross_entropy, ema_update, labeled_part, make_teacher, mix,
                                    predict, roll_batch)
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.fixmatch import CONFIDENCE_THRESHOLD
@@ -67,8 +67,8 @@ class UniMatch(Method):
                                                      mix(img_u_s2, roll_batch(img_u_s2), box2)))).chunk(2)
 
         pred_u_w = output["out"][num_lb:] if self.teacher is None else predict(self.teacher, img_u_w)
-        pseudo = PseudoLabels.from_logits(pred_u_w, unlabeled["padding"])  # conf_u_w, mask_u_w
         self.threshold.observe(mask_x)
+        pseudo = self.threshold.pseudo_labels(pred_u_w, unlabeled["padding"])  # conf_u_w, mask_u_w
         threshold = self.threshold(pseudo)
         loss_x = supervised_loss(labeled_part(output, num_lb), mask_x)
         loss_u_s1 = confident_cross_entropy(pred_u_s1, pseudo.mixed(pseudo.rolled(), box1), threshold)

@@ -42,3 +42,11 @@ def test_bad_method_option_is_refused_before_any_run(tmp_path, capsys):
         main(["--methods", "unimatch:threshold_mode=median", "--results", str(tmp_path / "r.json"),
               "--data", str(tmp_path)])
     assert "threshold_mode" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+
+
+def test_per_class_table_averages_each_class_over_seeds():
+    runs = [{"seed": 0, "miou": 0.2, "iou": {"background": 0.8, "tops": 0.1}},
+            {"seed": 1, "miou": 0.3, "iou": {"background": 0.9, "tops": None}}]
+    table = markdown_table({"settings": SETTINGS, "results": {"unimatch": {"16": runs}}}, "cmd")
+    assert "| method | labels | background | tops |" in table
+    assert "| unimatch | 16 | 85.0 | 10.0 |" in table

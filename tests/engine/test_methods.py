@@ -223,6 +223,7 @@ def test_unimatch_trains_through_the_trainer_and_reports_pseudo_label_quality(tm
 @pytest.mark.parametrize(("name", "options"), [
     ("fixmatch", {"threshold_mode": "distribution"}),
     ("unimatch", {"threshold_mode": "distribution"}),
+    ("unimatch", {"threshold_mode": "alignment"}),
     ("unimatch", {"teacher_ema": 0.9}),
 ])
 def test_pseudo_label_variants_train_and_keep_their_state(name, options):
@@ -230,7 +231,7 @@ def test_pseudo_label_variants_train_and_keep_their_state(name, options):
     method = build_method(name, factory(), NUM_CLASSES, **options)
     for losses in run_steps(method, 32, range(3), 3):
         assert torch.isfinite(losses["loss"])
-    if options.get("threshold_mode") == "distribution":
+    if options.get("threshold_mode") in ("distribution", "alignment"):
         assert method.threshold.class_counts.sum() > 0  # the labelled prior was counted
         assert "threshold.class_counts" in method.state_dict()  # and is checkpointed
     if "teacher_ema" in options:

@@ -267,3 +267,18 @@ def test_regional_contrast_of_separated_classes_has_the_closed_form_loss():
                              num_negatives=negatives)
     expected = -math.log(math.exp(1 / temperature) / (math.exp(1 / temperature) + negatives))
     assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_alignment_scales_probabilities_by_prior_over_predicted_marginal():
+    gate = PseudoLabelThreshold(2, 0.6, "alignment")
+    gate.observe(torch.tensor([[0, 1]]))  # labelled prior 1/2, 1/2
+    # Two pixels predicted (0.9, 0.1) and (0.6, 0.4): marginal (0.75, 0.25), so class 0 is
+    # scaled by 0.5/0.75 and class 1 by 0.5/0.25, then renormalised.
+    probabilities = torch.tensor([[[[0.9, 0.6]], [[0.1, 0.4]]]])  # (1, 2, 1, 2)
+    pseudo = gate.pseudo_labels(probabilities.log(), torch.zeros(1, 1, 2, dtype=torch.bool))
+    aligned = probabilities * torch.tensor([2 / 3, 2.0])[None, :, None, None]
+    aligned = aligned / aligned.sum(1, keepdim=True)  # pixel 1: (0.75, 0.25); pixel 2: (0.333, 0.667)
+    assert pseudo.label.tolist() == [[[0, 1]]]  # the second pixel changed class
+    assert torch.allclose(pseudo.confidence, aligned.max(1).values)
+    assert gate(pseudo) == 0.6 and pseudo.confident(gate(pseudo)).tolist() == [[[True, True]]]
+    assert torch.allclose(gate.predicted, torch.tensor([0.75, 0.25], dtype=torch.float64))

@@ -1,22 +1,29 @@
 """Semi-supervised sweep: every method x label budget x seed, through the engine's own trainer.
 
 Each run trains one method (``engine.trainer.train``) at one label budget and seed, and
-its final validation mIoU is written to ``--results`` (``bench/results/ssl.json``) the
-moment it finishes; a rerun skips every run already there, so an interrupted sweep
-resumes where it stopped. ``--jobs N`` trains N runs at once, each with one torch thread.
-After each run ``docs/results.md`` is rewritten with the table (mean and sample standard
-deviation over seeds per method and budget) and the command that produced it.
+its result is written to ``--results`` (``bench/results/ssl.json``) the moment it
+finishes; a rerun skips every run already there, so an interrupted sweep resumes where
+it stopped, and several sweeps may share one results file (writes take a lock and merge).
+``--jobs N`` trains N runs at once, each with one torch thread; runs go seed by seed, so
+a sweep cut short still holds one seed of every method (the screening). After each run
+``docs/results.md`` is rewritten with the tables (mean and sample standard deviation over
+seeds per method and budget; per-class IoU) and the commands that produced them.
 
-    PYTHONPATH=. python bench/ssl_sweep.py --builtin fashion-scenes --iters 2000 --jobs 2
+    PYTHONPATH=. python bench/ssl_sweep.py --seeds 0 --jobs 2
+    PYTHONPATH=. python bench/ssl_sweep.py --methods supervised unimatch:threshold_mode=distribution --seeds 1 2
 
+A method is ``NAME`` (its documented defaults) or ``NAME:OPTION=VALUE[,OPTION=VALUE]``.
 The results file holds ``settings`` (dataset, architecture and its options, iterations,
-every fixed training setting) and ``results``: method -> label budget -> list of
-``{"seed", "miou", "seconds"}``. Runs made under other settings are refused rather than
-mixed into one table: point ``--results`` at another file.
+every fixed training setting), the ``commands`` that ran, and ``results``: method ->
+label budget -> list of ``{"seed", "miou", "seconds", "curve", "iou"}`` (the curve is
+the validation mIoU at thirds of the run, to show whether it had converged). Runs made
+under other settings are refused rather than mixed into one table: point ``--results``
+at another file.
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shlex
@@ -24,8 +31,9 @@ import statistics
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "ssl.json"
@@ -101,6 +109,32 @@ def save_json(path: Path, content: dict[str, Any]) -> None:
     temporary.replace(path)  # atomic: an interrupted write never loses finished runs
 
 
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Exclusive lock beside ``path``: sweeps sharing one results file take turns writing it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def record_run(path: Path, settings: dict[str, Any], command: str, run: dict[str, Any]) -> dict[str, Any]:
+    """Add one finished run to the results file, re-read under the lock so that runs written
+    meanwhile by another sweep on the same file are kept."""
+    with locked(path):
+        stored = load_results(path, settings)
+        if command not in stored.setdefault("commands", []):
+            stored["commands"].append(command)
+        if not is_done(stored, run["method"], run["budget"], run["seed"]):
+            runs = stored["results"].setdefault(run["method"], {}).setdefault(run["budget"], [])
+            runs.append({key: value for key, value in run.items() if key not in ("method", "budget")})
+            save_json(path, stored)
+    return stored
+
+
 def is_done(stored: dict[str, Any], method: str, budget: str, seed: int) -> bool:
     return any(run["seed"] == seed for run in stored["results"].get(method, {}).get(budget, []))
 
@@ -124,8 +158,10 @@ def markdown_table(stored: dict[str, Any], command: str) -> str:
         cells = []
         for budget in budgets:
             mious = [100 * run["miou"] for run in by_budget.get(budget, [])]
-            spread = statistics.stdev(mious) if len(mious) > 1 else 0.0
-            cells.append(f"{statistics.mean(mious):.1f} +- {spread:.1f} ({len(mious)})" if mious else "-")
+            if len(mious) > 1:
+                cells.append(f"{statistics.mean(mious):.1f} +- {statistics.stdev(mious):.1f} ({len(mious)})")
+            else:  # one seed has no spread to show
+                cells.append(f"{mious[0]:.1f} (1)" if mious else "-")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     lines += per_class_table(stored, budgets)
     return "\n".join(lines) + "\n"
@@ -184,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Methods, each NAME or NAME:OPTION=VALUE[,OPTION=VALUE] (default: every registered one).")
     parser.add_argument("--budgets", nargs="+", default=["16", "1/16"], help="Label budgets (default: 16 1/16).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds (default: 0 1 2).")
-    parser.add_argument("--iters", type=int, default=2000, help="Training iterations per run (default: 2000).")
+    parser.add_argument("--iters", type=int, default=1500, help="Training iterations per run (default: 1500).")
     parser.add_argument("--arch", default=DEFAULT_ARCH, help="Architecture (default: unet).")
     parser.add_argument("--arch-options", type=json.loads, default=None,
                         help='Architecture options as JSON (default for unet: {"base_width": 16, "stem_stride": 2}).')
@@ -192,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--data", type=Path, help="A dataset folder (upload layout).")
     source.add_argument("--builtin", default="fashion-scenes",
                         help="Built-in dataset generated once into bench/data/NAME (default: fashion-scenes).")
-    parser.add_argument("--scale", type=float, nargs=2, default=[0.5, 2.0], metavar=("MIN", "MAX"),
-                        help="Random rescaling range of training images (default: UniMatch's 0.5 2.0; 1 1 turns it off).")
+    parser.add_argument("--scale", type=float, nargs=2, default=[1.0, 1.0], metavar=("MIN", "MAX"),
+                        help="Random rescaling range of training images (default: 1 1, off: UniMatch's 0.5 2.0 "
+                             "halves the 64 px canvases' garments, docs/results.md).")
     parser.add_argument("--jobs", type=int, default=1, help="Runs trained at once, one torch thread each.")
     parser.add_argument("--results", type=Path, default=RESULTS, help="Results file (default: bench/results/ssl.json).")
     parser.add_argument("--table", type=Path, default=TABLE, help="Markdown table (default: docs/results.md).")
@@ -217,8 +254,6 @@ def main(argv: list[str] | None = None) -> int:
                 "iters": args.iters, "min_scale": args.scale[0], "max_scale": args.scale[1], **RUN_SETTINGS}
     stored = load_results(args.results, settings)
     command = "PYTHONPATH=. python bench/ssl_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    if command not in stored.setdefault("commands", []):
-        stored["commands"].append(command)
     # Seed-major order: a sweep cut short still has one seed of every method (the screening).
     todo = [(m, b, s) for s in args.seeds for b in args.budgets for m in args.methods if not is_done(stored, m, b, s)]
     print(f"{len(todo)} runs to train ({len(args.methods) * len(args.budgets) * len(args.seeds) - len(todo)} already done)",
@@ -230,9 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 run = future.result()
-                runs = stored["results"].setdefault(run["method"], {}).setdefault(run["budget"], [])
-                runs.append({key: value for key, value in run.items() if key not in ("method", "budget")})
-                save_json(args.results, stored)
+                stored = record_run(args.results, settings, command, run)
                 write_table(args.table, markdown_table(stored, command))
                 print(f"{run['method']} labels {run['budget']} seed {run['seed']}: mIoU {100 * run['miou']:.1f} "
                       f"in {run['seconds']:.0f} s", file=sys.stderr)

@@ -1,7 +1,8 @@
 """The sweep's bookkeeping: finished runs are skipped, the table keeps hand-written findings."""
 import pytest
 
-from bench.ssl_sweep import NOTES_MARKER, is_done, load_results, main, markdown_table, parse_method, save_json, write_table
+from bench.ssl_sweep import (NOTES_MARKER, is_done, load_results, main, markdown_table, parse_method, record_run,
+                              save_json, write_table)
 
 SETTINGS = {"data": "fs", "arch": "unet", "arch_options": {}, "iters": 10, "min_scale": 0.5, "max_scale": 2.0}
 
@@ -50,3 +51,20 @@ def test_per_class_table_averages_each_class_over_seeds():
     table = markdown_table({"settings": SETTINGS, "results": {"unimatch": {"16": runs}}}, "cmd")
     assert "| method | labels | background | tops |" in table
     assert "| unimatch | 16 | 85.0 | 10.0 |" in table
+
+
+def test_a_single_seed_shows_no_spread():
+    stored = {"settings": SETTINGS, "results": {"cutmix": {"16": [{"seed": 0, "miou": 0.234}]}}}
+    assert "| cutmix | 23.4 (1) |" in markdown_table(stored, "cmd")
+
+
+def test_two_sweeps_sharing_a_results_file_keep_each_others_runs(tmp_path):
+    path = tmp_path / "ssl.json"
+    first = load_results(path, SETTINGS)  # both sweeps read the file before either finished a run
+    second = load_results(path, SETTINGS)
+    assert first == second
+    record_run(path, SETTINGS, "sweep A", {"method": "supervised", "budget": "16", "seed": 0, "miou": 0.2})
+    record_run(path, SETTINGS, "sweep B", {"method": "unimatch", "budget": "16", "seed": 0, "miou": 0.3})
+    stored = load_results(path, SETTINGS)
+    assert is_done(stored, "supervised", "16", 0) and is_done(stored, "unimatch", "16", 0)
+    assert stored["commands"] == ["sweep A", "sweep B"]

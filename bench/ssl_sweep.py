@@ -135,6 +135,23 @@ def record_run(path: Path, settings: dict[str, Any], command: str, run: dict[str
     return stored
 
 
+def merge_results(target: Path, sources: list[Path]) -> dict[str, Any]:
+    """Add every run of ``sources`` (other sweeps' results files, same settings) to ``target``."""
+    stored = None
+    for source in sources:
+        other = json.loads(source.read_text())
+        commands = other.get("commands") or [f"(runs merged from {source.name})"]
+        for method, by_budget in other["results"].items():
+            for budget, runs in by_budget.items():
+                for run in runs:
+                    stored = record_run(target, other["settings"], commands[0], {"method": method, "budget": budget, **run})
+        with locked(target):  # every command of the source, not only the first
+            stored = load_results(target, other["settings"])
+            stored["commands"] += [c for c in commands if c not in stored["commands"]]
+            save_json(target, stored)
+    return stored
+
+
 def is_done(stored: dict[str, Any], method: str, budget: str, seed: int) -> bool:
     return any(run["seed"] == seed for run in stored["results"].get(method, {}).get(budget, []))
 
@@ -234,7 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="Runs trained at once, one torch thread each.")
     parser.add_argument("--results", type=Path, default=RESULTS, help="Results file (default: bench/results/ssl.json).")
     parser.add_argument("--table", type=Path, default=TABLE, help="Markdown table (default: docs/results.md).")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="FILE",
+                        help="Only merge these results files (made with the same settings) into --results, then exit.")
     args = parser.parse_args(argv)
+    if args.merge:
+        stored = merge_results(args.results, args.merge)
+        write_table(args.table, markdown_table(stored, ""))
+        print(markdown_table(stored, ""))
+        return 0
     try:
         specs = [parse_method(m) for m in args.methods]
     except ValueError as error:

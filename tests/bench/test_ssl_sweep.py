@@ -68,3 +68,19 @@ def test_two_sweeps_sharing_a_results_file_keep_each_others_runs(tmp_path):
     stored = load_results(path, SETTINGS)
     assert is_done(stored, "supervised", "16", 0) and is_done(stored, "unimatch", "16", 0)
     assert stored["commands"] == ["sweep A", "sweep B"]
+
+
+def test_merge_adds_another_sweeps_runs_and_commands(tmp_path):
+    main_file, other = tmp_path / "ssl.json", tmp_path / "other.json"
+    record_run(main_file, SETTINGS, "sweep A", {"method": "supervised", "budget": "16", "seed": 0, "miou": 0.2})
+    record_run(other, SETTINGS, "sweep B", {"method": "cutmix", "budget": "1/16", "seed": 0, "miou": 0.4})
+    table = tmp_path / "results.md"
+    assert main(["--merge", str(other), "--results", str(main_file), "--table", str(table)]) == 0
+    stored = load_results(main_file, SETTINGS)
+    assert is_done(stored, "supervised", "16", 0) and is_done(stored, "cutmix", "1/16", 0)
+    assert stored["commands"] == ["sweep A", "sweep B"] and "| cutmix | - | 40.0 (1) |" in table.read_text()
+    longer = tmp_path / "longer.json"
+    save_json(longer, {"settings": {**SETTINGS, "iters": 99}, "results": {"x": {"16": [{"seed": 0, "miou": 0.1}]}}})
+    with pytest.raises(SystemExit, match="other settings"):
+        main(["--merge", str(longer), "--results", str(main_file), "--table", str(table)])
+    assert not is_done(load_results(main_file, SETTINGS), "x", "16", 0)

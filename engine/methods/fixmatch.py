@@ -13,6 +13,10 @@ with the unlabelled term averaged over all non-padding pixels (UniMatch's
 
 Adaptation: the CutMix partner is the previous image of the batch, with its weak-view
 prediction reused as the partner's pseudo-label (``common.roll_batch``).
+
+Not in the paper, off by default: ``threshold_mode`` (class-balanced pseudo-labels,
+``engine.methods.thresholds``), against the drift towards frequent classes measured in
+docs/results.md.
 """
 from __future__ import annotations
 

@@ -14,6 +14,11 @@ is evaluated.
 Adaptation: the CutMix partner of each strong view is the previous image of the batch,
 its pseudo-label the rolled weak prediction (UniMatch predicts a second unlabelled
 batch in eval mode instead); this saves one forward pass and one loader.
+
+Not in the paper, off by default: ``threshold_mode`` (class-balanced pseudo-labels,
+``engine.methods.thresholds``) and ``teacher_ema``, the EMA teacher of UniMatch V2 (Yang
+et al., arXiv:2410.10777), which then makes the pseudo-labels in eval mode and is
+evaluated. Both were added to study the pseudo-label drift of docs/results.md.
 """
 from __future__ import annotations
 

@@ -121,34 +121,43 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _add_runs(stored: dict[str, Any], commands: list[str], runs: list[dict[str, Any]]) -> bool:
+    """Add ``commands`` and the ``runs`` (each with its method and budget) not already there; True if any was new."""
+    changed = False
+    for command in commands:
+        if command not in stored.setdefault("commands", []):
+            stored["commands"].append(command)
+            changed = True
+    for run in runs:
+        if not is_done(stored, run["method"], run["budget"], run["seed"]):
+            runs_there = stored["results"].setdefault(run["method"], {}).setdefault(run["budget"], [])
+            runs_there.append({key: value for key, value in run.items() if key not in ("method", "budget")})
+            changed = True
+    return changed
+
+
 def record_run(path: Path, settings: dict[str, Any], command: str, run: dict[str, Any]) -> dict[str, Any]:
     """Add one finished run to the results file, re-read under the lock so that runs written
     meanwhile by another sweep on the same file are kept."""
     with locked(path):
         stored = load_results(path, settings)
-        if command not in stored.setdefault("commands", []):
-            stored["commands"].append(command)
-        if not is_done(stored, run["method"], run["budget"], run["seed"]):
-            runs = stored["results"].setdefault(run["method"], {}).setdefault(run["budget"], [])
-            runs.append({key: value for key, value in run.items() if key not in ("method", "budget")})
+        if _add_runs(stored, [command], [run]):
             save_json(path, stored)
     return stored
 
 
 def merge_results(target: Path, sources: list[Path]) -> dict[str, Any]:
-    """Add every run of ``sources`` (other sweeps' results files, same settings) to ``target``."""
-    stored = None
+    """Add every run and command of ``sources`` (other sweeps' results files, same settings) to ``target``."""
+    stored: dict[str, Any] = {}
     for source in sources:
         other = json.loads(source.read_text())
-        commands = other.get("commands") or [f"(runs merged from {source.name})"]
-        for method, by_budget in other["results"].items():
-            for budget, runs in by_budget.items():
-                for run in runs:
-                    stored = record_run(target, other["settings"], commands[0], {"method": method, "budget": budget, **run})
-        with locked(target):  # every command of the source, not only the first
+        runs = [{"method": method, "budget": budget, **run}
+                for method, by_budget in other["results"].items() for budget, budget_runs in by_budget.items()
+                for run in budget_runs]
+        with locked(target):
             stored = load_results(target, other["settings"])
-            stored["commands"] += [c for c in commands if c not in stored["commands"]]
-            save_json(target, stored)
+            if _add_runs(stored, other.get("commands") or [f"(runs merged from {source.name})"], runs):
+                save_json(target, stored)
     return stored
 
 

@@ -124,8 +124,8 @@ def worker_options(num_workers: int) -> dict:
 class TrainingData:
     index: DatasetIndex
     budget: LabelBudget
-    labeled: "LabeledDataset"
-    unlabeled: "UnlabeledDataset | None"
+    labeled: LabeledDataset
+    unlabeled: UnlabeledDataset | None
     validation: ValidationDataset
 
     @property

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import multiprocessing
 import os
 import shlex
 import statistics
@@ -42,7 +43,7 @@ DATA_DIR = ROOT / "bench" / "data"
 #: The architecture of issue 5's table: a small U-Net whose strided stem quarters the CPU cost.
 DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS = "unet", {"base_width": 16, "stem_stride": 2}
 #: Every setting the table holds fixed; the rest are engine.config's defaults.
-RUN_SETTINGS = {"crop_size": 64, "batch_size": 8, "optimizer": "adamw", "lr": 2e-3, "device": "cpu", "log_every": 50}
+RUN_SETTINGS = {"crop_size": 64, "batch_size": 8, "optimizer": "adamw", "lr": 2e-3, "log_every": 50}
 
 
 def parse_method(spec: str) -> tuple[str, dict[str, str]]:
@@ -62,8 +63,8 @@ EVALUATIONS_PER_RUN = 3
 
 
 def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int,
-             scale: tuple[float, float]) -> dict[str, Any]:
-    """One training run in a worker process with one torch thread."""
+             scale: tuple[float, float], device: str = "cpu", workers: int = 0) -> dict[str, Any]:
+    """One training run in a worker process with one torch thread (and ``workers`` loader processes)."""
     import torch
 
     from engine.config import RunConfig
@@ -82,6 +83,7 @@ def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str,
     config = RunConfig.from_flat({**RUN_SETTINGS, "data": data, "arch": arch, "model_options": arch_options,
                                   "method": name, "method_options": method_options, "labeled": budget, "seed": seed,
                                   "iters": iters, "eval_every": max(1, iters // EVALUATIONS_PER_RUN),
+                                  "device": device, "num_workers": workers,
                                   "min_scale": scale[0], "max_scale": scale[1]})
     curve = Curve()
     start = time.perf_counter()
@@ -258,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="Random rescaling range of training images (default: 1 1, off: UniMatch's 0.5 2.0 "
                              "halves the 64 px canvases' garments, docs/results.md).")
     parser.add_argument("--jobs", type=int, default=1, help="Runs trained at once, one torch thread each.")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu or cuda (default: cpu). Several --jobs share one GPU; a GPU sweep needs its own --results.")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="DataLoader processes per run (default: 0; results do not depend on it).")
     parser.add_argument("--results", type=Path, default=RESULTS, help="Results file (default: bench/results/ssl.json).")
     parser.add_argument("--table", type=Path, default=TABLE, help="Markdown table (default: docs/results.md).")
     parser.add_argument("--merge", type=Path, nargs="+", metavar="FILE",
@@ -284,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
 
     data = resolve_data(args)
     settings = {"data": os.path.relpath(data, ROOT), "arch": args.arch, "arch_options": arch_options,
-                "iters": args.iters, "min_scale": args.scale[0], "max_scale": args.scale[1], **RUN_SETTINGS}
+                "iters": args.iters, "min_scale": args.scale[0], "max_scale": args.scale[1], **RUN_SETTINGS,
+                "device": args.device}
     stored = load_results(args.results, settings)
     command = "PYTHONPATH=. python bench/ssl_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     # Seed-major order: a sweep cut short still has one seed of every method (the screening).
@@ -292,8 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(todo)} runs to train ({len(args.methods) * len(args.budgets) * len(args.seeds) - len(todo)} already done)",
           file=sys.stderr)
 
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        pending = {pool.submit(run_once, str(data), args.arch, arch_options, m, b, s, args.iters, tuple(args.scale)) for m, b, s in todo}
+    # CUDA cannot be used in a forked child; spawned workers start clean.
+    context = multiprocessing.get_context("spawn" if args.device.startswith("cuda") else "fork")
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+        pending = {pool.submit(run_once, str(data), args.arch, arch_options, m, b, s, args.iters, tuple(args.scale),
+                               args.device, args.workers) for m, b, s in todo}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:

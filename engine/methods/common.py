@@ -69,6 +69,7 @@ class PseudoLabels:
     label: torch.Tensor  # (B, H, W) long
     confidence: torch.Tensor  # (B, H, W) float, the max class probability
     inside: torch.Tensor  # (B, H, W) bool
+    probabilities: torch.Tensor | None = None  # (B, C, H, W) float, where a soft target needs them
 
     @classmethod
     def from_logits(cls, logits: torch.Tensor, padding: torch.Tensor) -> "PseudoLabels":
@@ -76,8 +77,9 @@ class PseudoLabels:
 
     @classmethod
     def from_probabilities(cls, probabilities: torch.Tensor, padding: torch.Tensor) -> "PseudoLabels":
-        confidence, label = probabilities.detach().max(1)
-        return cls(label, confidence, ~padding)
+        probabilities = probabilities.detach()
+        confidence, label = probabilities.max(1)
+        return cls(label, confidence, ~padding, probabilities)
 
     def confident(self, threshold: float | torch.Tensor) -> torch.Tensor:
         """Inside pixels at or above ``threshold``: one float, or a (C,) tensor read at each pixel's label."""
@@ -97,11 +99,13 @@ class PseudoLabels:
 
     def mixed(self, other: "PseudoLabels", mask: torch.Tensor) -> "PseudoLabels":
         """Take ``other`` where ``mask`` is 1 (the same mask as the mixed images)."""
-        return PseudoLabels(*(mix(a, b, mask) for a, b in
-                              ((self.label, other.label), (self.confidence, other.confidence), (self.inside, other.inside))))
+        return PseudoLabels(*(None if a is None else mix(a, b, mask) for a, b in zip(self.fields(), other.fields())))
 
     def rolled(self) -> "PseudoLabels":
-        return PseudoLabels(roll_batch(self.label), roll_batch(self.confidence), roll_batch(self.inside))
+        return PseudoLabels(*(None if a is None else roll_batch(a) for a in self.fields()))
+
+    def fields(self) -> tuple:
+        return self.label, self.confidence, self.inside, self.probabilities
 
 
 def confident_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, threshold: float | torch.Tensor) -> torch.Tensor:
@@ -112,6 +116,17 @@ def confident_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, threshol
     """
     loss = F.cross_entropy(logits, pseudo.label, reduction="none")
     return (loss * pseudo.confident(threshold)).sum() / pseudo.inside.sum().clamp_min(1)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probabilities: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy to soft targets, averaged over inside pixels (UDA's consistency term).
+
+    Its gradient is ``softmax(logits) - target``, the KL divergence's, so a target that
+    is unsure (0.6 background, 0.4 tops) pulls towards unsure rather than towards
+    background as its argmax would.
+    """
+    loss = -(target_probabilities.detach() * logits.float().log_softmax(1)).sum(1)
+    return (loss * inside).sum() / inside.sum().clamp_min(1)
 
 
 def weighted_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, weight: torch.Tensor) -> torch.Tensor:

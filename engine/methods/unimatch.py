@@ -15,10 +15,14 @@ Adaptation: the CutMix partner of each strong view is the previous image of the 
 its pseudo-label the rolled weak prediction (UniMatch predicts a second unlabelled
 batch in eval mode instead); this saves one forward pass and one loader.
 
-Not in the paper, off by default: ``threshold_mode`` (class-balanced pseudo-labels,
+Not in the paper, off by default: ``rampup`` (Mean Teacher's sigmoid ramp-up of the
+unlabelled weight, for models trained from scratch), ``threshold_mode`` (class-balanced pseudo-labels,
 ``engine.methods.thresholds``) and ``teacher_ema``, the EMA teacher of UniMatch V2 (Yang
 et al., arXiv:2410.10777), which then makes the pseudo-labels in eval mode and is
-evaluated. Both were added to study the pseudo-label drift of docs/results.md.
+evaluated. ``target="soft"`` replaces the three thresholded hard-label losses by a
+cross-entropy to the weak view's full probabilities on every pixel (the soft consistency
+of UDA, Xie et al., NeurIPS 2020, arXiv:1904.12848, without its sharpening). All were
+added to study the pseudo-label drift of docs/results.md.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from torch import nn
 
 from engine.methods.base import Method, supervised_loss
 from engine.methods.common import (confident_cross_entropy, ema_update, labeled_part, make_teacher, mix,
-                                   predict, roll_batch)
+                                   predict, roll_batch, sigmoid_rampup, soft_cross_entropy)
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.fixmatch import CONFIDENCE_THRESHOLD
 from engine.methods.registry import register_method
@@ -46,18 +50,30 @@ from engine.options import Option
         Option("teacher_ema", "float", 0.0, "0 (UniMatch): pseudo-labels from the student's own weak-view prediction. "
                "Above 0: from an EMA teacher with this decay, in eval mode, which is also the model evaluated "
                "(UniMatch V2's teacher).", min=0, max=0.99999),
+        Option("rampup", "float", 0.0, "Share of the run over which the unlabelled losses' weight ramps up "
+               "(Mean Teacher's sigmoid). 0 (UniMatch): full weight from the first step, as suits its "
+               "ImageNet-pretrained backbone; a model trained from scratch is confident only about background "
+               "at first.", min=0, max=1),
+        Option("target", "str", "hard", "hard (UniMatch): cross-entropy to confident argmax pseudo-labels. soft: "
+               "cross-entropy to the weak view's probabilities on every pixel (UDA-style; no threshold).",
+               choices=("hard", "soft")),
     ),
 )
 class UniMatch(Method):
     uses_unlabeled = True
 
     def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5,
-                 threshold_mode: str = "fixed", teacher_ema: float = 0.0):
+                 threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, target: str = "hard"):
         super().__init__(model_factory, num_classes)
         self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)
         self.feature_perturbation = nn.Dropout2d(feature_dropout)
-        self.teacher_ema = teacher_ema
+        self.teacher_ema, self.rampup = teacher_ema, rampup
         self.teacher = make_teacher(self.model) if teacher_ema > 0 else None
+        self.unlabeled_loss = confident_cross_entropy if target == "hard" else self._soft_loss
+
+    @staticmethod
+    def _soft_loss(logits, pseudo, threshold):
+        return soft_cross_entropy(logits, pseudo.probabilities, pseudo.inside)
 
     def training_step(self, labeled, unlabeled, step, total_steps):
         img_x, mask_x = labeled["image"], labeled["mask"]
@@ -76,10 +92,11 @@ class UniMatch(Method):
         pseudo = self.threshold.pseudo_labels(pred_u_w, unlabeled["padding"])  # conf_u_w, mask_u_w
         threshold = self.threshold(pseudo)
         loss_x = supervised_loss(labeled_part(output, num_lb), mask_x)
-        loss_u_s1 = confident_cross_entropy(pred_u_s1, pseudo.mixed(pseudo.rolled(), box1), threshold)
-        loss_u_s2 = confident_cross_entropy(pred_u_s2, pseudo.mixed(pseudo.rolled(), box2), threshold)
-        loss_u_w_fp = confident_cross_entropy(pred_u_w_fp, pseudo, threshold)
-        loss = (loss_x + 0.25 * loss_u_s1 + 0.25 * loss_u_s2 + 0.5 * loss_u_w_fp) / 2.0
+        loss_u_s1 = self.unlabeled_loss(pred_u_s1, pseudo.mixed(pseudo.rolled(), box1), threshold)
+        loss_u_s2 = self.unlabeled_loss(pred_u_s2, pseudo.mixed(pseudo.rolled(), box2), threshold)
+        loss_u_w_fp = self.unlabeled_loss(pred_u_w_fp, pseudo, threshold)
+        weight = sigmoid_rampup(step, int(self.rampup * total_steps))
+        loss = (loss_x + weight * (0.25 * loss_u_s1 + 0.25 * loss_u_s2 + 0.5 * loss_u_w_fp)) / 2.0
 
         return {"loss": loss, "loss_x": loss_x.detach(), "loss_u_s1": loss_u_s1.detach(), "loss_u_s2": loss_u_s2.detach(),
                 "loss_u_w_fp": loss_u_w_fp.detach(),

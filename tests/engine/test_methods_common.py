@@ -11,7 +11,7 @@ from torch import nn
 from engine.methods import build_method
 from engine.methods.base import IGNORE_INDEX
 from engine.methods.common import (PseudoLabels, box_masks, classmix_masks, confident_cross_entropy, ema_update, mix,
-                                   roll_batch, sigmoid_rampup, weighted_cross_entropy)
+                                   roll_batch, sigmoid_rampup, soft_cross_entropy, weighted_cross_entropy)
 from engine.methods.contrastive import regional_contrast
 from engine.methods.cps import cross_pseudo_supervision
 from engine.methods.diagnostics import pseudo_label_diagnostics
@@ -75,6 +75,21 @@ def test_confident_cross_entropy_averages_over_all_inside_pixels():
     assert weighted.item() == pytest.approx(0.5 * per_pixel.mean().item())
 
 
+def test_soft_cross_entropy_is_the_cross_entropy_to_the_target_distribution_on_inside_pixels():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [9.0, -9.0]]).T.reshape(1, 2, 1, 3)
+    target = torch.tensor([[0.6, 0.4], [0.5, 0.5], [0.0, 1.0]]).T.reshape(1, 2, 1, 3)
+    inside = torch.tensor([[[True, True, False]]])  # the third (outside) pixel would cost 18
+
+    loss = soft_cross_entropy(logits, target, inside)
+
+    log_p = torch.tensor([[2.0, 0.0], [0.0, 1.0]]).log_softmax(1)
+    expected = -(torch.tensor([[0.6, 0.4], [0.5, 0.5]]) * log_p).sum(1).mean()
+    assert loss.item() == pytest.approx(expected.item())
+    logits.requires_grad_(True)
+    soft_cross_entropy(logits, target, torch.ones(1, 1, 3, dtype=torch.bool)).backward()
+    assert torch.allclose(logits.grad, (logits.softmax(1) - target).detach() / 3, atol=1e-6)
+
+
 def test_mix_takes_source_inside_the_box_for_images_and_targets():
     images = torch.zeros(2, 3, 4, 4)
     images[1] = 1.0
@@ -100,6 +115,18 @@ def test_mixed_pseudo_labels_follow_the_same_mask():
 
     assert mixed.label.tolist() == [[[1, 0]], [[0, 1]]]
     assert torch.allclose(mixed.confidence, torch.tensor([[[0.9, 0.1]], [[0.1, 0.9]]]))
+
+
+def test_mixed_pseudo_labels_carry_their_probabilities_through_the_same_mask():
+    probabilities = torch.tensor([[0.2, 0.8], [0.7, 0.3]]).view(2, 2, 1, 1).expand(2, 2, 1, 2)
+    pseudo = PseudoLabels.from_probabilities(probabilities, torch.zeros(2, 1, 2, dtype=torch.bool))
+    box = torch.tensor([[[1.0, 0.0]], [[1.0, 0.0]]])
+
+    mixed = pseudo.mixed(pseudo.rolled(), box)
+
+    assert mixed.probabilities[0, :, 0, 0].tolist() == pytest.approx([0.7, 0.3])
+    assert mixed.probabilities[0, :, 0, 1].tolist() == pytest.approx([0.2, 0.8])
+    assert mixed.label.tolist() == [[[0, 1]], [[1, 0]]]
 
 
 def test_box_masks_cover_the_requested_area():
@@ -282,3 +309,16 @@ def test_alignment_scales_probabilities_by_prior_over_predicted_marginal():
     assert torch.allclose(pseudo.confidence, aligned.max(1).values)
     assert gate(pseudo) == 0.6 and pseudo.confident(gate(pseudo)).tolist() == [[[True, True]]]
     assert torch.allclose(gate.predicted, torch.tensor([0.75, 0.25], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("step", "weight"), [(0, math.exp(-5)), (50, 1.0), (80, 1.0)])
+def test_unimatch_rampup_scales_only_the_unlabelled_losses(step, weight):
+    torch.manual_seed(0)
+    method = build_method("unimatch", factory(), NUM_CLASSES, confidence_threshold=0.0, rampup=0.5)
+    labeled, unlabeled = make_batches(32)
+
+    losses = method.training_step(labeled, unlabeled, step, total_steps=100)
+
+    unlabelled = 0.25 * losses["loss_u_s1"] + 0.25 * losses["loss_u_s2"] + 0.5 * losses["loss_u_w_fp"]
+    assert unlabelled > 0
+    assert losses["loss"].item() == pytest.approx(((losses["loss_x"] + weight * unlabelled) / 2).item(), rel=1e-5)

@@ -9,8 +9,13 @@ a sweep cut short still holds one seed of every method (the screening). After ea
 ``docs/results.md`` is rewritten with the tables (mean and sample standard deviation over
 seeds per method and budget; per-class IoU) and the commands that produced them.
 
-    PYTHONPATH=. python bench/ssl_sweep.py --seeds 0 --jobs 2
-    PYTHONPATH=. python bench/ssl_sweep.py --methods supervised unimatch:threshold_mode=distribution --seeds 1 2
+    PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 --seeds 0
+    PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 --methods supervised unimatch:rampup=0.3
+    PYTHONPATH=. python bench/ssl_sweep.py --iters 1500 --jobs 2 --results bench/results/ssl-cpu-1500.json \
+        --table docs/results-cpu-1500.md
+
+The first two fill docs/results.md's table (a GPU sweep, 3000 iterations); the third is the
+2-core CPU screening (1500 iterations) in its own results file and page.
 
 A method is ``NAME`` (its documented defaults) or ``NAME:OPTION=VALUE[,OPTION=VALUE]``.
 The results file holds ``settings`` (dataset, architecture and its options, iterations,
@@ -173,8 +178,8 @@ def markdown_table(stored: dict[str, Any], command: str) -> str:
     lines = [
         "# Semi-supervised results", "",
         f"Final validation mIoU (%) on `{settings['data']}`, {settings['arch']} {settings['arch_options']}, "
-        f"{settings['iters']} iterations, random rescaling {settings['min_scale']}-{settings['max_scale']}, "
-        "as mean +- sample standard deviation over seeds (number of seeds).",
+        f"{settings['iters']} iterations on {settings.get('device', 'cpu')}, random rescaling "
+        f"{settings['min_scale']}-{settings['max_scale']}, as mean +- sample standard deviation over seeds (number of seeds).",
         "Every method runs at its documented defaults (docs/methods.md) unless its row names options "
         "(`method:option=value`).", "",
         "Produced by these commands (a rerun skips the runs already in the results file):", "",
@@ -191,8 +196,30 @@ def markdown_table(stored: dict[str, Any], command: str) -> str:
             else:  # one seed has no spread to show
                 cells.append(f"{mious[0]:.1f} (1)" if mious else "-")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += per_seed_table(stored, budgets)
     lines += per_class_table(stored, budgets)
     return "\n".join(lines) + "\n"
+
+
+def per_seed_table(stored: dict[str, Any], budgets: list[str]) -> list[str]:
+    """Each seed's mIoU where a method has several: the spread's shape (one bad seed, or two modes).
+
+    The seed also draws the labelled subset, so a column is one labelled subset for every method.
+    """
+    seeds = sorted({run["seed"] for by_budget in stored["results"].values() for runs in by_budget.values()
+                    for run in runs})
+    rows = [(method, budget, {run["seed"]: run["miou"] for run in runs})
+            for method, by_budget in stored["results"].items() for budget in budgets
+            if len(runs := by_budget.get(budget, [])) > 1]
+    if not rows:
+        return []
+    lines = ["", "Per seed (mIoU %; the seed also draws the labelled subset):", "",
+             "| method | labels | " + " | ".join(f"seed {seed}" for seed in seeds) + " |",
+             "| --- | --- | " + " | ".join("---:" for _ in seeds) + " |"]
+    for method, budget, by_seed in rows:
+        cells = [f"{100 * by_seed[seed]:.1f}" if seed in by_seed else "-" for seed in seeds]
+        lines.append(f"| {method} | {budget} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def per_class_table(stored: dict[str, Any], budgets: list[str]) -> list[str]:
@@ -248,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Methods, each NAME or NAME:OPTION=VALUE[,OPTION=VALUE] (default: every registered one).")
     parser.add_argument("--budgets", nargs="+", default=["16", "1/16"], help="Label budgets (default: 16 1/16).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds (default: 0 1 2).")
-    parser.add_argument("--iters", type=int, default=1500, help="Training iterations per run (default: 1500).")
+    parser.add_argument("--iters", type=int, default=3000, help="Training iterations per run (default: 3000).")
     parser.add_argument("--arch", default=DEFAULT_ARCH, help="Architecture (default: unet).")
     parser.add_argument("--arch-options", type=json.loads, default=None,
                         help='Architecture options as JSON (default for unet: {"base_width": 16, "stem_stride": 2}).')
@@ -258,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="Built-in dataset generated once into bench/data/NAME (default: fashion-scenes).")
     parser.add_argument("--scale", type=float, nargs=2, default=[1.0, 1.0], metavar=("MIN", "MAX"),
                         help="Random rescaling range of training images (default: 1 1, off: UniMatch's 0.5 2.0 "
-                             "halves the 64 px canvases' garments, docs/results.md).")
+                             "halves the 64 px canvases' garments, docs/results-cpu-1500.md).")
     parser.add_argument("--jobs", type=int, default=1, help="Runs trained at once, one torch thread each.")
     parser.add_argument("--device", default="cpu",
                         help="cpu or cuda (default: cpu). Several --jobs share one GPU; a GPU sweep needs its own --results.")

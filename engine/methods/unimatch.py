@@ -69,7 +69,8 @@ class UniMatch(Method):
         self.feature_perturbation = nn.Dropout2d(feature_dropout)
         self.teacher_ema, self.rampup = teacher_ema, rampup
         self.teacher = make_teacher(self.model) if teacher_ema > 0 else None
-        self.unlabeled_loss = confident_cross_entropy if target == "hard" else self._soft_loss
+        self.soft_target = target == "soft"
+        self.unlabeled_loss = self._soft_loss if self.soft_target else confident_cross_entropy
 
     @staticmethod
     def _soft_loss(logits, pseudo, threshold):
@@ -100,7 +101,8 @@ class UniMatch(Method):
 
         return {"loss": loss, "loss_x": loss_x.detach(), "loss_u_s1": loss_u_s1.detach(), "loss_u_s2": loss_u_s2.detach(),
                 "loss_u_w_fp": loss_u_w_fp.detach(),
-                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(threshold), unlabeled)}
+                # Coverage is the share of pixels that carry the loss: every one with a soft target.
+                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(0.0 if self.soft_target else threshold), unlabeled)}
 
     def after_optimizer_step(self, step, total_steps):
         if self.teacher is not None:

@@ -1,8 +1,12 @@
 """The sweep's bookkeeping: finished runs are skipped, the table keeps hand-written findings."""
+import json
+
 import pytest
 
 from bench.ssl_sweep import (NOTES_MARKER, is_done, load_results, main, markdown_table, parse_method, record_run,
                               save_json, write_table)
+from engine.data.builtin.demo import generate_demo
+from tests.engine.conftest import TINY_UNET
 
 SETTINGS = {"data": "fs", "arch": "unet", "arch_options": {}, "iters": 10, "min_scale": 0.5, "max_scale": 2.0}
 
@@ -84,3 +88,28 @@ def test_merge_adds_another_sweeps_runs_and_commands(tmp_path):
     with pytest.raises(SystemExit, match="other settings"):
         main(["--merge", str(longer), "--results", str(main_file), "--table", str(table)])
     assert not is_done(load_results(main_file, SETTINGS), "x", "16", 0)
+
+
+def test_a_sweep_trains_records_its_device_and_refuses_to_mix_devices(tmp_path):
+    data = generate_demo(tmp_path / "demo", num_images=14, num_unlabeled=4, size=32, seed=0)
+    results = tmp_path / "r.json"
+    common = ["--data", str(data), "--results", str(results), "--table", str(tmp_path / "t.md"), "--iters", "2",
+              "--budgets", "8", "--seeds", "0", "--methods", "supervised", "--arch-options", json.dumps(TINY_UNET)]
+
+    assert main(common + ["--device", "cpu", "--workers", "1"]) == 0
+
+    stored = json.loads(results.read_text())
+    assert stored["settings"]["device"] == "cpu" and is_done(stored, "supervised", "8", 0)
+    with pytest.raises(SystemExit, match="other settings"):
+        main(common + ["--device", "cuda"])
+
+
+def test_per_seed_table_lists_each_seed_of_methods_with_several():
+    stored = {"settings": SETTINGS, "results": {
+        "unimatch": {"16": [{"seed": 0, "miou": 0.137}, {"seed": 2, "miou": 0.340}]},
+        "cps": {"16": [{"seed": 0, "miou": 0.131}]}}}
+
+    table = markdown_table(stored, "cmd")
+
+    assert "| unimatch | 16 | 13.7 | 34.0 |" in table
+    assert "| cps | 16 |" not in table  # one seed: the main table already shows it

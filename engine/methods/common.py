@@ -138,7 +138,16 @@ def weighted_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, weight: t
 
 def softmax_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     """Mean squared difference of class probabilities over inside pixels (mean-teacher, CCT)."""
-    squared = (student_logits.softmax(1) - teacher_logits.detach().softmax(1)).pow(2).mean(1)
+    return probability_mse(student_logits, teacher_logits.detach().softmax(1), inside)
+
+
+def probability_mse(logits: torch.Tensor, target_probabilities: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """Mean over classes and inside pixels of (softmax(logits) - target)^2.
+
+    Its gradient on the logits is the cross-entropy's ``q - p`` passed through the softmax
+    Jacobian, so it fades where the student is already confident: a weak pull.
+    """
+    squared = (logits.softmax(1) - target_probabilities.detach()).pow(2).mean(1)
     return (squared * inside).sum() / inside.sum().clamp_min(1)
 
 

@@ -21,7 +21,8 @@ unlabelled weight, for models trained from scratch), ``threshold_mode`` (class-b
 et al., arXiv:2410.10777), which then makes the pseudo-labels in eval mode and is
 evaluated. ``target="soft"`` replaces the three thresholded hard-label losses by a
 cross-entropy to the weak view's full probabilities on every pixel (the soft consistency
-of UDA, Xie et al., NeurIPS 2020, arXiv:1904.12848, without its sharpening). All were
+of UDA, Xie et al., NeurIPS 2020, arXiv:1904.12848, without its sharpening); ``target="mse"``
+by the squared error between probabilities of Mean Teacher and French et al.'s CutMix. All were
 added to study the pseudo-label drift of docs/results.md.
 """
 from __future__ import annotations
@@ -31,12 +32,16 @@ from torch import nn
 
 from engine.methods.base import Method, supervised_loss
 from engine.methods.common import (confident_cross_entropy, ema_update, labeled_part, make_teacher, mix,
-                                   predict, roll_batch, sigmoid_rampup, soft_cross_entropy)
+                                   predict, probability_mse, roll_batch, sigmoid_rampup,
+                                   soft_cross_entropy)
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.fixmatch import CONFIDENCE_THRESHOLD
 from engine.methods.registry import register_method
 from engine.methods.thresholds import THRESHOLD_MODE, PseudoLabelThreshold
 from engine.options import Option
+
+#: Unlabelled losses to the weak view's full probabilities (``target``), on every inside pixel.
+SOFT_LOSSES = {"soft": soft_cross_entropy, "mse": probability_mse}
 
 
 @register_method(
@@ -55,8 +60,9 @@ from engine.options import Option
                "ImageNet-pretrained backbone; a model trained from scratch is confident only about background "
                "at first.", min=0, max=1),
         Option("target", "str", "hard", "hard (UniMatch): cross-entropy to confident argmax pseudo-labels. soft: "
-               "cross-entropy to the weak view's probabilities on every pixel (UDA-style; no threshold).",
-               choices=("hard", "soft")),
+               "cross-entropy to the weak view's probabilities on every pixel (UDA-style; no threshold). mse: "
+               "squared error to those probabilities on every pixel (the Mean Teacher / CutMix consistency).",
+               choices=("hard", *SOFT_LOSSES)),
     ),
 )
 class UniMatch(Method):
@@ -69,12 +75,13 @@ class UniMatch(Method):
         self.feature_perturbation = nn.Dropout2d(feature_dropout)
         self.teacher_ema, self.rampup = teacher_ema, rampup
         self.teacher = make_teacher(self.model) if teacher_ema > 0 else None
-        self.soft_target = target == "soft"
-        self.unlabeled_loss = self._soft_loss if self.soft_target else confident_cross_entropy
+        self.soft_target = target in SOFT_LOSSES
+        self.target = target
 
-    @staticmethod
-    def _soft_loss(logits, pseudo, threshold):
-        return soft_cross_entropy(logits, pseudo.probabilities, pseudo.inside)
+    def unlabeled_loss(self, logits, pseudo, threshold):
+        if self.soft_target:
+            return SOFT_LOSSES[self.target](logits, pseudo.probabilities, pseudo.inside)
+        return confident_cross_entropy(logits, pseudo, threshold)
 
     def training_step(self, labeled, unlabeled, step, total_steps):
         img_x, mask_x = labeled["image"], labeled["mask"]

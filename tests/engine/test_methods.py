@@ -227,6 +227,7 @@ def test_unimatch_trains_through_the_trainer_and_reports_pseudo_label_quality(tm
     ("unimatch", {"threshold_mode": "alignment"}),
     ("unimatch", {"teacher_ema": 0.9}),
     ("unimatch", {"target": "soft"}),
+    ("unimatch", {"target": "mse"}),
     ("unimatch", {"rampup": 0.5}),
 ])
 def test_pseudo_label_variants_train_and_keep_their_state(name, options):

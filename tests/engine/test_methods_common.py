@@ -11,7 +11,8 @@ from torch import nn
 from engine.methods import build_method
 from engine.methods.base import IGNORE_INDEX
 from engine.methods.common import (PseudoLabels, box_masks, classmix_masks, confident_cross_entropy, ema_update, mix,
-                                   roll_batch, sigmoid_rampup, soft_cross_entropy, weighted_cross_entropy)
+                                   probability_mse, roll_batch, sigmoid_rampup, soft_cross_entropy,
+                                   weighted_cross_entropy)
 from engine.methods.contrastive import regional_contrast
 from engine.methods.cps import cross_pseudo_supervision
 from engine.methods.diagnostics import pseudo_label_diagnostics
@@ -88,6 +89,16 @@ def test_soft_cross_entropy_is_the_cross_entropy_to_the_target_distribution_on_i
     logits.requires_grad_(True)
     soft_cross_entropy(logits, target, torch.ones(1, 1, 3, dtype=torch.bool)).backward()
     assert torch.allclose(logits.grad, (logits.softmax(1) - target).detach() / 3, atol=1e-6)
+
+
+def test_probability_mse_averages_squared_probability_errors_over_classes_and_inside_pixels():
+    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0], [9.0, -9.0]]).T.reshape(1, 2, 1, 3)  # q = .5/.5, .75/.25
+    target = torch.tensor([[1.0, 0.0], [0.75, 0.25], [0.0, 1.0]]).T.reshape(1, 2, 1, 3)
+    inside = torch.tensor([[[True, True, False]]])
+
+    loss = probability_mse(logits, target, inside)
+
+    assert loss.item() == pytest.approx(((0.25 + 0.25) / 2 + 0.0) / 2)
 
 
 def test_mix_takes_source_inside_the_box_for_images_and_targets():

@@ -22,7 +22,8 @@ et al., arXiv:2410.10777), which then makes the pseudo-labels in eval mode and i
 evaluated. ``target="soft"`` replaces the three thresholded hard-label losses by a
 cross-entropy to the weak view's full probabilities on every pixel (the soft consistency
 of UDA, Xie et al., NeurIPS 2020, arXiv:1904.12848, without its sharpening); ``target="mse"``
-by the squared error between probabilities of Mean Teacher and French et al.'s CutMix. All were
+by the squared error between probabilities of Mean Teacher and French et al.'s CutMix;
+``strong_color=False`` keeps only the CutMix of the strong views. All were
 added to study the pseudo-label drift of docs/results.md.
 """
 from __future__ import annotations
@@ -59,6 +60,8 @@ SOFT_LOSSES = {"soft": soft_cross_entropy, "mse": probability_mse}
                "(Mean Teacher's sigmoid). 0 (UniMatch): full weight from the first step, as suits its "
                "ImageNet-pretrained backbone; a model trained from scratch is confident only about background "
                "at first.", min=0, max=1),
+        Option("strong_color", "bool", True, "Colour jitter, grayscale and blur on the strong views (UniMatch). "
+               "Off: the strong views are the weak image, CutMix-ed (an ablation)."),
         Option("target", "str", "hard", "hard (UniMatch): cross-entropy to confident argmax pseudo-labels. soft: "
                "cross-entropy to the weak view's probabilities on every pixel (UDA-style; no threshold). mse: "
                "squared error to those probabilities on every pixel (the Mean Teacher / CutMix consistency).",
@@ -69,11 +72,12 @@ class UniMatch(Method):
     uses_unlabeled = True
 
     def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5,
-                 threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, target: str = "hard"):
+                 threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, strong_color: bool = True,
+                 target: str = "hard"):
         super().__init__(model_factory, num_classes)
         self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)
         self.feature_perturbation = nn.Dropout2d(feature_dropout)
-        self.teacher_ema, self.rampup = teacher_ema, rampup
+        self.teacher_ema, self.rampup, self.strong_color = teacher_ema, rampup, strong_color
         self.teacher = make_teacher(self.model) if teacher_ema > 0 else None
         self.soft_target = target in SOFT_LOSSES
         self.target = target
@@ -86,6 +90,8 @@ class UniMatch(Method):
     def training_step(self, labeled, unlabeled, step, total_steps):
         img_x, mask_x = labeled["image"], labeled["mask"]
         img_u_w, img_u_s1, img_u_s2 = unlabeled["image_weak"], unlabeled["image_strong1"], unlabeled["image_strong2"]
+        if not self.strong_color:
+            img_u_s1 = img_u_s2 = img_u_w
         box1, box2 = unlabeled["cutmix_box1"], unlabeled["cutmix_box2"]
         num_lb, size = len(img_x), img_x.shape[-2:]
 

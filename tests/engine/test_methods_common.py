@@ -333,3 +333,19 @@ def test_unimatch_rampup_scales_only_the_unlabelled_losses(step, weight):
     unlabelled = 0.25 * losses["loss_u_s1"] + 0.25 * losses["loss_u_s2"] + 0.5 * losses["loss_u_w_fp"]
     assert unlabelled > 0
     assert losses["loss"].item() == pytest.approx(((losses["loss_x"] + weight * unlabelled) / 2).item(), rel=1e-5)
+
+
+def test_unimatch_without_strong_color_trains_on_the_weak_image_in_both_strong_views():
+    torch.manual_seed(0)
+    method = build_method("unimatch", factory(), NUM_CLASSES, strong_color=False)
+    labeled, unlabeled = make_batches(32)
+    as_weak = {**unlabeled, "image_strong1": unlabeled["image_weak"], "image_strong2": unlabeled["image_weak"]}
+
+    torch.manual_seed(1)
+    losses = method.training_step(labeled, unlabeled, 0, total_steps=10)
+    torch.manual_seed(1)
+    expected = method.training_step(labeled, as_weak, 0, total_steps=10)
+
+    assert not torch.equal(unlabeled["image_strong1"], unlabeled["image_weak"])
+    assert losses["loss_u_s1"].item() == pytest.approx(expected["loss_u_s1"].item())
+    assert losses["loss"].item() == pytest.approx(expected["loss"].item())

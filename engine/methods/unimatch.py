@@ -23,7 +23,8 @@ evaluated. ``target="soft"`` replaces the three thresholded hard-label losses by
 cross-entropy to the weak view's full probabilities on every pixel (the soft consistency
 of UDA, Xie et al., NeurIPS 2020, arXiv:1904.12848, without its sharpening); ``target="mse"``
 by the squared error between probabilities of Mean Teacher and French et al.'s CutMix;
-``strong_color=False`` keeps only the CutMix of the strong views. All were
+``strong_color=False`` keeps only the CutMix of the strong views; ``fp_stream=False`` drops
+the feature-perturbation stream (the paper's own ablation weights). All were
 added to study the pseudo-label drift of docs/results.md.
 """
 from __future__ import annotations
@@ -60,6 +61,8 @@ SOFT_LOSSES = {"soft": soft_cross_entropy, "mse": probability_mse}
                "(Mean Teacher's sigmoid). 0 (UniMatch): full weight from the first step, as suits its "
                "ImageNet-pretrained backbone; a model trained from scratch is confident only about background "
                "at first.", min=0, max=1),
+        Option("fp_stream", "bool", True, "The feature-perturbation stream (UniMatch). Off: the two strong views "
+               "share its weight, (loss_x + 0.5 loss_u_s1 + 0.5 loss_u_s2) / 2, as in the paper's ablation."),
         Option("strong_color", "bool", True, "Colour jitter, grayscale and blur on the strong views (UniMatch). "
                "Off: the strong views are the weak image, CutMix-ed (an ablation)."),
         Option("target", "str", "hard", "hard (UniMatch): cross-entropy to confident argmax pseudo-labels. soft: "
@@ -72,12 +75,13 @@ class UniMatch(Method):
     uses_unlabeled = True
 
     def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5,
-                 threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, strong_color: bool = True,
+                 threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, fp_stream: bool = True, strong_color: bool = True,
                  target: str = "hard"):
         super().__init__(model_factory, num_classes)
         self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)
         self.feature_perturbation = nn.Dropout2d(feature_dropout)
         self.teacher_ema, self.rampup, self.strong_color = teacher_ema, rampup, strong_color
+        self.fp_stream = fp_stream
         self.teacher = make_teacher(self.model) if teacher_ema > 0 else None
         self.soft_target = target in SOFT_LOSSES
         self.target = target
@@ -96,8 +100,9 @@ class UniMatch(Method):
         num_lb, size = len(img_x), img_x.shape[-2:]
 
         output = self.model.forward_train(torch.cat((img_x, img_u_w)))
-        features_fp = [self.feature_perturbation(f[num_lb:]) for f in output["features"]]
-        pred_u_w_fp = self.model.decode(features_fp, size)
+        pred_u_w_fp = None
+        if self.fp_stream:
+            pred_u_w_fp = self.model.decode([self.feature_perturbation(f[num_lb:]) for f in output["features"]], size)
         pred_u_s1, pred_u_s2 = self.model(torch.cat((mix(img_u_s1, roll_batch(img_u_s1), box1),
                                                      mix(img_u_s2, roll_batch(img_u_s2), box2)))).chunk(2)
 
@@ -108,9 +113,14 @@ class UniMatch(Method):
         loss_x = supervised_loss(labeled_part(output, num_lb), mask_x)
         loss_u_s1 = self.unlabeled_loss(pred_u_s1, pseudo.mixed(pseudo.rolled(), box1), threshold)
         loss_u_s2 = self.unlabeled_loss(pred_u_s2, pseudo.mixed(pseudo.rolled(), box2), threshold)
-        loss_u_w_fp = self.unlabeled_loss(pred_u_w_fp, pseudo, threshold)
+        if pred_u_w_fp is not None:
+            loss_u_w_fp = self.unlabeled_loss(pred_u_w_fp, pseudo, threshold)
+            loss_u = 0.25 * loss_u_s1 + 0.25 * loss_u_s2 + 0.5 * loss_u_w_fp
+        else:
+            loss_u_w_fp = torch.zeros_like(loss_x)
+            loss_u = 0.5 * loss_u_s1 + 0.5 * loss_u_s2
         weight = sigmoid_rampup(step, int(self.rampup * total_steps))
-        loss = (loss_x + weight * (0.25 * loss_u_s1 + 0.25 * loss_u_s2 + 0.5 * loss_u_w_fp)) / 2.0
+        loss = (loss_x + weight * loss_u) / 2.0
 
         return {"loss": loss, "loss_x": loss_x.detach(), "loss_u_s1": loss_u_s1.detach(), "loss_u_s2": loss_u_s2.detach(),
                 "loss_u_w_fp": loss_u_w_fp.detach(),

@@ -349,3 +349,15 @@ def test_unimatch_without_strong_color_trains_on_the_weak_image_in_both_strong_v
     assert not torch.equal(unlabeled["image_strong1"], unlabeled["image_weak"])
     assert losses["loss_u_s1"].item() == pytest.approx(expected["loss_u_s1"].item())
     assert losses["loss"].item() == pytest.approx(expected["loss"].item())
+
+
+def test_unimatch_without_fp_stream_gives_the_strong_views_its_weight():
+    torch.manual_seed(0)
+    method = build_method("unimatch", factory(), NUM_CLASSES, confidence_threshold=0.0, fp_stream=False)
+    labeled, unlabeled = make_batches(32)
+
+    losses = method.training_step(labeled, unlabeled, 0, total_steps=10)
+
+    assert losses["loss_u_w_fp"].item() == 0.0
+    expected = (losses["loss_x"] + 0.5 * losses["loss_u_s1"] + 0.5 * losses["loss_u_s2"]) / 2
+    assert losses["loss_u_s1"] > 0 and losses["loss"].item() == pytest.approx(expected.item(), rel=1e-5)

@@ -24,7 +24,8 @@ cross-entropy to the weak view's full probabilities on every pixel (the soft con
 of UDA, Xie et al., NeurIPS 2020, arXiv:1904.12848, without its sharpening); ``target="mse"``
 by the squared error between probabilities of Mean Teacher and French et al.'s CutMix;
 ``strong_color=False`` keeps only the CutMix of the strong views; ``fp_stream=False`` drops
-the feature-perturbation stream (the paper's own ablation weights). All were
+the feature-perturbation stream (the paper's own ablation weights); ``joint_bn=False``
+forwards the labelled and the weak unlabelled images apart. All were
 added to study the pseudo-label drift of docs/results.md.
 """
 from __future__ import annotations
@@ -61,6 +62,8 @@ SOFT_LOSSES = {"soft": soft_cross_entropy, "mse": probability_mse}
                "(Mean Teacher's sigmoid). 0 (UniMatch): full weight from the first step, as suits its "
                "ImageNet-pretrained backbone; a model trained from scratch is confident only about background "
                "at first.", min=0, max=1),
+        Option("joint_bn", "bool", True, "Labelled and weak unlabelled images in one forward, so BatchNorm normalises "
+               "them together (UniMatch). Off: two forwards, as Mean Teacher and CutMix do (an ablation)."),
         Option("fp_stream", "bool", True, "The feature-perturbation stream (UniMatch). Off: the two strong views "
                "share its weight, (loss_x + 0.5 loss_u_s1 + 0.5 loss_u_s2) / 2, as in the paper's ablation."),
         Option("strong_color", "bool", True, "Colour jitter, grayscale and blur on the strong views (UniMatch). "
@@ -75,13 +78,14 @@ class UniMatch(Method):
     uses_unlabeled = True
 
     def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5,
-                 threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, fp_stream: bool = True, strong_color: bool = True,
+                 threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, joint_bn: bool = True, fp_stream: bool = True,
+                 strong_color: bool = True,
                  target: str = "hard"):
         super().__init__(model_factory, num_classes)
         self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)
         self.feature_perturbation = nn.Dropout2d(feature_dropout)
         self.teacher_ema, self.rampup, self.strong_color = teacher_ema, rampup, strong_color
-        self.fp_stream = fp_stream
+        self.fp_stream, self.joint_bn = fp_stream, joint_bn
         self.teacher = make_teacher(self.model) if teacher_ema > 0 else None
         self.soft_target = target in SOFT_LOSSES
         self.target = target
@@ -99,18 +103,24 @@ class UniMatch(Method):
         box1, box2 = unlabeled["cutmix_box1"], unlabeled["cutmix_box2"]
         num_lb, size = len(img_x), img_x.shape[-2:]
 
-        output = self.model.forward_train(torch.cat((img_x, img_u_w)))
+        if self.joint_bn:
+            output = self.model.forward_train(torch.cat((img_x, img_u_w)))
+            output_x = labeled_part(output, num_lb)
+            pred_w, features_w = output["out"][num_lb:], [f[num_lb:] for f in output["features"]]
+        else:
+            output_x, weak = self.model.forward_train(img_x), self.model.forward_train(img_u_w)
+            pred_w, features_w = weak["out"], weak["features"]
         pred_u_w_fp = None
         if self.fp_stream:
-            pred_u_w_fp = self.model.decode([self.feature_perturbation(f[num_lb:]) for f in output["features"]], size)
+            pred_u_w_fp = self.model.decode([self.feature_perturbation(f) for f in features_w], size)
         pred_u_s1, pred_u_s2 = self.model(torch.cat((mix(img_u_s1, roll_batch(img_u_s1), box1),
                                                      mix(img_u_s2, roll_batch(img_u_s2), box2)))).chunk(2)
 
-        pred_u_w = output["out"][num_lb:] if self.teacher is None else predict(self.teacher, img_u_w)
+        pred_u_w = pred_w if self.teacher is None else predict(self.teacher, img_u_w)
         self.threshold.observe(mask_x)
         pseudo = self.threshold.pseudo_labels(pred_u_w, unlabeled["padding"])  # conf_u_w, mask_u_w
         threshold = self.threshold(pseudo)
-        loss_x = supervised_loss(labeled_part(output, num_lb), mask_x)
+        loss_x = supervised_loss(output_x, mask_x)
         loss_u_s1 = self.unlabeled_loss(pred_u_s1, pseudo.mixed(pseudo.rolled(), box1), threshold)
         loss_u_s2 = self.unlabeled_loss(pred_u_s2, pseudo.mixed(pseudo.rolled(), box2), threshold)
         if pred_u_w_fp is not None:

@@ -42,7 +42,7 @@ DOCUMENTED_DEFAULTS = {
     "contrastive": {"ema_decay": 0.99, "weak_threshold": 0.7, "strong_threshold": 0.97, "temperature": 0.5,
                     "num_queries": 256, "num_negatives": 512, "output_dim": 256, "contrastive_weight": 1.0},
     "unimatch": {"confidence_threshold": 0.95, "feature_dropout": 0.5, "threshold_mode": "fixed", "teacher_ema": 0.0,
-                 "rampup": 0.0, "fp_stream": True,
+                 "rampup": 0.0, "joint_bn": True, "fp_stream": True,
                  "strong_color": True, "target": "hard"},
 }
 DOCUMENTED_FAMILIES = {"baseline", "GAN-based", "consistency regularisation", "pseudo-labelling", "contrastive", "hybrid"}
@@ -231,6 +231,7 @@ def test_unimatch_trains_through_the_trainer_and_reports_pseudo_label_quality(tm
     ("unimatch", {"target": "mse"}),
     ("unimatch", {"strong_color": False}),
     ("unimatch", {"fp_stream": False}),
+    ("unimatch", {"joint_bn": False}),
     ("unimatch", {"rampup": 0.5}),
 ])
 def test_pseudo_label_variants_train_and_keep_their_state(name, options):

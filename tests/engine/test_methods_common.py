@@ -261,6 +261,17 @@ def test_unimatch_decodes_dropped_out_features_through_the_same_decoder():
     assert calls == [4, 2, 4]  # labelled + weak together, the perturbed weak features, both strong views
 
 
+def test_unimatch_without_joint_bn_forwards_labelled_and_weak_images_apart():
+    method = build_method("unimatch", factory(), NUM_CLASSES, joint_bn=False)
+    labeled, unlabeled = make_batches(32)
+    calls = []
+    method.model.decoder.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0][0])))
+
+    method.train().training_step(labeled, unlabeled, 0, 1)
+
+    assert calls == [2, 2, 2, 4]  # labelled, weak, the perturbed weak features, both strong views
+
+
 
 def test_fixed_threshold_mode_is_the_one_confidence():
     gate = PseudoLabelThreshold(3, 0.9)

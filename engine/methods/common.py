@@ -76,10 +76,12 @@ class PseudoLabels:
         return cls.from_probabilities(logits.detach().float().softmax(1), padding)
 
     @classmethod
-    def from_probabilities(cls, probabilities: torch.Tensor, padding: torch.Tensor) -> "PseudoLabels":
-        probabilities = probabilities.detach()
-        confidence, label = probabilities.max(1)
-        return cls(label, confidence, ~padding, probabilities)
+    def from_probabilities(cls, probabilities: torch.Tensor, padding: torch.Tensor,
+                           keep_probabilities: bool = False) -> "PseudoLabels":
+        """``keep_probabilities`` carries the (B, C, H, W) map through ``mixed``/``rolled``, for soft
+        targets only: every hard-label method would otherwise mix C channels per pixel for nothing."""
+        confidence, label = probabilities.detach().max(1)
+        return cls(label, confidence, ~padding, probabilities.detach() if keep_probabilities else None)
 
     def confident(self, threshold: float | torch.Tensor) -> torch.Tensor:
         """Inside pixels at or above ``threshold``: one float, or a (C,) tensor read at each pixel's label."""

@@ -73,7 +73,8 @@ class PseudoLabelThreshold(nn.Module):
             self.class_counts += torch.bincount(known.flatten(), minlength=len(self.class_counts)).double()
 
     @torch.no_grad()
-    def pseudo_labels(self, logits: torch.Tensor, padding: torch.Tensor) -> PseudoLabels:
+    def pseudo_labels(self, logits: torch.Tensor, padding: torch.Tensor,
+                      keep_probabilities: bool = False) -> PseudoLabels:
         probabilities = logits.detach().float().softmax(1)
         if self.mode == "alignment" and self.class_counts.sum() > 0:
             inside = ~padding
@@ -86,7 +87,7 @@ class PseudoLabelThreshold(nn.Module):
             scale = (prior / self.predicted.clamp_min(1e-8)).float()
             probabilities = probabilities * scale[None, :, None, None]
             probabilities = probabilities / probabilities.sum(1, keepdim=True).clamp_min(1e-12)
-        return PseudoLabels.from_probabilities(probabilities, padding)
+        return PseudoLabels.from_probabilities(probabilities, padding, keep_probabilities)
 
     @torch.no_grad()
     def __call__(self, pseudo: PseudoLabels) -> float | torch.Tensor:

@@ -78,21 +78,19 @@ class UniMatch(Method):
     uses_unlabeled = True
 
     def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5,
-                 threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, joint_bn: bool = True, fp_stream: bool = True,
-                 strong_color: bool = True,
-                 target: str = "hard"):
+                 threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, joint_bn: bool = True,
+                 fp_stream: bool = True, strong_color: bool = True, target: str = "hard"):
         super().__init__(model_factory, num_classes)
         self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)
         self.feature_perturbation = nn.Dropout2d(feature_dropout)
         self.teacher_ema, self.rampup, self.strong_color = teacher_ema, rampup, strong_color
         self.fp_stream, self.joint_bn = fp_stream, joint_bn
         self.teacher = make_teacher(self.model) if teacher_ema > 0 else None
-        self.soft_target = target in SOFT_LOSSES
-        self.target = target
+        self.soft_loss = SOFT_LOSSES.get(target)  # None: UniMatch's hard, thresholded labels
 
     def unlabeled_loss(self, logits, pseudo, threshold):
-        if self.soft_target:
-            return SOFT_LOSSES[self.target](logits, pseudo.probabilities, pseudo.inside)
+        if self.soft_loss is not None:
+            return self.soft_loss(logits, pseudo.probabilities, pseudo.inside)
         return confident_cross_entropy(logits, pseudo, threshold)
 
     def training_step(self, labeled, unlabeled, step, total_steps):
@@ -118,11 +116,13 @@ class UniMatch(Method):
 
         pred_u_w = pred_w if self.teacher is None else predict(self.teacher, img_u_w)
         self.threshold.observe(mask_x)
-        pseudo = self.threshold.pseudo_labels(pred_u_w, unlabeled["padding"])  # conf_u_w, mask_u_w
+        pseudo = self.threshold.pseudo_labels(pred_u_w, unlabeled["padding"],  # conf_u_w, mask_u_w
+                                              keep_probabilities=self.soft_loss is not None)
         threshold = self.threshold(pseudo)
         loss_x = supervised_loss(output_x, mask_x)
-        loss_u_s1 = self.unlabeled_loss(pred_u_s1, pseudo.mixed(pseudo.rolled(), box1), threshold)
-        loss_u_s2 = self.unlabeled_loss(pred_u_s2, pseudo.mixed(pseudo.rolled(), box2), threshold)
+        partner = pseudo.rolled()
+        loss_u_s1 = self.unlabeled_loss(pred_u_s1, pseudo.mixed(partner, box1), threshold)
+        loss_u_s2 = self.unlabeled_loss(pred_u_s2, pseudo.mixed(partner, box2), threshold)
         if pred_u_w_fp is not None:
             loss_u_w_fp = self.unlabeled_loss(pred_u_w_fp, pseudo, threshold)
             loss_u = 0.25 * loss_u_s1 + 0.25 * loss_u_s2 + 0.5 * loss_u_w_fp
@@ -135,7 +135,7 @@ class UniMatch(Method):
         return {"loss": loss, "loss_x": loss_x.detach(), "loss_u_s1": loss_u_s1.detach(), "loss_u_s2": loss_u_s2.detach(),
                 "loss_u_w_fp": loss_u_w_fp.detach(),
                 # Coverage is the share of pixels that carry the loss: every one with a soft target.
-                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(0.0 if self.soft_target else threshold), unlabeled)}
+                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(threshold if self.soft_loss is None else 0.0), unlabeled)}
 
     def after_optimizer_step(self, step, total_steps):
         if self.teacher is not None:

@@ -130,7 +130,8 @@ def test_mixed_pseudo_labels_follow_the_same_mask():
 
 def test_mixed_pseudo_labels_carry_their_probabilities_through_the_same_mask():
     probabilities = torch.tensor([[0.2, 0.8], [0.7, 0.3]]).view(2, 2, 1, 1).expand(2, 2, 1, 2)
-    pseudo = PseudoLabels.from_probabilities(probabilities, torch.zeros(2, 1, 2, dtype=torch.bool))
+    padding = torch.zeros(2, 1, 2, dtype=torch.bool)
+    pseudo = PseudoLabels.from_probabilities(probabilities, padding, keep_probabilities=True)
     box = torch.tensor([[[1.0, 0.0]], [[1.0, 0.0]]])
 
     mixed = pseudo.mixed(pseudo.rolled(), box)
@@ -270,7 +271,6 @@ def test_unimatch_without_joint_bn_forwards_labelled_and_weak_images_apart():
     method.train().training_step(labeled, unlabeled, 0, 1)
 
     assert calls == [2, 2, 2, 4]  # labelled, weak, the perturbed weak features, both strong views
-
 
 
 def test_fixed_threshold_mode_is_the_one_confidence():

@@ -176,20 +176,28 @@ def mix(target: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> torch
     return torch.where(keep, source, target)
 
 
-def box_masks(batch: int, height: int, width: int, area: float, device: torch.device) -> torch.Tensor:
-    """One rectangle per image covering ``area`` of it, random aspect ratio and position.
+def box_masks(batch: int, height: int, width: int, area: float | tuple[float, float], device: torch.device,
+              boxes: int = 1) -> torch.Tensor:
+    """Per image, ``boxes`` rectangles covering ``area`` of it (a share, or a (low, high) range
+    drawn per box), random aspect ratio and position; where boxes overlap they cancel.
 
-    French et al.'s CutMix mask generator (fixed ``mask_prop_range``): the aspect ratio is
-    drawn log-uniformly so that both sides stay within the image.
+    French et al.'s CutMix mask generator (``BoxMaskGenerator`` of cutmix-semisup-seg): the
+    aspect ratio is drawn log-uniformly so that both sides stay within the image, and with
+    several boxes each side shrinks by sqrt(1 / boxes) and each box flips the mask inside
+    it. One box of 0.5 is their default; CPS + CutMix (TorchSemiSeg) uses 3 boxes of 25-50%.
     """
+    low, high = (area, area) if isinstance(area, (int, float)) else area
     masks = torch.zeros(batch, height, width, device=device)
+    shrink = math.sqrt(1.0 / boxes)
     for i in range(batch):
-        side_y = math.exp(torch.rand(()).item() * math.log(area))
-        side_x = area / side_y
-        h, w = max(1, round(side_y * height)), max(1, round(side_x * width))
-        top = int(torch.randint(0, height - h + 1, ()).item())
-        left = int(torch.randint(0, width - w + 1, ()).item())
-        masks[i, top:top + h, left:left + w] = 1
+        for _ in range(boxes):
+            share = low if low == high else low + (high - low) * torch.rand(()).item()
+            side_y = math.exp(torch.rand(()).item() * math.log(share))
+            side_x = share / side_y
+            h, w = max(1, round(side_y * shrink * height)), max(1, round(side_x * shrink * width))
+            top = int(torch.randint(0, height - h + 1, ()).item())
+            left = int(torch.randint(0, width - w + 1, ()).item())
+            masks[i, top:top + h, left:left + w] = 1 - masks[i, top:top + h, left:left + w]
     return masks
 
 

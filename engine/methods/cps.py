@@ -8,12 +8,14 @@ Defaults and their source: ``cps_weight`` 1.5 (the paper's trade-off weight for 
 VOC; Cityscapes uses 6, and the VOC CutMix config sets 1); ``cutmix`` off (plain CPS;
 on, it is the paper's "CPS + CutMix": both networks label the two source images, the
 labels are mixed with the box, and each network learns the other's mixed labels on the
-mixed image). Without CutMix the cross supervision covers the labelled and the
-unlabelled predictions, as in TorchSemiSeg's ``train.py``. Network 1 is evaluated.
+mixed image), with TorchSemiSeg's masks (``cutmix_mask_prop_range`` 0.25-0.5,
+``cutmix_boxmask_n_boxes`` 3, French et al.'s generator, ``CUTMIX_AREA``/``CUTMIX_BOXES``). Without
+CutMix the cross supervision covers the labelled and the unlabelled predictions, as in
+TorchSemiSeg's ``train.py``. Network 1 is evaluated.
 
 Adaptation: the second network is built by the same ``model_factory`` under another
 seed (``torch.initial_seed() + 1``), so pretrained backbones stay shared while the heads
-differ; CutMix boxes come from the loader and the partner is the previous batch image.
+differ; the CutMix partner is the previous batch image.
 """
 from __future__ import annotations
 
@@ -23,10 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from engine.methods.base import IGNORE_INDEX, Method, supervised_loss
-from engine.methods.common import PseudoLabels, labeled_part, mix, roll_batch
+from engine.methods.common import PseudoLabels, box_masks, labeled_part, mix, roll_batch
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
 from engine.options import Option
+
+#: TorchSemiSeg's CutMix masks: 3 boxes, each drawn at 25-50% of the image.
+CUTMIX_AREA, CUTMIX_BOXES = (0.25, 0.5), 3
 
 
 def cross_pseudo_supervision(pred_1: torch.Tensor, pred_2: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
@@ -61,7 +66,7 @@ class CrossPseudoSupervision(Method):
         num_lb = len(img_x)
 
         if self.cutmix:
-            box = unlabeled["cutmix_box1"]
+            box = box_masks(len(img_u), *img_u.shape[-2:], CUTMIX_AREA, img_u.device, boxes=CUTMIX_BOXES)
             out_1, out_2 = self.model.forward_train(img_x), self.model_2.forward_train(img_x)
             with torch.no_grad():
                 pseudo_1 = PseudoLabels.from_logits(self.model(img_u), padding)

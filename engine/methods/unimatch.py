@@ -25,7 +25,8 @@ of UDA, Xie et al., NeurIPS 2020, arXiv:1904.12848, without its sharpening); ``t
 by the squared error between probabilities of Mean Teacher and French et al.'s CutMix;
 ``strong_color=False`` keeps only the CutMix of the strong views; ``fp_stream=False`` drops
 the feature-perturbation stream (the paper's own ablation weights); ``joint_bn=False``
-forwards the labelled and the weak unlabelled images apart. All were
+forwards the labelled and the weak unlabelled images apart; ``box_area`` replaces the loader's
+boxes (half the views, 2-40%) by French et al.'s one box of a fixed share on every view. All were
 added to study the pseudo-label drift of docs/results.md.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 
 from engine.methods.base import Method, supervised_loss
-from engine.methods.common import (confident_cross_entropy, ema_update, labeled_part, make_teacher, mix,
+from engine.methods.common import (box_masks, confident_cross_entropy, ema_update, labeled_part, make_teacher, mix,
                                    predict, probability_mse, roll_batch, sigmoid_rampup,
                                    soft_cross_entropy)
 from engine.methods.diagnostics import pseudo_label_diagnostics
@@ -68,6 +69,9 @@ SOFT_LOSSES = {"soft": soft_cross_entropy, "mse": probability_mse}
                "share its weight, (loss_x + 0.5 loss_u_s1 + 0.5 loss_u_s2) / 2, as in the paper's ablation."),
         Option("strong_color", "bool", True, "Colour jitter, grayscale and blur on the strong views (UniMatch). "
                "Off: the strong views are the weak image, CutMix-ed (an ablation)."),
+        Option("box_area", "float", 0.0, "0 (UniMatch): the loader's CutMix boxes, on half the strong views, 2-40% of "
+               "the image. Above 0: one box of this share on every strong view (French et al.'s CutMix mask, 0.5 "
+               "there): a stronger perturbation.", min=0, max=0.99),
         Option("target", "str", "hard", "hard (UniMatch): cross-entropy to confident argmax pseudo-labels. soft: "
                "cross-entropy to the weak view's probabilities on every pixel (UDA-style; no threshold). mse: "
                "squared error to those probabilities on every pixel (the Mean Teacher / CutMix consistency).",
@@ -79,12 +83,13 @@ class UniMatch(Method):
 
     def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5,
                  threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, joint_bn: bool = True,
-                 fp_stream: bool = True, strong_color: bool = True, target: str = "hard"):
+                 fp_stream: bool = True, strong_color: bool = True, box_area: float = 0.0,
+                 target: str = "hard"):
         super().__init__(model_factory, num_classes)
         self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)
         self.feature_perturbation = nn.Dropout2d(feature_dropout)
         self.teacher_ema, self.rampup, self.strong_color = teacher_ema, rampup, strong_color
-        self.fp_stream, self.joint_bn = fp_stream, joint_bn
+        self.fp_stream, self.joint_bn, self.box_area = fp_stream, joint_bn, box_area
         self.teacher = make_teacher(self.model) if teacher_ema > 0 else None
         self.soft_loss = SOFT_LOSSES.get(target)  # None: UniMatch's hard, thresholded labels
 
@@ -100,6 +105,8 @@ class UniMatch(Method):
             img_u_s1 = img_u_s2 = img_u_w
         box1, box2 = unlabeled["cutmix_box1"], unlabeled["cutmix_box2"]
         num_lb, size = len(img_x), img_x.shape[-2:]
+        if self.box_area > 0:
+            box1, box2 = (box_masks(len(img_u_w), *size, self.box_area, img_u_w.device) for _ in range(2))
 
         if self.joint_bn:
             output = self.model.forward_train(torch.cat((img_x, img_u_w)))

@@ -43,7 +43,7 @@ DOCUMENTED_DEFAULTS = {
                     "num_queries": 256, "num_negatives": 512, "output_dim": 256, "contrastive_weight": 1.0},
     "unimatch": {"confidence_threshold": 0.95, "feature_dropout": 0.5, "threshold_mode": "fixed", "teacher_ema": 0.0,
                  "rampup": 0.0, "joint_bn": True, "fp_stream": True,
-                 "strong_color": True, "target": "hard"},
+                 "strong_color": True, "box_area": 0.0, "target": "hard"},
 }
 DOCUMENTED_FAMILIES = {"baseline", "GAN-based", "consistency regularisation", "pseudo-labelling", "contrastive", "hybrid"}
 
@@ -226,6 +226,7 @@ def test_unimatch_trains_through_the_trainer_and_reports_pseudo_label_quality(tm
     ("fixmatch", {"threshold_mode": "distribution"}),
     ("unimatch", {"threshold_mode": "distribution"}),
     ("unimatch", {"threshold_mode": "alignment"}),
+    ("unimatch", {"threshold_mode": "debias"}),
     ("unimatch", {"teacher_ema": 0.9}),
     ("unimatch", {"target": "soft"}),
     ("unimatch", {"target": "mse"}),
@@ -233,6 +234,7 @@ def test_unimatch_trains_through_the_trainer_and_reports_pseudo_label_quality(tm
     ("unimatch", {"fp_stream": False}),
     ("unimatch", {"joint_bn": False}),
     ("unimatch", {"rampup": 0.5}),
+    ("unimatch", {"box_area": 0.5}),
 ])
 def test_pseudo_label_variants_train_and_keep_their_state(name, options):
     torch.manual_seed(0)
@@ -242,6 +244,9 @@ def test_pseudo_label_variants_train_and_keep_their_state(name, options):
     if options.get("threshold_mode") in ("distribution", "alignment"):
         assert method.threshold.class_counts.sum() > 0  # the labelled prior was counted
         assert "threshold.class_counts" in method.state_dict()  # and is checkpointed
+    if options.get("threshold_mode") == "debias":
+        assert method.threshold.predicted.sum().item() == pytest.approx(1.0)  # the running predicted marginal
+        assert "threshold.predicted" in method.state_dict()  # is checkpointed
     if "teacher_ema" in options:
         assert method.eval_model() is method.teacher
         student, teacher = (dict(m.named_parameters()) for m in (method.model, method.teacher))

@@ -1,6 +1,7 @@
 """The shared building blocks of the methods, on tensors whose answer is known by hand."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -146,6 +147,17 @@ def test_box_masks_cover_the_requested_area():
     masks = box_masks(16, 40, 40, area=0.5, device=torch.device("cpu"))
 
     assert masks.mean(dim=(1, 2)).sub(0.5).abs().max() < 0.05
+
+
+def test_several_box_masks_share_the_area_and_cancel_where_they_overlap():
+    torch.manual_seed(0)
+    masks = box_masks(64, 48, 48, area=(0.25, 0.5), device=torch.device("cpu"), boxes=3)
+
+    coverage = masks.mean(dim=(1, 2))
+    assert set(masks.unique().tolist()) == {0.0, 1.0}
+    # Three boxes of 1/3 of a 25-50% share each: at most 50% (no overlap), less where they cancel.
+    assert coverage.max() <= 0.5 + 0.03 and 0.2 < coverage.mean() < 0.4
+    assert coverage.min() < 0.25  # some overlaps cancelled
 
 
 def test_classmix_masks_take_half_of_each_images_classes_whole():
@@ -372,3 +384,40 @@ def test_unimatch_without_fp_stream_gives_the_strong_views_its_weight():
     assert losses["loss_u_w_fp"].item() == 0.0
     expected = (losses["loss_x"] + 0.5 * losses["loss_u_s1"] + 0.5 * losses["loss_u_s2"]) / 2
     assert losses["loss_u_s1"] > 0 and losses["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_unimatch_box_area_mixes_every_strong_view_with_french_boxes_instead_of_the_loaders():
+    torch.manual_seed(0)
+    method = build_method("unimatch", factory(), NUM_CLASSES, box_area=0.5)
+    loader_boxes = copy.deepcopy(method)
+    loader_boxes.box_area = 0.0
+    labeled, unlabeled = make_batches(32)
+    batch, _, height, width = unlabeled["image_weak"].shape
+    no_boxes = {**unlabeled, "cutmix_box1": torch.zeros(batch, height, width), "cutmix_box2": torch.zeros(batch, height, width)}
+
+    torch.manual_seed(1)
+    losses = method.training_step(labeled, no_boxes, 0, total_steps=10)
+    torch.manual_seed(1)
+    box1, box2 = (box_masks(batch, height, width, 0.5, torch.device("cpu")) for _ in range(2))
+    expected = loader_boxes.training_step(labeled, {**unlabeled, "cutmix_box1": box1, "cutmix_box2": box2}, 0, total_steps=10)
+
+    assert box1.mean((1, 2)).tolist() == pytest.approx([0.5] * batch, abs=0.05)  # half of every view is mixed
+    for name in ("loss_u_s1", "loss_u_s2", "loss"):
+        assert losses[name].item() == pytest.approx(expected[name].item(), rel=1e-5)
+
+
+def test_debias_starts_uniform_and_holds_back_the_class_the_model_over_calls():
+    gate = PseudoLabelThreshold(2, 0.6, "debias")
+    inside = torch.zeros(1, 1, 1, dtype=torch.bool)
+    first = gate.pseudo_labels(torch.tensor([[[[0.6]], [[0.4]]]]).log(), inside)
+    # From a uniform p_hat one batch moves it by 1 - 0.999: the labels barely change.
+    assert torch.allclose(gate.predicted, torch.tensor([0.5 + 0.001 * 0.1, 0.5 - 0.001 * 0.1], dtype=torch.float64))
+    assert first.label.item() == 0
+
+    gate.predicted.copy_(torch.tensor([0.9, 0.1], dtype=torch.float64))  # the model has called class 0 on 90%
+    pseudo = gate.pseudo_labels(torch.tensor([[[[0.6]], [[0.4]]]]).log(), inside)
+    p_hat = 0.999 * torch.tensor([0.9, 0.1]) + 0.001 * torch.tensor([0.6, 0.4])
+    adjusted = torch.tensor([0.6, 0.4]) * p_hat.pow(-0.4)  # softmax(logits - 0.4 log p_hat)
+    adjusted = adjusted / adjusted.sum()
+    assert pseudo.label.item() == 1 and pseudo.confidence.item() == pytest.approx(adjusted.max().item(), rel=1e-5)
+    assert gate(pseudo) == 0.6  # the threshold stays the fixed one

@@ -110,6 +110,17 @@ class PseudoLabels:
         return self.label, self.confidence, self.inside, self.probabilities
 
 
+def ground_truth_labels(mask: torch.Tensor, num_classes: int | None = None) -> PseudoLabels:
+    """A labelled mask as pseudo-labels: confidence 1, ignored pixels outside; with
+    ``num_classes``, one-hot probabilities too (for a soft target)."""
+    inside = mask != IGNORE_INDEX
+    label = mask.masked_fill(~inside, 0)
+    probabilities = None
+    if num_classes is not None:
+        probabilities = F.one_hot(label, num_classes).permute(0, 3, 1, 2).float()
+    return PseudoLabels(label, torch.ones_like(mask, dtype=torch.float), inside, probabilities)
+
+
 def confident_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, threshold: float | torch.Tensor) -> torch.Tensor:
     """UniMatch's unlabelled loss: CE on confident pixels, averaged over all inside pixels.
 

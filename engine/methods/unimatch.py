@@ -26,7 +26,11 @@ by the squared error between probabilities of Mean Teacher and French et al.'s C
 ``strong_color=False`` keeps only the CutMix of the strong views; ``fp_stream=False`` drops
 the feature-perturbation stream (the paper's own ablation weights); ``joint_bn=False``
 forwards the labelled and the weak unlabelled images apart; ``box_area`` replaces the loader's
-boxes (half the views, 2-40%) by French et al.'s one box of a fixed share on every view. All were
+boxes (half the views, 2-40%) by French et al.'s one box of a fixed share on every view;
+``partner="labeled"`` pastes a labelled image and its ground truth into the strong views' boxes
+instead of another unlabelled image, the labelled-to-unlabelled direction of Bidirectional
+Copy-Paste (Bai, Chen, Li, Shen, Zhou & Tan, CVPR 2023, arXiv:2305.00673), so that part of
+every unlabelled target is true and the labelled garments are seen in new contexts. All were
 added to study the pseudo-label drift of docs/results.md.
 """
 from __future__ import annotations
@@ -35,8 +39,8 @@ import torch
 from torch import nn
 
 from engine.methods.base import Method, supervised_loss
-from engine.methods.common import (box_masks, confident_cross_entropy, ema_update, labeled_part, make_teacher, mix,
-                                   predict, probability_mse, roll_batch, sigmoid_rampup,
+from engine.methods.common import (box_masks, confident_cross_entropy, ema_update, ground_truth_labels, labeled_part,
+                                   make_teacher, mix, predict, probability_mse, roll_batch, sigmoid_rampup,
                                    soft_cross_entropy)
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.fixmatch import CONFIDENCE_THRESHOLD
@@ -44,6 +48,7 @@ from engine.methods.registry import register_method
 from engine.methods.thresholds import THRESHOLD_MODE, PseudoLabelThreshold
 from engine.options import Option
 
+PARTNERS = ("unlabeled", "labeled")
 #: Unlabelled losses to the weak view's full probabilities (``target``), on every inside pixel.
 SOFT_LOSSES = {"soft": soft_cross_entropy, "mse": probability_mse}
 
@@ -72,6 +77,10 @@ SOFT_LOSSES = {"soft": soft_cross_entropy, "mse": probability_mse}
         Option("box_area", "float", 0.0, "0 (UniMatch): the loader's CutMix boxes, on half the strong views, 2-40% of "
                "the image. Above 0: one box of this share on every strong view (French et al.'s CutMix mask, 0.5 "
                "there): a stronger perturbation.", min=0, max=0.99),
+        Option("partner", "str", "unlabeled", "unlabeled (UniMatch): each strong view is CutMix-ed with another "
+               "unlabelled image and its pseudo-label. labeled: with a labelled image and its ground truth, so the "
+               "box carries true labels into the unlabelled stream (Bidirectional Copy-Paste, Bai et al. CVPR 2023).",
+               choices=PARTNERS),
         Option("target", "str", "hard", "hard (UniMatch): cross-entropy to confident argmax pseudo-labels. soft: "
                "cross-entropy to the weak view's probabilities on every pixel (UDA-style; no threshold). mse: "
                "squared error to those probabilities on every pixel (the Mean Teacher / CutMix consistency).",
@@ -84,12 +93,12 @@ class UniMatch(Method):
     def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5,
                  threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, joint_bn: bool = True,
                  fp_stream: bool = True, strong_color: bool = True, box_area: float = 0.0,
-                 target: str = "hard"):
+                 partner: str = "unlabeled", target: str = "hard"):
         super().__init__(model_factory, num_classes)
         self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)
         self.feature_perturbation = nn.Dropout2d(feature_dropout)
         self.teacher_ema, self.rampup, self.strong_color = teacher_ema, rampup, strong_color
-        self.fp_stream, self.joint_bn, self.box_area = fp_stream, joint_bn, box_area
+        self.fp_stream, self.joint_bn, self.box_area, self.partner = fp_stream, joint_bn, box_area, partner
         self.teacher = make_teacher(self.model) if teacher_ema > 0 else None
         self.soft_loss = SOFT_LOSSES.get(target)  # None: UniMatch's hard, thresholded labels
 
@@ -118,8 +127,12 @@ class UniMatch(Method):
         pred_u_w_fp = None
         if self.fp_stream:
             pred_u_w_fp = self.model.decode([self.feature_perturbation(f) for f in features_w], size)
-        pred_u_s1, pred_u_s2 = self.model(torch.cat((mix(img_u_s1, roll_batch(img_u_s1), box1),
-                                                     mix(img_u_s2, roll_batch(img_u_s2), box2)))).chunk(2)
+        partner_s1, partner_s2 = roll_batch(img_u_s1), roll_batch(img_u_s2)
+        if self.partner == "labeled":  # labelled image i mod B_x into view 1, the previous one into view 2
+            chosen = torch.arange(len(img_u_w), device=img_x.device) % num_lb
+            partner_s1, partner_s2 = img_x[chosen], img_x[roll_batch(chosen)]
+        pred_u_s1, pred_u_s2 = self.model(torch.cat((mix(img_u_s1, partner_s1, box1),
+                                                     mix(img_u_s2, partner_s2, box2)))).chunk(2)
 
         pred_u_w = pred_w if self.teacher is None else predict(self.teacher, img_u_w)
         self.threshold.observe(mask_x)
@@ -127,9 +140,12 @@ class UniMatch(Method):
                                               keep_probabilities=self.soft_loss is not None)
         threshold = self.threshold(pseudo)
         loss_x = supervised_loss(output_x, mask_x)
-        partner = pseudo.rolled()
-        loss_u_s1 = self.unlabeled_loss(pred_u_s1, pseudo.mixed(partner, box1), threshold)
-        loss_u_s2 = self.unlabeled_loss(pred_u_s2, pseudo.mixed(partner, box2), threshold)
+        partner1 = partner2 = pseudo.rolled()
+        if self.partner == "labeled":
+            truth = ground_truth_labels(mask_x[chosen], self.num_classes if self.soft_loss is not None else None)
+            partner1, partner2 = truth, truth.rolled()
+        loss_u_s1 = self.unlabeled_loss(pred_u_s1, pseudo.mixed(partner1, box1), threshold)
+        loss_u_s2 = self.unlabeled_loss(pred_u_s2, pseudo.mixed(partner2, box2), threshold)
         if pred_u_w_fp is not None:
             loss_u_w_fp = self.unlabeled_loss(pred_u_w_fp, pseudo, threshold)
             loss_u = 0.25 * loss_u_s1 + 0.25 * loss_u_s2 + 0.5 * loss_u_w_fp

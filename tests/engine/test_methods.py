@@ -43,7 +43,7 @@ DOCUMENTED_DEFAULTS = {
                     "num_queries": 256, "num_negatives": 512, "output_dim": 256, "contrastive_weight": 1.0},
     "unimatch": {"confidence_threshold": 0.95, "feature_dropout": 0.5, "threshold_mode": "fixed", "teacher_ema": 0.0,
                  "rampup": 0.0, "joint_bn": True, "fp_stream": True,
-                 "strong_color": True, "box_area": 0.0, "target": "hard"},
+                 "strong_color": True, "box_area": 0.0, "partner": "unlabeled", "target": "hard"},
 }
 DOCUMENTED_FAMILIES = {"baseline", "GAN-based", "consistency regularisation", "pseudo-labelling", "contrastive", "hybrid"}
 
@@ -235,6 +235,8 @@ def test_unimatch_trains_through_the_trainer_and_reports_pseudo_label_quality(tm
     ("unimatch", {"joint_bn": False}),
     ("unimatch", {"rampup": 0.5}),
     ("unimatch", {"box_area": 0.5}),
+    ("unimatch", {"partner": "labeled"}),
+    ("unimatch", {"partner": "labeled", "target": "mse"}),
 ])
 def test_pseudo_label_variants_train_and_keep_their_state(name, options):
     torch.manual_seed(0)

@@ -11,7 +11,8 @@ from torch import nn
 
 from engine.methods import build_method
 from engine.methods.base import IGNORE_INDEX
-from engine.methods.common import (PseudoLabels, box_masks, classmix_masks, confident_cross_entropy, ema_update, mix,
+from engine.methods.common import (PseudoLabels, box_masks, classmix_masks, confident_cross_entropy, ema_update,
+                                   ground_truth_labels, mix,
                                    probability_mse, roll_batch, sigmoid_rampup, soft_cross_entropy,
                                    weighted_cross_entropy)
 from engine.methods.contrastive import regional_contrast
@@ -421,3 +422,28 @@ def test_debias_starts_uniform_and_holds_back_the_class_the_model_over_calls():
     adjusted = adjusted / adjusted.sum()
     assert pseudo.label.item() == 1 and pseudo.confidence.item() == pytest.approx(adjusted.max().item(), rel=1e-5)
     assert gate(pseudo) == 0.6  # the threshold stays the fixed one
+
+
+def test_ground_truth_labels_are_confident_and_leave_ignored_pixels_outside():
+    truth = ground_truth_labels(torch.tensor([[[0, 2, IGNORE_INDEX]]]), num_classes=3)
+
+    assert truth.label.tolist() == [[[0, 2, 0]]] and truth.inside.tolist() == [[[True, True, False]]]
+    assert truth.confidence.tolist() == [[[1.0, 1.0, 1.0]]]
+    assert truth.probabilities[0, :, 0, 1].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_unimatch_labeled_partner_pastes_labelled_images_and_their_ground_truth_into_the_strong_views():
+    torch.manual_seed(0)
+    method = build_method("unimatch", factory(), NUM_CLASSES, partner="labeled", fp_stream=False).eval()
+    labeled, unlabeled = make_batches(32)
+    batch, _, height, width = unlabeled["image_weak"].shape
+    whole = torch.ones(batch, height, width)  # the box covers every pixel: the view is the labelled image
+
+    losses = method.training_step(labeled, {**unlabeled, "cutmix_box1": whole, "cutmix_box2": whole}, 0, 10)
+
+    image, mask = labeled["image"], labeled["mask"]
+    with torch.no_grad():
+        view1 = F.cross_entropy(method.model(image), mask, ignore_index=IGNORE_INDEX)
+        view2 = F.cross_entropy(method.model(image.roll(1, 0)), mask.roll(1, 0), ignore_index=IGNORE_INDEX)
+    assert losses["loss_u_s1"].item() == pytest.approx(view1.item(), rel=1e-4)
+    assert losses["loss_u_s2"].item() == pytest.approx(view2.item(), rel=1e-4)

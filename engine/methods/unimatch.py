@@ -127,9 +127,10 @@ class UniMatch(Method):
         pred_u_w_fp = None
         if self.fp_stream:
             pred_u_w_fp = self.model.decode([self.feature_perturbation(f) for f in features_w], size)
+        # partner="labeled": labelled image i mod B_x goes into view 1, the previous one into view 2.
+        chosen = torch.arange(len(img_u_w), device=img_x.device) % num_lb
         partner_s1, partner_s2 = roll_batch(img_u_s1), roll_batch(img_u_s2)
-        if self.partner == "labeled":  # labelled image i mod B_x into view 1, the previous one into view 2
-            chosen = torch.arange(len(img_u_w), device=img_x.device) % num_lb
+        if self.partner == "labeled":
             partner_s1, partner_s2 = img_x[chosen], img_x[roll_batch(chosen)]
         pred_u_s1, pred_u_s2 = self.model(torch.cat((mix(img_u_s1, partner_s1, box1),
                                                      mix(img_u_s2, partner_s2, box2)))).chunk(2)

@@ -30,7 +30,7 @@ from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
 from engine.options import Option
 
-#: TorchSemiSeg's CutMix masks: 3 boxes, each drawn at 25-50% of the image.
+#: TorchSemiSeg's CutMix masks: a 25-50% share drawn per box, 3 boxes each covering a third of it.
 CUTMIX_AREA, CUTMIX_BOXES = (0.25, 0.5), 3
 
 

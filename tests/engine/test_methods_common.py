@@ -159,6 +159,10 @@ def test_several_box_masks_share_the_area_and_cancel_where_they_overlap():
     # Three boxes of 1/3 of a 25-50% share each: at most 50% (no overlap), less where they cancel.
     assert coverage.max() <= 0.5 + 0.03 and 0.2 < coverage.mean() < 0.4
     assert coverage.min() < 0.25  # some overlaps cancelled
+    # Two one-pixel boxes on a 2x2 image land on the same pixel a quarter of the time: they
+    # cancel to an empty mask, which a union of boxes could never give.
+    pixels = box_masks(64, 2, 2, area=1.0, device=torch.device("cpu"), boxes=2)
+    assert (pixels.sum((1, 2)) == 0).any() and (pixels.sum((1, 2)) == 2).any()
 
 
 def test_classmix_masks_take_half_of_each_images_classes_whole():

@@ -30,7 +30,8 @@ CHEAP_OPTIONS = {"contrastive": {"num_queries": 8, "num_negatives": 16}}
 DOCUMENTED_DEFAULTS = {
     "supervised": {"aux_weight": 0.4},
     "mean_teacher": {"ema_decay": 0.99, "consistency_weight": 100.0, "rampup": 0.1},
-    "cutmix": {"ema_decay": 0.99, "consistency_weight": 1.0, "confidence_threshold": 0.97, "mask_area": 0.5},
+    "cutmix": {"ema_decay": 0.99, "consistency_weight": 1.0, "confidence_threshold": 0.97, "mask_area": 0.5,
+               "consistency_loss": "var"},
     "classmix": {"ema_decay": 0.99, "consistency_weight": 1.0, "confidence_threshold": 0.968},
     "cct": {"consistency_weight": 30.0, "rampup": 0.1, "dropout": 1, "feature_drop": 1, "feature_noise": 1,
             "object_masking": 1, "context_masking": 1, "guided_cutout": 1, "vat": 0},

@@ -68,7 +68,7 @@ EVALUATIONS_PER_RUN = 3
 
 
 def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int,
-             scale: tuple[float, float], device: str = "cpu", workers: int = 0) -> dict[str, Any]:
+             scale: tuple[float, float], device: str = "cpu", workers: int = 0, blur: str = "crop") -> dict[str, Any]:
     """One training run in a worker process with one torch thread (and ``workers`` loader processes)."""
     import torch
 
@@ -89,7 +89,7 @@ def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str,
                                   "method": name, "method_options": method_options, "labeled": budget, "seed": seed,
                                   "iters": iters, "eval_every": max(1, iters // EVALUATIONS_PER_RUN),
                                   "device": device, "num_workers": workers,
-                                  "min_scale": scale[0], "max_scale": scale[1]})
+                                  "min_scale": scale[0], "max_scale": scale[1], "strong_blur": blur})
     curve = Curve()
     start = time.perf_counter()
     result = train(config, curve)
@@ -179,7 +179,7 @@ def markdown_table(stored: dict[str, Any], command: str) -> str:
         "# Semi-supervised results", "",
         f"Final validation mIoU (%) on `{settings['data']}`, {settings['arch']} {settings['arch_options']}, "
         f"{settings['iters']} iterations on {settings.get('device', 'cpu')}, random rescaling "
-        f"{settings['min_scale']}-{settings['max_scale']}, as mean +- sample standard deviation over seeds (number of seeds).",
+        f"{settings['min_scale']}-{settings['max_scale']}, strong-view blur `{settings.get('strong_blur', 'pixels')}`, as mean +- sample standard deviation over seeds (number of seeds).",
         "Every method runs at its documented defaults (docs/methods.md) unless its row names options "
         "(`method:option=value`).", "",
         "Produced by these commands (a rerun skips the runs already in the results file):", "",
@@ -286,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, nargs=2, default=[1.0, 1.0], metavar=("MIN", "MAX"),
                         help="Random rescaling range of training images (default: 1 1, off: UniMatch's 0.5 2.0 "
                              "halves the 64 px canvases' garments, docs/results-cpu-1500.md).")
+    parser.add_argument("--blur", choices=("crop", "pixels"), default="crop",
+                        help="Strong-view blur (the run setting strong_blur; default: crop, UniMatch's sigma scaled "
+                             "to the 64 px crop; pixels: its 0.1-2.0 px, the setting of the results made before "
+                             "session 5, docs/results-cpu-3000.md).")
     parser.add_argument("--jobs", type=int, default=1, help="Runs trained at once, one torch thread each.")
     parser.add_argument("--device", default="cpu",
                         help="cpu or cuda (default: cpu). Several --jobs share one GPU; a GPU sweep needs its own --results.")
@@ -318,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     data = resolve_data(args)
     settings = {"data": os.path.relpath(data, ROOT), "arch": args.arch, "arch_options": arch_options,
                 "iters": args.iters, "min_scale": args.scale[0], "max_scale": args.scale[1], **RUN_SETTINGS,
-                "device": args.device}
+                "device": args.device, "strong_blur": args.blur}
     stored = load_results(args.results, settings)
     command = "PYTHONPATH=. python bench/ssl_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     # Seed-major order: a sweep cut short still has one seed of every method (the screening).
@@ -330,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     context = multiprocessing.get_context("spawn" if args.device.startswith("cuda") else "fork")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
         pending = {pool.submit(run_once, str(data), args.arch, arch_options, m, b, s, args.iters, tuple(args.scale),
-                               args.device, args.workers) for m, b, s in todo}
+                               args.device, args.workers, args.blur) for m, b, s in todo}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:

@@ -37,6 +37,10 @@ FIELDS: tuple[Field, ...] = (
     _f("data", "crop_size", "int", 64, "Training crop side in pixels; smaller images are padded with the ignore label.", min=16, max=2048, label="Crop size (px)"),
     _f("data", "min_scale", "float", 0.5, "Smallest random rescaling of training images (UniMatch: 0.5).", min=0.1, max=4.0, label="Minimum scale"),
     _f("data", "max_scale", "float", 2.0, "Largest random rescaling of training images (UniMatch: 2.0); 1 and 1 turn rescaling off.", min=0.1, max=4.0, label="Maximum scale"),
+    _f("data", "strong_blur", "str", "crop", "Gaussian blur of the strong views (p=0.5). crop: UniMatch's sigma 0.1-2.0 px, "
+       "set for its 321 px Pascal crop, scaled to this crop (0.02-0.4 px at 64 px), so that it blurs the same share of the "
+       "image. pixels: 0.1-2.0 px at any crop, as UniMatch's code; at 64 px that erases small objects.",
+       choices=("crop", "pixels"), label="Strong-view blur"),
     _f("data", "val_fraction", "float", 0.2, "Share of masked images held out for validation when the dataset has no splits/val.txt.", min=0.0, max=0.9, label="Validation share"),
     _f("data", "num_workers", "int", 0, "DataLoader worker processes (0 = load in the training process).", min=0, max=32, label="Data loader workers"),
     _f("model", "arch", "str", "unet", "Architecture (see the catalogue).", label="Architecture"),
@@ -73,6 +77,7 @@ class DataConfig:
     crop_size: int
     min_scale: float
     max_scale: float
+    strong_blur: str
     val_fraction: float
     num_workers: int
 

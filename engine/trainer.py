@@ -154,6 +154,7 @@ def _build_data(config: RunConfig) -> TrainingData:
             config.data.data, labeled=config.budget.labeled, seed=config.budget.seed, crop_size=config.data.crop_size,
             need_unlabeled=METHODS.get(config.method.method).factory.uses_unlabeled,
             val_fraction=config.data.val_fraction, scale_range=(config.data.min_scale, config.data.max_scale),
+            strong_blur=config.data.strong_blur,
         )
     except DatasetError:
         raise  # keeps its per-file ``errors`` list for the upload page

@@ -81,12 +81,16 @@ class UnlabeledDataset(_Base):
     pseudo-label from the weak view supervises the strong views pixel for pixel.
     """
 
+    def __init__(self, *args, strong_blur: str = "crop", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.blur_sigma = T.blur_sigma(strong_blur, self.crop_size)
+
     def __getitem__(self, i: int) -> dict:
         image, hidden, padding = self.geometry(*self.load(i))
         return {
             "image_weak": T.normalize(image),
-            "image_strong1": T.strong_view(image),
-            "image_strong2": T.strong_view(image),
+            "image_strong1": T.strong_view(image, sigma=self.blur_sigma),
+            "image_strong2": T.strong_view(image, sigma=self.blur_sigma),
             "cutmix_box1": T.cutmix_box(self.crop_size),
             "cutmix_box2": T.cutmix_box(self.crop_size),
             "padding": padding,
@@ -150,7 +154,7 @@ def training_loader(dataset: Dataset, batch_size: int, *, seed: int, stream: int
 
 def build_training_data(path: str | Path, *, labeled: str | int, seed: int, crop_size: int, need_unlabeled: bool = False,
                         val_fraction: float = 0.2, info: DatasetInfo | None = None,
-                        scale_range: tuple[float, float] = SCALE_RANGE) -> TrainingData:
+                        scale_range: tuple[float, float] = SCALE_RANGE, strong_blur: str = "crop") -> TrainingData:
     """The datasets of one run; ``info`` (the description stored at upload) spares a re-inspection."""
     index = load_index(path, info)
     budget = split_label_budget(index, labeled, seed, val_fraction)
@@ -159,6 +163,6 @@ def build_training_data(path: str | Path, *, labeled: str | int, seed: int, crop
         if not budget.unlabeled_ids:
             raise ValueError("this method needs unlabelled images, but the label budget leaves none: "
                              "choose a smaller budget or add images without masks")
-        unlabeled = UnlabeledDataset(index, budget.unlabeled_ids, crop_size, scale_range)
+        unlabeled = UnlabeledDataset(index, budget.unlabeled_ids, crop_size, scale_range, strong_blur=strong_blur)
     return TrainingData(index, budget, LabeledDataset(index, budget.labeled_ids, crop_size, scale_range), unlabeled,
                         ValidationDataset(index, budget.val_ids, crop_size))

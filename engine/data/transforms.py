@@ -12,7 +12,7 @@ Defaults follow UniMatch (Yang et al., CVPR 2023, arXiv:2208.09910,
 github.com/LiheYoung/UniMatch ``dataset/transform.py`` and ``dataset/semi.py``): scale
 0.5-2.0, crop padded with the ignore label (255), horizontal flip p=0.5; the strong view
 is colour jitter 0.5/0.5/0.5/0.25 with p=0.8, grayscale p=0.2, Gaussian blur sigma
-0.1-2.0 with p=0.5, and a CutMix box (p=0.5, area 2-40%, aspect 0.3-1/0.3).
+0.1-2.0 px with p=0.5 (by default scaled to the crop, ``blur_sigma``), and a CutMix box (p=0.5, area 2-40%, aspect 0.3-1/0.3).
 
 Batch masks for semi-supervised mixing (``cutmix_boxes``, ``classmix_mask``) work on
 device tensors, so methods build them where the predictions live.
@@ -167,10 +167,34 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return out
 
 
-def strong_view(image: torch.Tensor, blur_p: float = 0.5, sigma: tuple[float, float] = (0.1, 2.0),
+#: UniMatch's blur (``dataset/transform.py``: PIL GaussianBlur, radius = sigma, drawn in 0.1-2.0 px)
+#: and the crop it was set for (``configs/pascal.yaml``: ``crop_size`` 321).
+BLUR_SIGMA, BLUR_REFERENCE_CROP = (0.1, 2.0), 321
+BLUR_MODES = ("crop", "pixels")
+
+
+def blur_sigma(mode: str, crop_size: int) -> tuple[float, float]:
+    """The strong view's blur range: ``pixels`` is UniMatch's 0.1-2.0 px; ``crop`` scales it by
+    ``crop_size / 321``, the same blur relative to the image.
+
+    Why: a sigma of 2 px is 0.6% of a 321 px Pascal crop but 3% of a 64 px canvas, where it
+    smears a 20 px garment into its background (docs/results-cpu-3000.md, Session 5): the
+    strong view then carries labels for objects it no longer shows, and on 16 labelled canvases
+    UniMatch's pseudo-labels collapse to background.
+    """
+    if mode not in BLUR_MODES:
+        raise ValueError(f"strong_blur must be one of {', '.join(BLUR_MODES)}; got {mode!r}")
+    if mode == "pixels":
+        return BLUR_SIGMA
+    scale = crop_size / BLUR_REFERENCE_CROP
+    return BLUR_SIGMA[0] * scale, BLUR_SIGMA[1] * scale
+
+
+def strong_view(image: torch.Tensor, blur_p: float = 0.5, sigma: tuple[float, float] = BLUR_SIGMA,
                 rng: random.Random | None = None) -> torch.Tensor:
     """UniMatch's strong view of a uint8 crop, normalised: colour jitter 0.5/0.5/0.5/0.25
-    (p=0.8), grayscale (p=0.2), Gaussian blur sigma 0.1-2.0 (p=0.5)."""
+    (p=0.8), grayscale (p=0.2), Gaussian blur of a sigma drawn in ``sigma`` (p=0.5; see
+    ``blur_sigma``)."""
     rng = rng or random
     mean_rgb = image.reshape(3, -1).float().mean(1)
     view = apply_color(image, *color_transform(mean_rgb, rng=rng))

@@ -100,6 +100,7 @@ def test_a_sweep_trains_records_its_device_and_refuses_to_mix_devices(tmp_path):
 
     stored = json.loads(results.read_text())
     assert stored["settings"]["device"] == "cpu" and is_done(stored, "supervised", "8", 0)
+    assert stored["settings"]["strong_blur"] == "crop"
     with pytest.raises(SystemExit, match="other settings"):
         main(common + ["--device", "cuda"])
 

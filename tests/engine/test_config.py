@@ -57,6 +57,16 @@ def test_schema_describes_every_field_with_section_default_and_help():
     assert eval_mode["choices"] == ["whole", "sliding"]
 
 
+def test_strong_blur_defaults_to_the_crop_scaled_blur_and_refuses_other_modes():
+    from engine.config import ConfigError, RunConfig
+
+    assert RunConfig.from_flat({"data": "x"}).data.strong_blur == "crop"
+    assert RunConfig.from_flat({"data": "x", "strong_blur": "pixels"}).data.strong_blur == "pixels"
+    with pytest.raises(ConfigError) as error:
+        RunConfig.from_flat({"data": "x", "strong_blur": "blurry"})
+    assert "strong_blur" in error.value.errors
+
+
 def test_scale_range_is_validated_across_fields():
     from engine.config import ConfigError, RunConfig
 

@@ -71,6 +71,17 @@ def test_views_share_one_geometry(dataset, monkeypatch):
     assert torch.equal(batch["image_weak"], batch["image_strong2"])
 
 
+@pytest.mark.parametrize("strong_blur, expected", [("crop", (0.1 * CROP / 321, 2.0 * CROP / 321)), ("pixels", (0.1, 2.0))])
+def test_strong_views_blur_as_the_run_setting_says(dataset, monkeypatch, strong_blur, expected):
+    from engine.data import transforms as T
+
+    sigmas = []
+    monkeypatch.setattr(T, "strong_view", lambda image, sigma, **_: sigmas.append(sigma) or T.normalize(image))
+    unlabeled = build(dataset, strong_blur=strong_blur).unlabeled
+    unlabeled[0]
+    assert len(sigmas) == 2 and all(sigma == pytest.approx(expected) for sigma in sigmas)
+
+
 def test_validation_split_is_never_loaded_for_training(dataset):
     data = build(dataset, labeled="all")
     val = set(data.validation.ids)

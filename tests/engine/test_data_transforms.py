@@ -110,6 +110,14 @@ def test_strong_view_is_normalised_float_of_the_same_size():
     assert (view >= low.view(3, 1, 1) - 1e-5).all() and (view <= high.view(3, 1, 1) + 1e-5).all()
 
 
+def test_blur_sigma_is_unimatchs_at_its_crop_and_scaled_with_the_crop():
+    assert T.blur_sigma("crop", 321) == pytest.approx((0.1, 2.0))
+    assert T.blur_sigma("crop", 64) == pytest.approx((0.1 * 64 / 321, 2.0 * 64 / 321))
+    assert T.blur_sigma("pixels", 64) == (0.1, 2.0)
+    with pytest.raises(ValueError, match="strong_blur must be one of crop, pixels; got 'px'"):
+        T.blur_sigma("px", 64)
+
+
 def test_cutmix_box_area_is_within_range():
     size = 64
     for seed in range(100):

@@ -9,13 +9,16 @@ a sweep cut short still holds one seed of every method (the screening). After ea
 ``docs/results.md`` is rewritten with the tables (mean and sample standard deviation over
 seeds per method and budget; per-class IoU) and the commands that produced them.
 
-    PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 --seeds 0
-    PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 --methods supervised unimatch:rampup=0.3
-    PYTHONPATH=. python bench/ssl_sweep.py --iters 1500 --jobs 2 --results bench/results/ssl-cpu-1500.json \
+    PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 --seeds 0 --blur pixels
+    PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 --seeds 0 \
+        --results bench/results/ssl-gpu-crop-blur.json --table docs/results-gpu-crop-blur.md
+    PYTHONPATH=. python bench/ssl_sweep.py --iters 1500 --jobs 2 --blur pixels --results bench/results/ssl-cpu-1500.json \
         --table docs/results-cpu-1500.md
 
-The first two fill docs/results.md's table (a GPU sweep, 3000 iterations); the third is the
-2-core CPU screening (1500 iterations) in its own results file and page.
+The first extends docs/results.md's table (a GPU sweep, 3000 iterations, made while the strong
+views' blur was in absolute pixels); the second starts its successor with the blur scaled to
+the crop (the default); the third is the 2-core CPU screening (1500 iterations) in its own
+results file and page.
 
 A method is ``NAME`` (its documented defaults) or ``NAME:OPTION=VALUE[,OPTION=VALUE]``.
 The results file holds ``settings`` (dataset, architecture and its options, iterations,
@@ -104,8 +107,11 @@ def load_results(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
         return {"settings": settings, "results": {}}
     stored = json.loads(path.read_text())
     if stored["settings"] != settings:
-        raise SystemExit(f"{path} holds runs made with other settings ({stored['settings']}); "
-                         f"use --results with another file to start a new table")
+        differ = ", ".join(f"{key} {stored['settings'].get(key)!r} there, {settings.get(key)!r} here"
+                           for key in sorted(set(stored["settings"]) | set(settings))
+                           if stored["settings"].get(key) != settings.get(key))
+        raise SystemExit(f"{path} holds runs made with other settings ({differ}); "
+                         f"pass the same settings, or --results with another file to start a new table")
     return stored
 
 

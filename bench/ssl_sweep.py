@@ -273,6 +273,7 @@ def resolve_data(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.data.transforms import BLUR_MODES
     from engine.methods import METHODS
     from engine.options import clean_options
 
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, nargs=2, default=[1.0, 1.0], metavar=("MIN", "MAX"),
                         help="Random rescaling range of training images (default: 1 1, off: UniMatch's 0.5 2.0 "
                              "halves the 64 px canvases' garments, docs/results-cpu-1500.md).")
-    parser.add_argument("--blur", choices=("crop", "pixels"), default="crop",
+    parser.add_argument("--blur", choices=BLUR_MODES, default="crop",
                         help="Strong-view blur (the run setting strong_blur; default: crop, UniMatch's sigma scaled "
                              "to the 64 px crop; pixels: its 0.1-2.0 px, the setting of the results made before "
                              "session 5, docs/results-cpu-3000.md).")

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from engine.data.budget import parse_labeled
+from engine.data.transforms import BLUR_MODES
 from engine.methods import METHODS
 from engine.models import MODELS
 from engine.options import Option, OptionError, clean_options
@@ -40,7 +41,7 @@ FIELDS: tuple[Field, ...] = (
     _f("data", "strong_blur", "str", "crop", "Gaussian blur of the strong views (p=0.5). crop: UniMatch's sigma 0.1-2.0 px, "
        "set for its 321 px Pascal crop, scaled to this crop (0.02-0.4 px at 64 px), so that it blurs the same share of the "
        "image. pixels: 0.1-2.0 px at any crop, as UniMatch's code; at 64 px that erases small objects.",
-       choices=("crop", "pixels"), label="Strong-view blur"),
+       choices=BLUR_MODES, label="Strong-view blur"),
     _f("data", "val_fraction", "float", 0.2, "Share of masked images held out for validation when the dataset has no splits/val.txt.", min=0.0, max=0.9, label="Validation share"),
     _f("data", "num_workers", "int", 0, "DataLoader worker processes (0 = load in the training process).", min=0, max=32, label="Data loader workers"),
     _f("model", "arch", "str", "unet", "Architecture (see the catalogue).", label="Architecture"),

@@ -65,7 +65,6 @@ class CutMix(Method):
         pred_u_teacher = predict(self.teacher, img_u)
         box = box_masks(batch, height, width, self.mask_area, img_u.device)
         img_u_mixed = mix(img_u, roll_batch(img_u), box)
-        pred_mixed_teacher = mix(pred_u_teacher, roll_batch(pred_u_teacher), box)
         pseudo = PseudoLabels.from_logits(pred_u_teacher, unlabeled["padding"])
         pseudo_mixed = pseudo.mixed(pseudo.rolled(), box)
 
@@ -74,6 +73,7 @@ class CutMix(Method):
         if self.consistency_loss == "ce":
             loss_u = confident_cross_entropy(pred_mixed, pseudo_mixed, self.confidence_threshold)
         else:
+            pred_mixed_teacher = mix(pred_u_teacher, roll_batch(pred_u_teacher), box)
             squared = (pred_mixed.softmax(1) - pred_mixed_teacher.softmax(1)).pow(2).sum(1)  # (B, H, W)
             confident_share = pseudo_mixed.confident_fraction(self.confidence_threshold)
             loss_u = (squared * pseudo_mixed.inside).mean() * confident_share

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from engine.config import RunConfig
+from engine.config import RunConfig, upgrade_saved
 from engine.data.loaders import worker_options
 from engine.data.transforms import denormalize
 from engine.methods import build_method
@@ -174,7 +174,7 @@ class LoadedModel:
 def load_trained_model(path: str | Path, device: torch.device) -> LoadedModel:
     """Rebuild the run's method from the checkpoint's config and load its weights strictly."""
     state: dict[str, Any] = torch.load(path, map_location=device, weights_only=False)
-    config = RunConfig.from_flat(state["config"], require_data=False)
+    config = RunConfig.from_flat(upgrade_saved(state["config"]), require_data=False)
     num_classes = state["num_classes"]
 
     def model_factory():

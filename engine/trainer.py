@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from engine.config import RunConfig
+from engine.config import RunConfig, upgrade_saved
 from engine.data import DatasetError, TrainingData, build_training_data
 from engine.data.loaders import training_loader
 from engine.evaluation import Inference, evaluate, measure_throughput, validation_loader
@@ -217,7 +217,7 @@ def _build_run(config: RunConfig, output_dir: str | Path | None) -> Run:
 def _resume(run: Run) -> None:
     path = run.out / CHECKPOINT_LAST
     state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
-    saved, current = state["config"], run.config.to_flat()
+    saved, current = upgrade_saved(state["config"]), run.config.to_flat()
     changed = sorted(name for name in set(saved) | set(current)
                      if name not in RESUMABLE_CHANGES and saved.get(name) != current.get(name))
     if changed:

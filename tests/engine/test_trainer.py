@@ -124,6 +124,17 @@ def test_resuming_a_different_run_is_refused(tiny_config, tmp_path):
         train(tiny_config(iters=2, lr=0.01), output_dir=tmp_path)
 
 
+def test_a_checkpoint_saved_before_strong_blur_resumes_as_the_pixel_blur_it_was_trained_with(tiny_config, tmp_path):
+    train(tiny_config(iters=1, strong_blur="pixels"), output_dir=tmp_path)
+    state = torch.load(tmp_path / CHECKPOINT_LAST, weights_only=False)
+    del state["config"]["strong_blur"]  # as saved before session 5
+    torch.save(state, tmp_path / CHECKPOINT_LAST)
+
+    with pytest.raises(TrainingError, match=r"different run \(strong_blur: 'pixels' -> 'crop'\)"):
+        train(tiny_config(iters=2), output_dir=tmp_path)
+    assert train(tiny_config(iters=2, strong_blur="pixels"), output_dir=tmp_path).steps == 2
+
+
 def test_poly_schedule_warms_up_linearly_then_decays_to_zero():
     factor = poly_lr_lambda(total_steps=100, warmup=4, power=0.9)
 

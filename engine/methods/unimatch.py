@@ -5,7 +5,8 @@ semantic segmentation", CVPR 2023, arXiv:2208.09910, github.com/LiheYoung/UniMat
 (``unimatch.py``, ``configs/pascal.yaml``, ``model/semseg/deeplabv3plus.py``).
 
 Defaults and their source: ``conf_thresh`` 0.95 -> ``confidence_threshold``;
-``nn.Dropout2d(0.5)`` on every encoder feature the decoder reads -> ``feature_dropout``;
+``nn.Dropout2d(0.5)`` on every encoder feature the decoder reads -> ``feature_dropout``, the
+perturbed features decoded in one decoder batch with the clean ones (``need_fp``);
 the loss ``(loss_x + 0.25 loss_u_s1 + 0.25 loss_u_s2 + 0.5 loss_u_w_fp) / 2``; both
 strong views CutMix-ed (boxes from the loader, UniMatch's ``obtain_cutmix_box``); the
 labelled and weak unlabelled images in one forward so BatchNorm sees both. The student
@@ -117,16 +118,15 @@ class UniMatch(Method):
         if self.box_area > 0:
             box1, box2 = (box_masks(len(img_u_w), *size, self.box_area, img_u_w.device) for _ in range(2))
 
+        # The fp stream is decoded in the clean forward's decoder batch (UniMatch's need_fp).
+        perturb = self.feature_perturbation if self.fp_stream else None
         if self.joint_bn:
-            output = self.model.forward_train(torch.cat((img_x, img_u_w)))
-            output_x = labeled_part(output, num_lb)
-            pred_w, features_w = output["out"][num_lb:], [f[num_lb:] for f in output["features"]]
+            output = self.model.forward_train(torch.cat((img_x, img_u_w)), perturb)
+            output_x, pred_w = labeled_part(output, num_lb), output["out"][num_lb:]
+            pred_u_w_fp = output["out_fp"][num_lb:] if perturb else None
         else:
-            output_x, weak = self.model.forward_train(img_x), self.model.forward_train(img_u_w)
-            pred_w, features_w = weak["out"], weak["features"]
-        pred_u_w_fp = None
-        if self.fp_stream:
-            pred_u_w_fp = self.model.decode([self.feature_perturbation(f) for f in features_w], size)
+            output_x, weak = self.model.forward_train(img_x), self.model.forward_train(img_u_w, perturb)
+            pred_w, pred_u_w_fp = weak["out"], weak.get("out_fp")
         # partner="labeled": labelled image i mod B_x goes into view 1, the previous one into view 2.
         chosen = torch.arange(len(img_u_w), device=img_x.device) % num_lb
         partner_s1, partner_s2 = roll_batch(img_u_s1), roll_batch(img_u_s2)

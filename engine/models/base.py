@@ -17,8 +17,14 @@ methods need, identically for every architecture:
 evaluation, export and simple methods never see the difference. Methods that need more
 call ``forward_train``, which returns a dict with ``out`` (logits at input size),
 ``aux`` (auxiliary logits at input size or None) and ``features`` (the encoder list).
+``forward_train(x, perturb)`` also decodes the perturbed features, ``out_fp``, in the
+same decoder batch as the clean ones, as UniMatch's ``forward(x, need_fp=True)`` does
+(``model/semseg/deeplabv3plus.py``): the decoder's BatchNorm then normalises clean and
+perturbed features together, rather than the perturbed ones on their own statistics.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,10 +51,13 @@ class SegmentationModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, K, H, W) logits
         return self.decode(self.encoder(x), x.shape[-2:])
 
-    def forward_train(self, x: torch.Tensor) -> dict:
+    def forward_train(self, x: torch.Tensor, perturb: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
         size = x.shape[-2:]
         features = self.encoder(x)
         aux = None
         if self.aux_decoder is not None and self.training:
             aux = self.decode(features, size, self.aux_decoder)
-        return {"out": self.decode(features, size), "aux": aux, "features": features}
+        if perturb is None:
+            return {"out": self.decode(features, size), "aux": aux, "features": features}
+        out, out_fp = self.decode([torch.cat((f, perturb(f))) for f in features], size).chunk(2)
+        return {"out": out, "out_fp": out_fp, "aux": aux, "features": features}

@@ -73,6 +73,26 @@ def test_forward_and_backward_give_finite_logits_at_input_size_in_train_and_eval
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
+def test_perturbed_features_are_decoded_in_the_clean_decoder_batch(name):
+    torch.manual_seed(0)
+    model = build_model(name, NUM_CLASSES).train()
+    images = torch.randn(2, 3, 64, 64)
+    batch_sizes = []
+    model.decoder.register_forward_pre_hook(lambda module, args: batch_sizes.append(len(args[0][0])))
+
+    outputs = model.forward_train(images, perturb=torch.zeros_like)
+    model.eval()
+    with torch.no_grad():
+        clean, zeros = model(images), model.decode([torch.zeros_like(f) for f in model.encoder(images)], (64, 64))
+        evaluated = model.forward_train(images, perturb=torch.zeros_like)
+
+    assert batch_sizes[0] == 4, "one decoder pass over clean and perturbed features (UniMatch's need_fp)"
+    assert outputs["out"].shape == outputs["out_fp"].shape == (2, NUM_CLASSES, 64, 64)
+    assert torch.allclose(evaluated["out"], clean, atol=1e-5)
+    assert torch.allclose(evaluated["out_fp"], zeros, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES)
 def test_encoder_features_go_from_high_to_low_resolution(name):
     model = build_on_meta(name).eval()
 

@@ -5,10 +5,11 @@ supervision", CVPR 2021, arXiv:2106.01226, github.com/charlesCXK/TorchSemiSeg
 (``exp.voc/voc8.res50v3+.CPS+CutMix``).
 
 Defaults and their source: ``cps_weight`` 1.5 (the paper's trade-off weight for PASCAL
-VOC; Cityscapes uses 6, and the VOC CutMix config sets 1); ``cutmix`` off (plain CPS;
-on, it is the paper's "CPS + CutMix": both networks label the two source images, the
-labels are mixed with the box, and each network learns the other's mixed labels on the
-mixed image), with TorchSemiSeg's masks (``cutmix_mask_prop_range`` 0.25-0.5,
+VOC; Cityscapes uses 6, and the VOC CutMix config sets 1); ``cutmix`` on, the paper's
+"CPS + CutMix" of the config above (both networks label the two source images, the labels
+are mixed with the box, and each network learns the other's mixed labels on the mixed
+image; off is plain CPS, the paper's variant without CutMix, which collapses to background
+from scratch at 16 labels, docs/methods.md), with TorchSemiSeg's masks (``cutmix_mask_prop_range`` 0.25-0.5,
 ``cutmix_boxmask_n_boxes`` 3, French et al.'s generator, ``CUTMIX_AREA``/``CUTMIX_BOXES``). Without
 CutMix the cross supervision covers the labelled and the unlabelled predictions, as in
 TorchSemiSeg's ``train.py``. Network 1 is evaluated.
@@ -47,13 +48,14 @@ def cross_pseudo_supervision(pred_1: torch.Tensor, pred_2: torch.Tensor, inside:
     paper="Chen et al., Semi-supervised semantic segmentation with cross pseudo supervision, CVPR 2021 (arXiv:2106.01226)",
     options=(
         Option("cps_weight", "float", 1.5, "Weight of the cross pseudo supervision loss.", min=0, max=100),
-        Option("cutmix", "bool", False, "CPS + CutMix: cross supervision on CutMix-ed unlabelled images."),
+        Option("cutmix", "bool", True, "CPS + CutMix (the paper's best): cross supervision on CutMix-ed unlabelled "
+               "images. Off: plain CPS, cross supervision on the labelled and unlabelled predictions."),
     ),
 )
 class CrossPseudoSupervision(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, cps_weight: float = 1.5, cutmix: bool = False):
+    def __init__(self, model_factory, num_classes: int, cps_weight: float = 1.5, cutmix: bool = True):
         super().__init__(model_factory, num_classes)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch.initial_seed() + 1)

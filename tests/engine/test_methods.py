@@ -36,7 +36,7 @@ DOCUMENTED_DEFAULTS = {
     "cct": {"consistency_weight": 30.0, "rampup": 0.1, "dropout": 1, "feature_drop": 1, "feature_noise": 1,
             "object_masking": 1, "context_masking": 1, "guided_cutout": 1, "vat": 0},
     "fixmatch": {"confidence_threshold": 0.95, "cutmix": True, "threshold_mode": "fixed"},
-    "cps": {"cps_weight": 1.5, "cutmix": False},
+    "cps": {"cps_weight": 1.5, "cutmix": True},
     "self_training": {"teacher_fraction": 0.4, "checkpoints": 3, "reliable_fraction": 0.5},
     "adversarial": {"lambda_adv_pred": 0.01, "lambda_semi": 0.1, "lambda_semi_adv": 0.001, "trust_threshold": 0.2,
                     "semi_start": 0.25, "discriminator_lr": 1e-4},
@@ -225,6 +225,7 @@ def test_unimatch_trains_through_the_trainer_and_reports_pseudo_label_quality(tm
 
 @pytest.mark.parametrize(("name", "options"), [
     ("fixmatch", {"threshold_mode": "distribution"}),
+    ("cps", {"cutmix": False}),
     ("unimatch", {"threshold_mode": "distribution"}),
     ("unimatch", {"threshold_mode": "alignment"}),
     ("unimatch", {"threshold_mode": "debias"}),

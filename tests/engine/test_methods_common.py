@@ -276,7 +276,8 @@ def test_unimatch_decodes_dropped_out_features_through_the_same_decoder():
 
     method.train().training_step(labeled, unlabeled, 0, 1)
 
-    assert calls == [4, 2, 4]  # labelled + weak together, the perturbed weak features, both strong views
+    # One decoder batch for labelled + weak, clean and perturbed (UniMatch's need_fp), then both strong views.
+    assert calls == [8, 4]
 
 
 def test_unimatch_without_joint_bn_forwards_labelled_and_weak_images_apart():
@@ -287,7 +288,7 @@ def test_unimatch_without_joint_bn_forwards_labelled_and_weak_images_apart():
 
     method.train().training_step(labeled, unlabeled, 0, 1)
 
-    assert calls == [2, 2, 2, 4]  # labelled, weak, the perturbed weak features, both strong views
+    assert calls == [2, 4, 4]  # labelled, weak clean + perturbed in one decoder batch, both strong views
 
 
 def test_fixed_threshold_mode_is_the_one_confidence():

@@ -19,11 +19,6 @@ from engine.options import Option, OptionError, clean_options
 from engine.registry import RegistryError
 
 
-def upgrade_saved(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored flat config with the fields it predates filled in as it was trained (``SAVED_BEFORE_FIELD``)."""
-    return {**SAVED_BEFORE_FIELD, **flat}
-
-
 class ConfigError(OptionError):
     """Invalid run configuration; ``errors`` maps each flat field name to what is wrong."""
 
@@ -76,6 +71,13 @@ FIELD_BY_NAME = {f.option.name: f for f in FIELDS}
 #: Fields added after runs were first saved, with the value that reproduces those runs: a stored
 #: config (checkpoint, experiment record) without the field was trained that way, not at today's default.
 SAVED_BEFORE_FIELD = {"strong_blur": "pixels"}
+
+
+def upgrade_saved(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored flat config with the fields it predates filled in as it was trained (``SAVED_BEFORE_FIELD``)."""
+    return {**SAVED_BEFORE_FIELD, **flat}
+
+
 #: Dict-valued keys validated against the chosen architecture's / method's own options.
 OPTION_KEYS = ("model_options", "method_options")
 

@@ -123,7 +123,7 @@ class UniMatch(Method):
         if self.joint_bn:
             output = self.model.forward_train(torch.cat((img_x, img_u_w)), perturb)
             output_x, pred_w = labeled_part(output, num_lb), output["out"][num_lb:]
-            pred_u_w_fp = output["out_fp"][num_lb:] if perturb else None
+            pred_u_w_fp = output["out_fp"][num_lb:] if perturb is not None else None
         else:
             output_x, weak = self.model.forward_train(img_x), self.model.forward_train(img_u_w, perturb)
             pred_w, pred_u_w_fp = weak["out"], weak.get("out_fp")

@@ -1,0 +1,18 @@
+"""The trace tool trains the sweep's run and keeps every logged diagnostic, stopping where asked."""
+import json
+
+from bench.method_trace import main
+from engine.data.builtin import generate
+
+
+def test_trace_logs_coverage_and_stops_early(tmp_path, capsys):
+    data = tmp_path / "demo"
+    generate("demo", data)
+    out = tmp_path / "trace.json"
+    assert main(["fixmatch", "--data", str(data), "--iters", "12", "--stop-at", "3", "--every", "2",
+                 "--json", str(out)]) == 0
+    assert "| step | loss | pseudo_label_coverage |" in capsys.readouterr().out
+    trace = json.loads(out.read_text())
+    assert [row["step"] for row in trace["metrics"]] == [2, 4]  # stopped at the first log at or past step 3
+    assert all(0 <= row["pseudo_label_coverage"] <= 1 for row in trace["metrics"])
+    assert [step for step, _ in trace["evaluations"]] == [4]  # eval_every is a third of --iters

@@ -23,8 +23,10 @@ results file and page.
 A method is ``NAME`` (its documented defaults) or ``NAME:OPTION=VALUE[,OPTION=VALUE]``.
 The results file holds ``settings`` (dataset, architecture and its options, iterations,
 every fixed training setting), the ``commands`` that ran, and ``results``: method ->
-label budget -> list of ``{"seed", "miou", "seconds", "curve", "iou"}`` (the curve is
-the validation mIoU at thirds of the run, to show whether it had converged). Runs made
+label budget -> list of ``{"seed", "miou", "seconds", "machine", "curve", "iou"}`` (the
+curve is the validation mIoU at thirds of the run, to show whether it had converged; the
+machine is the CPU or GPU model and torch version, since the same run can end elsewhere on
+other hardware). Runs made
 under other settings are refused rather than mixed into one table: point ``--results``
 at another file.
 """
@@ -35,6 +37,7 @@ import fcntl
 import json
 import multiprocessing
 import os
+import platform
 import shlex
 import statistics
 import sys
@@ -97,9 +100,26 @@ def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str,
     start = time.perf_counter()
     result = train(config, curve)
     return {"method": method, "budget": budget, "seed": seed, "miou": result.last.miou,
-            "seconds": round(time.perf_counter() - start, 1), "curve": curve.points,
+            "seconds": round(time.perf_counter() - start, 1), "machine": machine(device), "curve": curve.points,
             "iou": {name: None if iou is None else round(iou, 4)
                     for name, iou in zip(result.last.class_names, result.last.iou)}}
+
+
+def machine(device: str) -> str:
+    """What produced a run: the same seed and code can end a few points apart on another CPU.
+
+    Float results depend on which kernels run (oneDNN picks AVX2 or AVX-512 code by CPU,
+    cuDNN by GPU), and a 3000-step run from scratch magnifies the last-bit differences.
+    """
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []
+    model = names[0] if names else platform.processor() or platform.machine()
+    return f"{model} ({torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__}"
 
 
 def load_results(path: Path, settings: dict[str, Any]) -> dict[str, Any]:

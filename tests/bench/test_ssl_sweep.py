@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from bench.ssl_sweep import (NOTES_MARKER, is_done, load_results, main, markdown_table, parse_method, record_run,
                               save_json, write_table)
@@ -90,7 +91,7 @@ def test_merge_adds_another_sweeps_runs_and_commands(tmp_path):
     assert not is_done(load_results(main_file, SETTINGS), "x", "16", 0)
 
 
-def test_a_sweep_trains_records_its_device_and_refuses_to_mix_devices(tmp_path):
+def test_a_sweep_trains_records_its_device_and_machine_and_refuses_to_mix_devices(tmp_path):
     data = generate_demo(tmp_path / "demo", num_images=14, num_unlabeled=4, size=32, seed=0)
     results = tmp_path / "r.json"
     common = ["--data", str(data), "--results", str(results), "--table", str(tmp_path / "t.md"), "--iters", "2",
@@ -101,6 +102,8 @@ def test_a_sweep_trains_records_its_device_and_refuses_to_mix_devices(tmp_path):
     stored = json.loads(results.read_text())
     assert stored["settings"]["device"] == "cpu" and is_done(stored, "supervised", "8", 0)
     assert stored["settings"]["strong_blur"] == "crop"
+    run = stored["results"]["supervised"]["8"][0]
+    assert f"torch {torch.__version__}" in run["machine"] and torch.backends.cpu.get_cpu_capability() in run["machine"]
     with pytest.raises(SystemExit, match="other settings"):
         main(common + ["--device", "cuda"])
 

@@ -12,13 +12,15 @@ command; ``train.py``'s constant is 0.1), ``lambda_semi`` 0.1, ``lambda_semi_adv
 convolutions (64, 128, 256, 512, 1 channels) with LeakyReLU 0.2, trained on predictions
 (label 0, unlabelled ones included: ``D_remain``) and one-hot ground truth (label 1).
 
-The discriminator has its own optimiser, stepped inside ``training_step`` (the trainer
-only steps ``optimizer_parameters()``, the segmentation network). Its weights are a
-submodule and its optimiser state travels in ``get_extra_state``, so both are in the
-method's ``state_dict`` and a checkpoint resumes them. The discriminator is stepped
-before the generator's losses are built (Hung et al. step it after): an in-place update
-of weights that the generator's graph still needs would break its backward pass. With
-fp16 AMP the discriminator's step is unscaled (use bf16 or fp32 for this method).
+The steps come in ``train.py``'s order. The segmentation network is stepped against the
+discriminator as it was at the start of the iteration. Then, in ``after_optimizer_step``,
+the discriminator learns from the same, detached predictions. Its loss is built in
+``training_step``, from its weights as they were, and backpropagated only after the
+trainer has stepped the segmentation network (the trainer only steps
+``optimizer_parameters()``). The discriminator's weights are a submodule and its optimiser
+state travels in ``get_extra_state``, so both are in the method's ``state_dict`` and a
+checkpoint resumes them. With fp16 AMP its step is unscaled: use bf16 or fp32 for this
+method.
 """
 from __future__ import annotations
 
@@ -85,6 +87,7 @@ class Adversarial(Method):
         self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=discriminator_lr, betas=ADAM_BETAS)
         self.lambda_adv_pred, self.lambda_semi, self.lambda_semi_adv = lambda_adv_pred, lambda_semi, lambda_semi_adv
         self.trust_threshold, self.semi_start, self.discriminator_lr = trust_threshold, semi_start, discriminator_lr
+        self.pending_discriminator_loss: torch.Tensor | None = None  # built by training_step, stepped after it
 
     def training_step(self, labeled, unlabeled, step, total_steps):
         img_x, mask_x = labeled["image"], labeled["mask"]
@@ -93,7 +96,6 @@ class Adversarial(Method):
 
         output_x = self.model.forward_train(img_x)
         pred_x, pred_u = output_x["out"], self.model(img_u)
-        loss_d = self.update_discriminator(pred_x.detach(), pred_u.detach(), mask_x, inside_u, step, total_steps)
 
         self.discriminator.requires_grad_(False)  # the generator's losses must not train D
         d_out_x = self.discriminator(pred_x.softmax(1))
@@ -109,24 +111,31 @@ class Adversarial(Method):
         use_semi = float(step >= self.semi_start * total_steps)
         loss = loss_seg + self.lambda_adv_pred * loss_adv_pred + self.lambda_semi_adv * loss_semi_adv \
             + use_semi * self.lambda_semi * loss_semi
+        self.pending_discriminator_loss = self.discriminator_loss(pred_x.detach(), pred_u.detach(), mask_x, inside_u)
 
         return {"loss": loss, "loss_seg": loss_seg.detach(), "loss_adv_pred": loss_adv_pred.detach(),
-                "loss_semi": loss_semi.detach(), "loss_semi_adv": loss_semi_adv.detach(), "loss_d": loss_d,
+                "loss_semi": loss_semi.detach(), "loss_semi_adv": loss_semi_adv.detach(),
+                "loss_d": self.pending_discriminator_loss.detach(),
                 **pseudo_label_diagnostics(semi_gt, trusted, unlabeled)}
 
-    def update_discriminator(self, pred_x, pred_u, mask_x, inside_u, step: int, total_steps: int) -> torch.Tensor:
-        """One Adam step of D: predictions are fake, one-hot ground truth is real (ignore pixels skipped)."""
-        for group in self.discriminator_optimizer.param_groups:
-            group["lr"] = self.discriminator_lr * (1 - step / total_steps) ** POLY_POWER
+    def discriminator_loss(self, pred_x, pred_u, mask_x, inside_u) -> torch.Tensor:
+        """Predictions (unlabelled ones included) are fake, one-hot ground truth is real; ignore pixels skipped."""
         labeled_x = mask_x != IGNORE_INDEX
         one_hot = F.one_hot(mask_x.masked_fill(~labeled_x, 0), self.num_classes).permute(0, 3, 1, 2).to(pred_x.dtype)
         loss_fake = masked_bce(self.discriminator(torch.cat((pred_x, pred_u)).softmax(1)), FAKE, torch.cat((labeled_x, inside_u)))
         loss_real = masked_bce(self.discriminator(one_hot), REAL, labeled_x)
-        loss_d = (loss_fake + loss_real) / 2
+        return (loss_fake + loss_real) / 2
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        """One Adam step of D on the loss ``training_step`` built, once the segmentation network has stepped."""
+        loss_d, self.pending_discriminator_loss = self.pending_discriminator_loss, None
+        if loss_d is None:
+            return
+        for group in self.discriminator_optimizer.param_groups:
+            group["lr"] = self.discriminator_lr * (1 - step / total_steps) ** POLY_POWER
         self.discriminator_optimizer.zero_grad(set_to_none=True)
         loss_d.backward()
         self.discriminator_optimizer.step()
-        return loss_d.detach()
 
     def get_extra_state(self) -> dict:
         return {"discriminator_optimizer": self.discriminator_optimizer.state_dict()}

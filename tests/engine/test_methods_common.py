@@ -268,6 +268,30 @@ def test_adversarial_discriminator_optimiser_state_travels_in_the_state_dict():
     assert not any(p in set(method.optimizer_parameters()) for p in method.discriminator.parameters())
 
 
+def test_adversarial_steps_the_segmenter_against_the_discriminator_as_it_was_then_the_discriminator():
+    torch.manual_seed(0)
+    method = build_method("adversarial", factory(), NUM_CLASSES)
+    method.train()
+    reference = copy.deepcopy(method)
+    before = [p.clone() for p in method.discriminator.parameters()]
+    labeled, unlabeled = make_batches(32)
+
+    losses = method.training_step(labeled, unlabeled, step=0, total_steps=4)
+    losses["loss"].backward()
+    assert all(torch.equal(a, b) for a, b in zip(before, method.discriminator.parameters()))  # D as it was
+    assert all(p.grad is None for p in method.discriminator.parameters())  # the segmenter's loss never trains D
+    method.after_optimizer_step(0, 4)
+
+    # D's step: Adam on the same predictions, detached, from the segmentation network before its step.
+    pred_x, pred_u = reference.model(labeled["image"]), reference.model(unlabeled["image_weak"])
+    loss_d = reference.discriminator_loss(pred_x.detach(), pred_u.detach(), labeled["mask"], ~unlabeled["padding"])
+    assert losses["loss_d"].item() == pytest.approx(loss_d.item())
+    loss_d.backward()
+    reference.discriminator_optimizer.step()
+    for stepped, expected, old in zip(method.discriminator.parameters(), reference.discriminator.parameters(), before):
+        assert torch.allclose(stepped, expected, atol=1e-7) and not torch.equal(stepped, old)
+
+
 def test_unimatch_decodes_dropped_out_features_through_the_same_decoder():
     method = build_method("unimatch", factory(), NUM_CLASSES)
     labeled, unlabeled = make_batches(32)

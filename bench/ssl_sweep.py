@@ -3,9 +3,7 @@
 Each run trains one method (``engine.trainer.train``) at one label budget and seed, and
 its result is written to ``--results`` (``bench/results/ssl.json``) the moment it
 finishes; a rerun skips every run already there, so an interrupted sweep resumes where
-it stopped, and several sweeps may share one results file (writes take a lock and merge;
-each run is looked up again just before it starts, so a run that another sweep finished
-meanwhile is not trained twice).
+it stopped, and several sweeps may share one results file (writes take a lock and merge).
 ``--jobs N`` trains N runs at once, each with one torch thread; runs go seed by seed, so
 a sweep cut short still holds one seed of every method (the screening). After each run
 ``docs/results.md`` is rewritten with the tables (mean and sample standard deviation over
@@ -196,12 +194,6 @@ def merge_results(target: Path, sources: list[Path]) -> dict[str, Any]:
     return stored
 
 
-def finished_elsewhere(path: Path, settings: dict[str, Any], method: str, budget: str, seed: int) -> bool:
-    """Whether another sweep sharing ``path`` recorded this run after this sweep planned it."""
-    with locked(path):
-        return is_done(load_results(path, settings), method, budget, seed)
-
-
 def is_done(stored: dict[str, Any], method: str, budget: str, seed: int) -> bool:
     return any(run["seed"] == seed for run in stored["results"].get(method, {}).get(budget, []))
 
@@ -368,18 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     # CUDA cannot be used in a forked child; spawned workers start clean.
     context = multiprocessing.get_context("spawn" if args.device.startswith("cuda") else "fork")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
-        pending: set = set()
-        while todo or pending:
-            while todo and len(pending) < args.jobs:  # runs start one at a time: another sweep may have done one
-                method, budget, seed = todo.pop(0)
-                if finished_elsewhere(args.results, settings, method, budget, seed):
-                    print(f"{method} labels {budget} seed {seed}: already in {args.results.name}, skipped",
-                          file=sys.stderr)
-                    continue
-                pending.add(pool.submit(run_once, str(data), args.arch, arch_options, method, budget, seed,
-                                        args.iters, tuple(args.scale), args.device, args.workers, args.blur))
-            if not pending:
-                break
+        pending = {pool.submit(run_once, str(data), args.arch, arch_options, m, b, s, args.iters, tuple(args.scale),
+                               args.device, args.workers, args.blur) for m, b, s in todo}
+        while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 run = future.result()

@@ -4,7 +4,7 @@ The sweep (``bench/ssl_sweep.py``) keeps only the validation mIoU at thirds of a
 a method ends at or below the supervised baseline, the question is what its unlabelled
 signal did: how many pixels it trusted (``pseudo_label_coverage``), how right they were
 (``pseudo_label_accuracy``), how large each loss term was. This script trains the same run
-as the sweep (same settings, same seed, so the same steps) and prints those curves.
+as the sweep (its ``run_config``: same settings, same seed, so the same steps) and prints those curves.
 ``--stop-at`` ends it early: the steps up to there are exactly the full run's, because the
 schedules are set by ``--iters``, not by where the trace stops (logging more often does not
 change the steps either).
@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.ssl_sweep import DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS, EVALUATIONS_PER_RUN, RUN_SETTINGS, parse_method
-from engine.config import RunConfig
+from bench.ssl_sweep import DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS, run_config
 from engine.reporting import NullReporter
 from engine.trainer import train
 
@@ -76,12 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.data} does not exist: run bench/ssl_sweep.py once, it generates the dataset")
 
     torch.set_num_threads(1)
-    name, options = parse_method(args.method)
-    config = RunConfig.from_flat({**RUN_SETTINGS, "log_every": args.every, "data": str(args.data), "arch": DEFAULT_ARCH,
-                                  "model_options": DEFAULT_ARCH_OPTIONS, "method": name, "method_options": options,
-                                  "labeled": args.budget, "seed": args.seed, "iters": args.iters,
-                                  "eval_every": max(1, args.iters // EVALUATIONS_PER_RUN), "min_scale": 1.0,
-                                  "max_scale": 1.0, "strong_blur": args.blur})
+    config = run_config(str(args.data), DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS, args.method, args.budget, args.seed,
+                        args.iters, blur=args.blur, log_every=args.every)
     trace = Trace(args.stop_at)
     start = time.perf_counter()
     train(config, trace)

@@ -73,12 +73,25 @@ def parse_method(spec: str) -> tuple[str, dict[str, str]]:
 EVALUATIONS_PER_RUN = 3
 
 
+def run_config(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int,
+               scale: tuple[float, float] = (1.0, 1.0), device: str = "cpu", workers: int = 0, blur: str = "crop",
+               **overrides: Any):
+    """The engine config of one sweep run (``bench/method_trace.py`` retraces the same run from it)."""
+    from engine.config import RunConfig
+
+    name, method_options = parse_method(method)
+    return RunConfig.from_flat({**RUN_SETTINGS, "data": data, "arch": arch, "model_options": arch_options,
+                                "method": name, "method_options": method_options, "labeled": budget, "seed": seed,
+                                "iters": iters, "eval_every": max(1, iters // EVALUATIONS_PER_RUN),
+                                "device": device, "num_workers": workers,
+                                "min_scale": scale[0], "max_scale": scale[1], "strong_blur": blur, **overrides})
+
+
 def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int,
              scale: tuple[float, float], device: str = "cpu", workers: int = 0, blur: str = "crop") -> dict[str, Any]:
     """One training run in a worker process with one torch thread (and ``workers`` loader processes)."""
     import torch
 
-    from engine.config import RunConfig
     from engine.reporting import NullReporter
     from engine.trainer import train
 
@@ -90,12 +103,7 @@ def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str,
             self.points.append([step, round(result.miou, 4)])
 
     torch.set_num_threads(1)
-    name, method_options = parse_method(method)
-    config = RunConfig.from_flat({**RUN_SETTINGS, "data": data, "arch": arch, "model_options": arch_options,
-                                  "method": name, "method_options": method_options, "labeled": budget, "seed": seed,
-                                  "iters": iters, "eval_every": max(1, iters // EVALUATIONS_PER_RUN),
-                                  "device": device, "num_workers": workers,
-                                  "min_scale": scale[0], "max_scale": scale[1], "strong_blur": blur})
+    config = run_config(data, arch, arch_options, method, budget, seed, iters, scale, device, workers, blur)
     curve = Curve()
     start = time.perf_counter()
     result = train(config, curve)

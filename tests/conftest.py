@@ -5,8 +5,10 @@ alice owns the team, bob is a read-only member, charlie belongs to another team.
 """
 from __future__ import annotations
 
+import ctypes
 import io
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -91,6 +93,16 @@ TINY_RUN = {"arch": "unet", "model_options": {"base_width": 4, "depth": 2}, "ite
             "crop_size": 32, "labeled": "1/2", "eval_every": 3, "log_every": 2, "device": "cpu"}
 
 
+def die_with_parent() -> None:
+    """In the child, before exec: let the kernel kill it when pytest dies (PR_SET_PDEATHSIG).
+
+    A killed or crashed pytest never runs fixture teardown; without this its worker lives
+    on and takes the next test session's tasks from the same queues.
+    """
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, media_root):
     """A real `celery worker` process on the test database and the test Redis database."""
@@ -109,6 +121,7 @@ def celery_worker(django_db_setup, django_db_blocker, media_root):
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "-Q", "gpu,cpu", "-n", name,
          "--loglevel", "INFO"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -7,7 +7,9 @@ signal did: how many pixels it trusted (``pseudo_label_coverage``), how right th
 as the sweep (its ``run_config``: same settings, same seed, so the same steps) and prints those curves.
 ``--stop-at`` ends it early: the steps up to there are exactly the full run's, because the
 schedules are set by ``--iters``, not by where the trace stops (logging more often does not
-change the steps either).
+change the steps either). It runs on the sweep's CPU kernels (``--kernels``, bench/kernels.py);
+torch picks them when it is imported, so for AVX2 on an AVX-512 machine start it with
+``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` (it refuses to trace on other kernels).
 
     PYTHONPATH=. python bench/method_trace.py adversarial --seed 0 --stop-at 1500 \
         --json bench/out/trace-adversarial.json
@@ -20,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.kernels import CPU_KERNELS, DEFAULT_KERNELS, check
 from bench.ssl_sweep import DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS, run_config
 from engine.reporting import NullReporter
 from engine.trainer import train
@@ -69,11 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=100, help="Log the means of every N steps (default: 100).")
     parser.add_argument("--columns", nargs="+", default=list(DEFAULT_COLUMNS), help="Metrics printed in the table.")
     parser.add_argument("--blur", default="crop")
+    parser.add_argument("--kernels", choices=CPU_KERNELS, default=DEFAULT_KERNELS,
+                        help="The CPU kernels of the sweep run it retraces (default: avx2).")
     parser.add_argument("--json", type=Path, help="Write the whole trace (every logged metric) here.")
     args = parser.parse_args(argv)
     if not args.data.exists():
         parser.error(f"{args.data} does not exist: run bench/ssl_sweep.py once, it generates the dataset")
 
+    try:
+        check(args.kernels)
+    except RuntimeError as error:
+        parser.error(str(error))
     torch.set_num_threads(1)
     config = run_config(str(args.data), DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS, args.method, args.budget, args.seed,
                         args.iters, blur=args.blur, log_every=args.every)

@@ -29,6 +29,11 @@ machine is the CPU or GPU model and torch version, since the same run can end el
 other hardware). Runs made
 under other settings are refused rather than mixed into one table: point ``--results``
 at another file.
+
+On the CPU the runs use torch's AVX2 kernels by default (``--kernels``, bench/kernels.py),
+so that a results file can be extended on another x86-64 machine and its runs still agree
+to the last digit; the files made before session 8 used each machine's own kernels
+(``--kernels native``).
 """
 from __future__ import annotations
 
@@ -46,6 +51,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from bench.kernels import CPU_KERNELS, DEFAULT_KERNELS, check, pin
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "ssl.json"
@@ -88,9 +95,13 @@ def run_config(data: str, arch: str, arch_options: dict, method: str, budget: st
 
 
 def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int,
-             scale: tuple[float, float], device: str = "cpu", workers: int = 0, blur: str = "crop") -> dict[str, Any]:
+             scale: tuple[float, float], device: str = "cpu", workers: int = 0, blur: str = "crop",
+             kernels: str = "native") -> dict[str, Any]:
     """One training run in a worker process with one torch thread (and ``workers`` loader processes)."""
     import torch
+
+    if device == "cpu":
+        check(kernels)
 
     from engine.reporting import NullReporter
     from engine.trainer import train
@@ -209,10 +220,11 @@ def is_done(stored: dict[str, Any], method: str, budget: str, seed: int) -> bool
 def markdown_table(stored: dict[str, Any], command: str) -> str:
     settings = stored["settings"]
     budgets = list(dict.fromkeys(b for runs in stored["results"].values() for b in runs))
+    kernels = f" ({settings['cpu_kernels']} kernels)" if settings.get("cpu_kernels") else ""
     lines = [
         "# Semi-supervised results", "",
         f"Final validation mIoU (%) on `{settings['data']}`, {settings['arch']} {settings['arch_options']}, "
-        f"{settings['iters']} iterations on {settings.get('device', 'cpu')}, random rescaling "
+        f"{settings['iters']} iterations on {settings.get('device', 'cpu')}{kernels}, random rescaling "
         f"{settings['min_scale']}-{settings['max_scale']}, strong-view blur `{settings.get('strong_blur', 'pixels')}`, as mean +- sample standard deviation over seeds (number of seeds).",
         "Every method runs at its documented defaults (docs/methods.md) unless its row names options "
         "(`method:option=value`).", "",
@@ -325,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Strong-view blur (the run setting strong_blur; default: crop, UniMatch's sigma scaled "
                              "to the 64 px crop; pixels: its 0.1-2.0 px, the setting of the results made before "
                              "session 5, docs/results-cpu-3000.md).")
+    parser.add_argument("--kernels", choices=CPU_KERNELS, default=DEFAULT_KERNELS,
+                        help="torch's CPU kernels (default: avx2, so that runs reproduce across x86-64 machines; "
+                             "native: this CPU's own, the setting of the results files made before session 8).")
     parser.add_argument("--jobs", type=int, default=1, help="Runs trained at once, one torch thread each.")
     parser.add_argument("--device", default="cpu",
                         help="cpu or cuda (default: cpu). Several --jobs share one GPU; a GPU sweep needs its own --results.")
@@ -358,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"data": os.path.relpath(data, ROOT), "arch": args.arch, "arch_options": arch_options,
                 "iters": args.iters, "min_scale": args.scale[0], "max_scale": args.scale[1], **RUN_SETTINGS,
                 "device": args.device, "strong_blur": args.blur}
+    kernels = args.kernels if args.device == "cpu" else "native"
+    if kernels != "native":
+        settings["cpu_kernels"] = kernels
     stored = load_results(args.results, settings)
     command = "PYTHONPATH=. python bench/ssl_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     # Seed-major order: a sweep cut short still has one seed of every method (the screening).
@@ -365,11 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(todo)} runs to train ({len(args.methods) * len(args.budgets) * len(args.seeds) - len(todo)} already done)",
           file=sys.stderr)
 
-    # CUDA cannot be used in a forked child; spawned workers start clean.
-    context = multiprocessing.get_context("spawn" if args.device.startswith("cuda") else "fork")
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
+    # Spawned workers start clean: CUDA cannot be used in a forked child, and torch picks its
+    # CPU kernels when it is imported, which a spawned worker does after ``pin``.
+    context = multiprocessing.get_context("fork" if args.device == "cpu" and kernels == "native" else "spawn")
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context, initializer=pin, initargs=(kernels,)) as pool:
         pending = {pool.submit(run_once, str(data), args.arch, arch_options, m, b, s, args.iters, tuple(args.scale),
-                               args.device, args.workers, args.blur) for m, b, s in todo}
+                               args.device, args.workers, args.blur, kernels) for m, b, s in todo}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:

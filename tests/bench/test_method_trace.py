@@ -10,9 +10,25 @@ def test_trace_logs_coverage_and_stops_early(tmp_path, capsys):
     generate("demo", data)
     out = tmp_path / "trace.json"
     assert main(["fixmatch", "--data", str(data), "--iters", "12", "--stop-at", "3", "--every", "2",
-                 "--json", str(out)]) == 0
+                 "--json", str(out), "--kernels", "native"]) == 0
     assert "| step | loss | pseudo_label_coverage |" in capsys.readouterr().out
     trace = json.loads(out.read_text())
     assert [row["step"] for row in trace["metrics"]] == [2, 4]  # stopped at the first log at or past step 3
     assert all(0 <= row["pseudo_label_coverage"] <= 1 for row in trace["metrics"])
     assert [step for step, _ in trace["evaluations"]] == [4]  # eval_every is a third of --iters
+
+
+def test_trace_refuses_other_kernels_than_the_sweeps(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    data = tmp_path / "demo"
+    generate("demo", data)
+    try:
+        main(["fixmatch", "--data", str(data), "--iters", "4"])
+    except SystemExit as exit:
+        assert exit.code == 2
+    else:
+        raise AssertionError("traced on AVX512 kernels when the sweep's are avx2")
+    assert "ATEN_CPU_CAPABILITY=avx2" in capsys.readouterr().err
+    assert main(["fixmatch", "--data", str(data), "--iters", "2", "--kernels", "native"]) == 0

@@ -103,9 +103,25 @@ def test_a_sweep_trains_records_its_device_and_machine_and_refuses_to_mix_device
     assert stored["settings"]["device"] == "cpu" and is_done(stored, "supervised", "8", 0)
     assert stored["settings"]["strong_blur"] == "crop"
     run = stored["results"]["supervised"]["8"][0]
-    assert f"torch {torch.__version__}" in run["machine"] and torch.backends.cpu.get_cpu_capability() in run["machine"]
+    assert f"torch {torch.__version__}" in run["machine"]
+    # The spawned worker ran the pinned AVX2 kernels, whatever this CPU's own are.
+    assert stored["settings"]["cpu_kernels"] == "avx2" and "(AVX2)" in run["machine"]
+    assert "2 iterations on cpu (avx2 kernels)" in (tmp_path / "t.md").read_text()
+    with pytest.raises(SystemExit, match="cpu_kernels 'avx2' there, None here"):
+        main(common + ["--kernels", "native"])
     with pytest.raises(SystemExit, match="other settings"):
         main(common + ["--device", "cuda"])
+
+
+def test_a_sweep_on_native_kernels_records_them_as_the_files_before_session_8(tmp_path):
+    data = generate_demo(tmp_path / "demo", num_images=14, num_unlabeled=4, size=32, seed=0)
+    results = tmp_path / "r.json"
+    assert main(["--data", str(data), "--results", str(results), "--table", str(tmp_path / "t.md"), "--iters", "2",
+                 "--budgets", "8", "--seeds", "0", "--methods", "supervised", "--arch-options", json.dumps(TINY_UNET),
+                 "--kernels", "native"]) == 0
+    stored = json.loads(results.read_text())
+    assert "cpu_kernels" not in stored["settings"]
+    assert torch.backends.cpu.get_cpu_capability() in stored["results"]["supervised"]["8"][0]["machine"]
 
 
 def test_per_seed_table_lists_each_seed_of_methods_with_several():

@@ -1,0 +1,42 @@
+"""Which CPU kernels torch runs, so that a CPU benchmark run reproduces on another machine.
+
+A 3000-step run from scratch magnifies last-bit float differences, and those depend on
+the kernels ATen and oneDNN pick for the CPU (AVX2 or AVX-512 code): on one AVX-512 machine,
+forcing the AVX2 kernels moved supervised seed 1 from 22.1 to 21.5 mIoU and fixmatch seed 1
+from 14.3 to 15.3 (docs/results-cpu-3000-one-machine.md). Pinned to AVX2, which every
+x86-64 server CPU of the last decade has, the same run ends on the same last digit on
+different machines: supervised seed 1 scored 0.21477619099191325 on session 7's AVX-512
+EPYC with AVX2 forced and on session 8's AVX2-only EPYC (bench/results/ssl-cpu-3000-avx2-kernels.json).
+
+torch reads both variables once, when it is imported, so they must be set in a process
+that has not imported it yet: the sweep sets them in its spawned workers (``pin``), and
+every run checks what it got (``check``).
+"""
+from __future__ import annotations
+
+import os
+
+#: Kernel choice -> the environment that selects it (``native``: whatever torch picks for this CPU).
+CPU_KERNELS: dict[str, dict[str, str]] = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "native": {},
+}
+DEFAULT_KERNELS = "avx2"
+
+
+def pin(kernels: str) -> None:
+    """Select ``kernels`` for this process; it must not have imported torch yet."""
+    os.environ.update(CPU_KERNELS[kernels])
+
+
+def check(kernels: str) -> str:
+    """torch's CPU capability, or an error if it is not the one ``kernels`` asks for."""
+    import torch
+
+    running = torch.backends.cpu.get_cpu_capability()
+    wanted = CPU_KERNELS[kernels].get("ATEN_CPU_CAPABILITY")
+    if wanted and running.lower() != wanted:
+        variables = " ".join(f"{name}={value}" for name, value in CPU_KERNELS[kernels].items())
+        raise RuntimeError(f"asked for {kernels} CPU kernels but torch runs {running}: set {variables} before "
+                           f"torch is imported, or pass --kernels native (results then depend on this CPU)")
+    return running

@@ -3,7 +3,9 @@
 Each run trains one method (``engine.trainer.train``) at one label budget and seed, and
 its result is written to ``--results`` (``bench/results/ssl.json``) the moment it
 finishes; a rerun skips every run already there, so an interrupted sweep resumes where
-it stopped, and several sweeps may share one results file (writes take a lock and merge).
+it stopped, and several sweeps may share one results file (writes take a lock and merge;
+each run is looked up again just before it starts, so a run that another sweep finished
+meanwhile is not trained twice).
 ``--jobs N`` trains N runs at once, each with one torch thread; runs go seed by seed, so
 a sweep cut short still holds one seed of every method (the screening). After each run
 ``docs/results.md`` is rewritten with the tables (mean and sample standard deviation over
@@ -213,6 +215,12 @@ def merge_results(target: Path, sources: list[Path]) -> dict[str, Any]:
     return stored
 
 
+def finished_elsewhere(path: Path, settings: dict[str, Any], method: str, budget: str, seed: int) -> bool:
+    """Whether another sweep sharing ``path`` recorded this run after this sweep planned it."""
+    with locked(path):
+        return is_done(load_results(path, settings), method, budget, seed)
+
+
 def is_done(stored: dict[str, Any], method: str, budget: str, seed: int) -> bool:
     return any(run["seed"] == seed for run in stored["results"].get(method, {}).get(budget, []))
 
@@ -383,13 +391,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(todo)} runs to train ({len(args.methods) * len(args.budgets) * len(args.seeds) - len(todo)} already done)",
           file=sys.stderr)
 
-    # Spawned workers start clean: CUDA cannot be used in a forked child, and torch picks its
-    # CPU kernels when it is imported, which a spawned worker does after ``pin``.
-    context = multiprocessing.get_context("fork" if args.device == "cpu" and kernels == "native" else "spawn")
+    # Workers are spawned, never forked: CUDA cannot be used in a forked child, torch picks its CPU
+    # kernels when it is imported (which a spawned worker does after ``pin``), and a child forked
+    # from a parent with threads (torch's, a test's) can hang on a lock it inherited held.
+    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context, initializer=pin, initargs=(kernels,)) as pool:
-        pending = {pool.submit(run_once, str(data), args.arch, arch_options, m, b, s, args.iters, tuple(args.scale),
-                               args.device, args.workers, args.blur, kernels) for m, b, s in todo}
-        while pending:
+        pending: set = set()
+        while todo or pending:
+            while todo and len(pending) < args.jobs:  # runs start one at a time: another sweep may have done one
+                method, budget, seed = todo.pop(0)
+                if finished_elsewhere(args.results, settings, method, budget, seed):
+                    print(f"{method} labels {budget} seed {seed}: already in {args.results.name}, skipped",
+                          file=sys.stderr)
+                    continue
+                pending.add(pool.submit(run_once, str(data), args.arch, arch_options, method, budget, seed,
+                                        args.iters, tuple(args.scale), args.device, args.workers, args.blur, kernels))
+            if not pending:
+                break
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 run = future.result()

@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+import bench.ssl_sweep as sweep
 from bench.ssl_sweep import (NOTES_MARKER, is_done, load_results, main, markdown_table, parse_method, record_run,
                               save_json, write_table)
 from engine.data.builtin.demo import generate_demo
@@ -122,6 +123,26 @@ def test_a_sweep_on_native_kernels_records_them_as_the_files_before_session_8(tm
     stored = json.loads(results.read_text())
     assert "cpu_kernels" not in stored["settings"]
     assert torch.backends.cpu.get_cpu_capability() in stored["results"]["supervised"]["8"][0]["machine"]
+
+
+def test_a_run_another_sweep_finished_after_planning_is_skipped(tmp_path, monkeypatch, capsys):
+    data = generate_demo(tmp_path / "demo", num_images=14, num_unlabeled=4, size=32, seed=0)
+    results = tmp_path / "r.json"
+    really_finished = sweep.finished_elsewhere
+
+    def another_sweep_records_seed_1(path, settings, method, budget, seed):
+        if seed == 1:  # another sweep on the same file finishes this run while seed 0 trains
+            record_run(path, settings, "sweep B", {"method": method, "budget": budget, "seed": 1, "miou": 0.123})
+        return really_finished(path, settings, method, budget, seed)
+
+    monkeypatch.setattr(sweep, "finished_elsewhere", another_sweep_records_seed_1)
+    assert main(["--data", str(data), "--results", str(results), "--table", str(tmp_path / "t.md"), "--iters", "2",
+                 "--budgets", "8", "--seeds", "0", "1", "--methods", "supervised",
+                 "--arch-options", json.dumps(TINY_UNET)]) == 0
+
+    assert "supervised labels 8 seed 1: already in r.json, skipped" in capsys.readouterr().err
+    runs = json.loads(results.read_text())["results"]["supervised"]["8"]
+    assert [(run["seed"], run["miou"] == 0.123) for run in runs] == [(0, False), (1, True)]
 
 
 def test_per_seed_table_lists_each_seed_of_methods_with_several():

@@ -29,8 +29,8 @@ def pin(kernels: str) -> None:
     os.environ.update(CPU_KERNELS[kernels])
 
 
-def check(kernels: str) -> str:
-    """torch's CPU capability, or an error if it is not the one ``kernels`` asks for."""
+def check(kernels: str) -> None:
+    """Raise if torch's CPU capability is not the one ``kernels`` asks for (``native`` accepts any)."""
     import torch
 
     running = torch.backends.cpu.get_cpu_capability()
@@ -39,4 +39,3 @@ def check(kernels: str) -> str:
         variables = " ".join(f"{name}={value}" for name, value in CPU_KERNELS[kernels].items())
         raise RuntimeError(f"asked for {kernels} CPU kernels but torch runs {running}: set {variables} before "
                            f"torch is imported, or pass --kernels native (results then depend on this CPU)")
-    return running

@@ -9,7 +9,7 @@ import time
 from tests.conftest import ROOT
 
 PARENT = """
-import subprocess, sys
+import subprocess, sys, time
 from tests.conftest import die_with_parent
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=die_with_parent)
 print(child.pid, flush=True)
@@ -26,7 +26,7 @@ def alive(pid: int) -> bool:
 
 
 def test_a_worker_started_by_the_fixture_dies_with_its_parent():
-    parent = subprocess.Popen([sys.executable, "-c", "import time\n" + PARENT], cwd=ROOT, stdout=subprocess.PIPE,
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=ROOT, stdout=subprocess.PIPE,
                               text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     child = int(parent.stdout.readline())
     assert alive(child)

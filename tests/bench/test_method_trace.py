@@ -1,6 +1,8 @@
 """The trace tool trains the sweep's run and keeps every logged diagnostic, stopping where asked."""
 import json
 
+import pytest
+
 from bench.method_trace import main
 from engine.data.builtin import generate
 
@@ -24,11 +26,8 @@ def test_trace_refuses_other_kernels_than_the_sweeps(tmp_path, capsys, monkeypat
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     data = tmp_path / "demo"
     generate("demo", data)
-    try:
+    with pytest.raises(SystemExit) as refused:  # traced on AVX512 kernels when the sweep's are avx2
         main(["fixmatch", "--data", str(data), "--iters", "4"])
-    except SystemExit as exit:
-        assert exit.code == 2
-    else:
-        raise AssertionError("traced on AVX512 kernels when the sweep's are avx2")
+    assert refused.value.code == 2
     assert "ATEN_CPU_CAPABILITY=avx2" in capsys.readouterr().err
     assert main(["fixmatch", "--data", str(data), "--iters", "2", "--kernels", "native"]) == 0

@@ -164,7 +164,7 @@ def save_json(path: Path, content: dict[str, Any]) -> None:
 
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Exclusive lock beside ``path``: sweeps sharing one results file take turns writing it."""
+    """Exclusive lock beside ``path``: sweeps sharing a results file (or generating a dataset) take turns."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -314,8 +314,9 @@ def resolve_data(args: argparse.Namespace) -> Path:
     from engine.data.builtin import generate
 
     target = DATA_DIR / args.builtin
-    if not target.exists():
-        generate(args.builtin, target)
+    with locked(target):  # two sweeps started at once on a fresh machine generate it once
+        if not target.exists():
+            generate(args.builtin, target)
     return target
 
 

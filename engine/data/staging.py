@@ -11,16 +11,17 @@ def fill_new_folder(destination: Path, write: Callable[[Path], None]) -> Path:
     """Run ``write(staging)`` in a hidden sibling folder, then rename it to ``destination``.
 
     ``destination`` must be absent or empty (callers check it, in their own words). If
-    ``write`` fails the staging folder is removed, so no half-written folder survives.
+    ``write`` or the rename fails (another writer filled ``destination`` first) the staging
+    folder is removed, so no half-written folder survives.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.partial-", dir=destination.parent))
     try:
         write(staging)
+        if destination.exists():
+            destination.rmdir()
+        staging.rename(destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if destination.exists():
-        destination.rmdir()
-    staging.rename(destination)
     return destination

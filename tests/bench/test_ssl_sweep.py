@@ -1,10 +1,14 @@
 """The sweep's bookkeeping: finished runs are skipped, the table keeps hand-written findings."""
+import argparse
 import json
+import threading
+import time
 
 import pytest
 import torch
 
 import bench.ssl_sweep as sweep
+import engine.data.builtin
 from bench.ssl_sweep import (NOTES_MARKER, is_done, load_results, main, markdown_table, parse_method, record_run,
                               save_json, write_table)
 from engine.data.builtin.demo import generate_demo
@@ -154,3 +158,24 @@ def test_per_seed_table_lists_each_seed_of_methods_with_several():
 
     assert "| unimatch | 16 | 13.7 | 34.0 |" in table
     assert "| cps | 16 |" not in table  # one seed: the main table already shows it
+
+
+def test_two_sweeps_started_at_once_generate_the_builtin_dataset_once(tmp_path, monkeypatch):
+    """Session 9: two sweeps started together on a fresh machine both generated it, and one crashed."""
+    calls = []
+
+    def slow_generate(name, out):
+        calls.append(name)
+        time.sleep(0.3)  # the other sweep looks while this one is still writing
+        out.mkdir()
+
+    monkeypatch.setattr(sweep, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(engine.data.builtin, "generate", slow_generate)
+    args = argparse.Namespace(data=None, builtin="fashion-scenes")
+    found = []
+    threads = [threading.Thread(target=lambda: found.append(sweep.resolve_data(args))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["fashion-scenes"] and found == [tmp_path / "fashion-scenes"] * 2

@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.kernels import CPU_KERNELS, DEFAULT_KERNELS, check
 from bench.ssl_sweep import DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS, run_config
@@ -36,18 +37,27 @@ class Trace(NullReporter):
     def __init__(self, stop_at: int | None = None) -> None:
         self.stop_at, self.step = stop_at, 0
         self.metrics: list[dict[str, float]] = []
-        self.evaluations: list[list[float]] = []
+        self.evaluations: list[dict[str, Any]] = []
 
     def log_metrics(self, step, metrics) -> None:
         self.step = step
         self.metrics.append({"step": step, **{k: round(float(v), 5) for k, v in metrics.items()}})
 
     def log_evaluation(self, step, result) -> None:
-        self.evaluations.append([step, round(result.miou, 4)])
-        print(f"step {step}: val mIoU {100 * result.miou:.1f}", flush=True)
+        """Per-class IoU and the confusion matrix too: a method that loses one class (trousers, say)
+        shows here which class took its pixels."""
+        iou = {name: None if value is None else round(value, 4) for name, value in zip(result.class_names, result.iou)}
+        self.evaluations.append({"step": step, "miou": round(result.miou, 4), "iou": iou,
+                                 "confusion_matrix": result.confusion_matrix})
+        classes = ", ".join(f"{name} {percent(value)}" for name, value in iou.items())
+        print(f"step {step}: val mIoU {100 * result.miou:.1f} ({classes})", flush=True)
 
     def should_stop(self) -> bool:
         return self.stop_at is not None and self.step >= self.stop_at
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
 
 
 def table(rows: list[dict[str, float]], columns: list[str]) -> str:

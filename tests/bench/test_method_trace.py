@@ -17,7 +17,10 @@ def test_trace_logs_coverage_and_stops_early(tmp_path, capsys):
     trace = json.loads(out.read_text())
     assert [row["step"] for row in trace["metrics"]] == [2, 4]  # stopped at the first log at or past step 3
     assert all(0 <= row["pseudo_label_coverage"] <= 1 for row in trace["metrics"])
-    assert [step for step, _ in trace["evaluations"]] == [4]  # eval_every is a third of --iters
+    [evaluation] = trace["evaluations"]  # eval_every is a third of --iters
+    assert evaluation["step"] == 4 and list(evaluation["iou"])[:2] == ["background", "disc"]
+    matrix = evaluation["confusion_matrix"]  # rows: true class, columns: predicted
+    assert len(matrix) == len(evaluation["iou"]) and sum(map(sum, matrix)) > 0
 
 
 def test_trace_refuses_other_kernels_than_the_sweeps(tmp_path, capsys, monkeypatch):

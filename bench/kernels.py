@@ -7,6 +7,9 @@ from 14.3 to 15.3 (docs/results-cpu-3000-one-machine.md). Pinned to AVX2, which 
 x86-64 server CPU of the last decade has, the same run ends on the same last digit on
 different machines: supervised seed 1 scored 0.21477619099191325 on session 7's AVX-512
 EPYC with AVX2 forced and on session 8's AVX2-only EPYC (bench/results/ssl-cpu-3000-avx2-kernels.json).
+Not on an Intel Xeon (session 9): the same run scored 0.21524235945517053 there, and
+0.21576526048090905 with MKL's reproducible AVX2 mode added (``MKL_CBWR=AVX2``), so the
+vendor's libraries still choose other code paths; each run records its ``machine``.
 
 torch reads both variables once, when it is imported, so they must be set in a process
 that has not imported it yet: the sweep sets them in its spawned workers (``pin``), and

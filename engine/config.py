@@ -33,6 +33,17 @@ def _f(part: str, name: str, type_: str, default: Any, help_: str, **kw: Any) ->
     return Field(part, Option(name, type_, default, help_, **kw))
 
 
+#: Seeds go to torch, numpy and Python's random alike; numpy takes 32 bits.
+MAX_SEED = 2**32 - 1
+MAX_ITERS = 10_000_000
+#: The largest device index ``cuda:N`` names; no host has more GPUs than this.
+MAX_CUDA_INDEX = 255
+#: Intervals that a user sets explicitly must fit inside the run (a 10^9-step warm-up of a
+#: 1,000-step run is a typo); their defaults may exceed a very short run and are harmless there.
+WITHIN_RUN = ("warmup_iters", "eval_every", "log_every")
+#: Longest unknown field name an error message repeats.
+MAX_SHOWN_NAME = 60
+
 FIELDS: tuple[Field, ...] = (
     _f("data", "data", "str", "", "Dataset folder or zip (images/ + masks/ [+ classes.json])."),
     _f("data", "crop_size", "int", 64, "Training crop side in pixels; smaller images are padded with the ignore label.", min=16, max=2048, label="Crop size (px)"),
@@ -46,9 +57,9 @@ FIELDS: tuple[Field, ...] = (
     _f("data", "num_workers", "int", 0, "DataLoader worker processes (0 = load in the training process).", min=0, max=32, label="Data loader workers"),
     _f("model", "arch", "str", "unet", "Architecture (see the catalogue).", label="Architecture"),
     _f("method", "method", "str", "supervised", "Semi-supervised method (see the catalogue)."),
-    _f("budget", "labeled", "str", "1/8", "Label budget: a fraction of the masked training images (1/16, 1/8, ... 1) or a count (16).", label="Label budget"),
-    _f("budget", "seed", "int", 0, "Random seed of the label budget, the initialisation and the augmentations.", min=0),
-    _f("schedule", "iters", "int", 1000, "Training iterations.", min=1, max=10_000_000, label="Iterations"),
+    _f("budget", "labeled", "str", "1/8", "Label budget: a fraction of the masked training images (1/16, 1/8, 1/4, 1/2, all) or a count (16).", label="Label budget"),
+    _f("budget", "seed", "int", 0, "Random seed of the label budget, the initialisation and the augmentations.", min=0, max=MAX_SEED),
+    _f("schedule", "iters", "int", 1000, "Training iterations.", min=1, max=MAX_ITERS, label="Iterations"),
     _f("schedule", "batch_size", "int", 8, "Labelled images per step.", min=1, max=1024, label="Labelled batch size"),
     _f("schedule", "unlabeled_batch_size", "int", 0, "Unlabelled images per step (0 = same as batch_size).", min=0, max=1024, label="Unlabelled batch size"),
     _f("schedule", "optimizer", "str", "adamw", "Optimiser.", choices=("adamw", "sgd")),
@@ -56,10 +67,10 @@ FIELDS: tuple[Field, ...] = (
     _f("schedule", "weight_decay", "float", 1e-4, "Weight decay.", min=0.0, max=1.0),
     _f("schedule", "momentum", "float", 0.9, "SGD momentum.", min=0.0, max=0.999),
     _f("schedule", "poly_power", "float", 0.9, "Exponent of the poly learning-rate decay (DeepLab's 0.9).", min=0.0, max=5.0, label="Poly power"),
-    _f("schedule", "warmup_iters", "int", 0, "Linear warm-up iterations.", min=0, label="Warm-up iterations"),
-    _f("schedule", "grad_clip", "float", 0.0, "Clip the gradient norm to this value (0 = off).", min=0.0, label="Gradient clipping"),
-    _f("schedule", "eval_every", "int", 0, "Evaluate every N iterations (0 = ten times per run).", min=0, label="Evaluate every"),
-    _f("schedule", "log_every", "int", 10, "Log losses every N iterations.", min=1, label="Log every"),
+    _f("schedule", "warmup_iters", "int", 0, "Linear warm-up iterations (at most the run's iterations).", min=0, max=MAX_ITERS, label="Warm-up iterations"),
+    _f("schedule", "grad_clip", "float", 0.0, "Clip the gradient norm to this value (0 = off).", min=0.0, max=1e6, label="Gradient clipping"),
+    _f("schedule", "eval_every", "int", 0, "Evaluate every N iterations (0 = ten times per run; at most the run's iterations).", min=0, max=MAX_ITERS, label="Evaluate every"),
+    _f("schedule", "log_every", "int", 10, "Log losses every N iterations (at most the run's iterations).", min=1, max=MAX_ITERS, label="Log every"),
     _f("schedule", "eval_mode", "str", "whole", "Evaluate whole images, or slide an eval_crop window over images larger than it "
        "(windows overlap by a third, as mmsegmentation's slide inference).", choices=("whole", "sliding"), label="Evaluation mode"),
     _f("schedule", "eval_crop", "int", 512, "Sliding-window side in pixels; images no larger are evaluated whole.", min=16, max=8192, label="Sliding window (px)"),
@@ -158,7 +169,8 @@ class RunConfig:
         errors: dict[str, str] = {}
         for name in values:
             if name not in FIELD_BY_NAME and name not in OPTION_KEYS:
-                errors[name] = "unknown field; valid fields: " + ", ".join([*FIELD_BY_NAME, *OPTION_KEYS])
+                shown = str(name) if len(str(name)) <= MAX_SHOWN_NAME else str(name)[:MAX_SHOWN_NAME] + "..."
+                errors[shown] = "unknown field; valid fields: " + ", ".join([*FIELD_BY_NAME, *OPTION_KEYS])
         cleaned: dict[str, Any] = {}
         for f in FIELDS:
             name = f.option.name
@@ -175,8 +187,13 @@ class RunConfig:
                 errors["labeled"] = str(error)
         if "min_scale" not in errors and "max_scale" not in errors and cleaned["min_scale"] > cleaned["max_scale"]:
             errors["min_scale"] = f"must not exceed max_scale ({cleaned['max_scale']}); got {cleaned['min_scale']}"
+        if "iters" in cleaned:
+            for name in WITHIN_RUN:
+                if name in values and name in cleaned and cleaned[name] > cleaned["iters"]:
+                    errors[name] = f"must not exceed iters ({cleaned['iters']}), the length of the run; got {cleaned[name]}"
         if "device" in cleaned and not _valid_device(cleaned["device"]):
-            errors["device"] = f"expected auto, cpu, cuda or cuda:N; got {cleaned['device']!r}"
+            shown = cleaned["device"] if len(cleaned["device"]) <= MAX_SHOWN_NAME else cleaned["device"][:MAX_SHOWN_NAME] + "..."
+            errors["device"] = f"expected auto, cpu, cuda or cuda:N (N at most {MAX_CUDA_INDEX}); got {shown!r}"
         sections = {"model_options": (MODELS, "arch"), "method_options": (METHODS, "method")}
         for key, (registry, name_key) in sections.items():
             name = cleaned.get(name_key, FIELD_BY_NAME[name_key].option.default)
@@ -224,7 +241,9 @@ class RunConfig:
 def _valid_device(device: str) -> bool:
     if device in ("auto", "cpu", "cuda"):
         return True
-    return device.startswith("cuda:") and device[5:].isdigit()
+    index = device[5:]
+    return (device.startswith("cuda:") and 0 < len(index) <= len(str(MAX_CUDA_INDEX)) and index.isascii()
+            and index.isdigit() and int(index) <= MAX_CUDA_INDEX)
 
 
 def config_schema() -> list[dict[str, Any]]:

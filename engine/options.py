@@ -5,6 +5,7 @@ the CLI help, so none of them repeats a default, a range or a help text.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -31,6 +32,12 @@ class Option:
     choices: tuple[Any, ...] | None = None
     label: str = ""  # what a form shows; defaults to the name in words
 
+    def __post_init__(self) -> None:
+        # A number without a range lets 10^30 through to a run that cannot use it: every
+        # numeric option states its range (or its choices), once, here.
+        if self.type in ("int", "float") and self.choices is None and (self.min is None or self.max is None):
+            raise TypeError(f"option {self.name!r}: a numeric option needs min and max (or choices)")
+
     def describe(self) -> dict[str, Any]:
         described = {"name": self.name, "label": self.label or self.name.replace("_", " ").capitalize(),
                      "type": self.type, "default": self.default, "help": self.help}
@@ -47,29 +54,51 @@ class Option:
                 return value
             if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
                 return value.lower() in ("true", "1", "yes", "on")
-            raise ValueError(f"expected true or false, got {value!r}")
+            raise ValueError(f"expected true or false, got {_show(value)}")
         if self.type in ("int", "float"):
-            if isinstance(value, bool):
-                raise ValueError(f"expected a number, got {value!r}")
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"expected a number, got {value!r}") from None
-            if self.type == "int":
-                if number != int(number):
-                    raise ValueError(f"expected a whole number, got {value!r}")
-                number = int(number)
+            number = _number(value, whole=self.type == "int")
             if self.min is not None and number < self.min:
-                raise ValueError(f"must be at least {self.min}, got {number}")
+                raise ValueError(f"must be at least {_show(self.min)}, got {_show(number)}")
             if self.max is not None and number > self.max:
-                raise ValueError(f"must be at most {self.max}, got {number}")
+                raise ValueError(f"must be at most {_show(self.max)}, got {_show(number)}")
             value = number
         elif self.type == "str":
             if not isinstance(value, str):
-                raise ValueError(f"expected text, got {value!r}")
+                raise ValueError(f"expected text, got {_show(value)}")
         if self.choices is not None and value not in self.choices:
-            raise ValueError(f"must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+            raise ValueError(f"must be one of {', '.join(map(str, self.choices))}; got {_show(value)}")
         return value
+
+
+def _number(value: Any, whole: bool) -> int | float:
+    """A finite int or float from JSON or form text; never a rounded 1e30 or a NaN."""
+    shown = _show(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a number, got {shown}")
+    if whole and isinstance(value, int):
+        return value
+    if whole and isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"expected a number, got {shown}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {shown}")
+    if whole:
+        if not number.is_integer():
+            raise ValueError(f"expected a whole number, got {shown}")
+        return int(number)
+    return number
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    """A value as an error message quotes it: short, whatever the user sent."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def clean_options(options: Iterable[Option], values: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:

@@ -6,6 +6,9 @@ of silently falling back to a default.
 from __future__ import annotations
 
 import os
+import secrets
+import time
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -62,3 +65,32 @@ def database_from_url(url: str) -> dict:
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }
+
+
+def persistent_secret(path: Path) -> str:
+    """The key stored at ``path``, created once (mode 600) so that sessions survive restarts.
+
+    Created with O_EXCL: of several processes starting at once, one writes and the others
+    read what it wrote.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise ImproperlyConfigured(f"SECRET_KEY is not set and {path} cannot be created ({error.strerror}); "
+                                   "set SECRET_KEY or SECRET_KEY_FILE") from None
+    else:
+        with os.fdopen(descriptor, "w") as sink:
+            sink.write(secrets.token_urlsafe(50))
+    for _ in range(50):
+        try:
+            key = path.read_text().strip()
+        except OSError as error:
+            raise ImproperlyConfigured(f"SECRET_KEY is not set and {path} cannot be read ({error.strerror}); "
+                                       "set SECRET_KEY or SECRET_KEY_FILE") from None
+        if key:
+            return key
+        time.sleep(0.02)  # another process created the file and is writing it
+    raise ImproperlyConfigured(f"{path} is empty; delete it to generate a new key, or set SECRET_KEY")

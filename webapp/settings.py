@@ -1,29 +1,42 @@
-"""SegLab settings: environment variables only (12-factor); safe development defaults.
+"""SegLab settings: environment variables only (12-factor); safe defaults.
 
-DATABASE_URL  postgres://user:pass@host:5432/name (default: SQLite in ./var)
-REDIS_URL     broker URL (default: the Redis that `make run` starts on a socket in ./var)
-SECRET_KEY    required when DEBUG is off
-DEBUG         true/false (default true)
-MEDIA_ROOT    uploaded datasets, checkpoints, overlays (default ./var/media)
-ALLOWED_HOSTS comma-separated (default localhost, 127.0.0.1)
+DATABASE_URL    postgres://user:pass@host:5432/name (default: SQLite in ./var)
+REDIS_URL       broker URL (default: the Redis that `make run` starts on a socket in ./var)
+SECRET_KEY      default: a key generated once into SECRET_KEY_FILE (mode 600) and reused
+SECRET_KEY_FILE where that key lives (default ./var/secret_key)
+DEBUG           true/false (default false: Django's debug page shows settings and tracebacks)
+SEGLAB_HTTPS    true behind a TLS proxy: secure cookies, HSTS, redirect to https (default false)
+MEDIA_ROOT      uploaded datasets, checkpoints, overlays (default ./var/media)
+ALLOWED_HOSTS   comma-separated (default localhost, 127.0.0.1)
+LOGIN_FAILURE_LIMIT, LOGIN_COOLOFF_MINUTES   login lockout (default 5 failures, 15 minutes)
 """
+from datetime import timedelta
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
-from webapp.env import database_from_url, envbool, envint, envlist, envstr
+from webapp.env import database_from_url, envbool, envint, envlist, envstr, persistent_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-DEBUG = envbool("DEBUG", True)
-SECRET_KEY = envstr("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "development-only-not-secret"
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = envstr("SECRET_KEY", "") or persistent_secret(Path(envstr("SECRET_KEY_FILE", str(VAR_DIR / "secret_key"))))
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+# Behind a TLS-terminating proxy (the production stack): cookies only over https, HSTS,
+# and plain-http requests redirected. /healthz/ stays reachable over http for probes.
+SEGLAB_HTTPS = envbool("SEGLAB_HTTPS", False)
+if SEGLAB_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", True)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -33,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "axes",
     "webapp.teams",
     "webapp.datasets",
     "webapp.experiments",
@@ -46,11 +60,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
-
-if not DEBUG:
-    # In production gunicorn serves the collected static files itself (plotly.js included).
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+# Static files (plotly.js included) are served by WhiteNoise with debug on or off; without
+# `collectstatic` (make run, tests) it reads them through the finders.
+MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+WHITENOISE_USE_FINDERS = True
 
 ROOT_URLCONF = "webapp.urls"
 WSGI_APPLICATION = "webapp.wsgi.application"
@@ -89,6 +105,17 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes: after LOGIN_FAILURE_LIMIT wrong passwords for one username from one address,
+# that pair is refused (HTTP 429, a page saying when to try again) for the cool-off time,
+# on the site's login and the admin's alike; a success clears the count.
+AUTHENTICATION_BACKENDS = ["webapp.lockout.LockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "webapp.lockout.lockout_response"
+AXES_VERBOSE = False
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -103,6 +130,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves what `collectstatic` put here (the image does it) and warns when the
+# folder is missing; without it (make run, tests) the finders serve the same files.
+try:
+    STATIC_ROOT.mkdir(exist_ok=True)
+except OSError:
+    pass
 STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from webapp.health import healthz
 from webapp.media import serve_media
 
 urlpatterns = [
@@ -14,4 +15,5 @@ urlpatterns = [
     path("experiments/", include("webapp.experiments.urls")),
     path("api/v1/", include("webapp.api.urls")),
     path("media/<path:path>", serve_media, name="media"),
+    path("healthz/", healthz, name="healthz"),
 ]

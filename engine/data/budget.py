@@ -12,6 +12,7 @@ with the run's seed, the same on every machine.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,6 +20,12 @@ from fractions import Fraction
 from engine.data.index import DatasetIndex
 
 DEFAULT_VAL_FRACTION = 0.2
+#: The budgets that forms and sweeps offer, smallest first (the semi-supervised papers'
+#: 1/16 ... 1/2 splits, then every masked training image).
+STANDARD_BUDGETS = ("1/16", "1/8", "1/4", "1/2", "all")
+#: No dataset holds more labelled images than files (``Limits.max_files``).
+MAX_LABELED_COUNT = 100_000
+BUDGET_HELP = "a fraction like 1/8, all (or 1/1) for every masked training image, or a count like 16"
 
 
 @dataclass(frozen=True)
@@ -30,28 +37,41 @@ class LabelBudget:
 
 
 def parse_labeled(value: str | int | float) -> Fraction | int:
-    """`"1/8"`, `0.125` -> a fraction of the masked training images; `"16"`, `16` -> a count; `"all"` -> 1."""
+    """`"1/8"`, `0.125` -> a fraction of the masked training images; `"16"`, `16` -> a count; `"all"`, `"1/1"` -> 1.
+
+    A bare ``1`` is refused: beside 1/16 ... 1/2 a person reads it as "all", but as a
+    count it means one labelled image.
+    """
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     if isinstance(value, bool):
-        raise ValueError(f"expected a fraction like 1/8 or a count like 16, got {value!r}")
+        raise ValueError(f"expected {BUDGET_HELP}; got {shown}")
     if isinstance(value, str):
         text = value.strip().lower()
         if text == "all":
             return Fraction(1)
         if "/" in text or "." in text:
             try:
+                if len(text) > 40:  # Fraction() of a 5,000-digit string fails with Python's own words
+                    raise ValueError(text)
                 fraction = Fraction(text)
             except (ValueError, ZeroDivisionError):
-                raise ValueError(f"expected a fraction like 1/8 or a count like 16, got {value!r}") from None
+                raise ValueError(f"expected {BUDGET_HELP}; got {shown}") from None
         else:
-            try:
-                return parse_labeled(int(text))
-            except ValueError:
-                raise ValueError(f"expected a fraction like 1/8 or a count like 16, got {value!r}") from None
+            if not (text.isascii() and text.isdigit()):
+                raise ValueError(f"expected {BUDGET_HELP}; got {shown}")
+            if len(text) > len(str(MAX_LABELED_COUNT)):
+                raise ValueError(f"a count of labelled images must be between 2 and {MAX_LABELED_COUNT}, got {shown}")
+            return parse_labeled(int(text))
     elif isinstance(value, int):
-        if value < 1:
-            raise ValueError(f"a count of labelled images must be at least 1, got {value}")
+        if value == 1:
+            raise ValueError("1 would mean a single labelled image; write all (or 1/1) for every masked training "
+                             "image, or a count of 2 or more")
+        if not 2 <= value <= MAX_LABELED_COUNT:
+            raise ValueError(f"a count of labelled images must be between 2 and {MAX_LABELED_COUNT}, got {shown}")
         return value
     else:
+        if not math.isfinite(value):
+            raise ValueError(f"expected {BUDGET_HELP}; got {shown}")
         fraction = Fraction(value).limit_denominator(1024)
     if not 0 < fraction <= 1:
         raise ValueError(f"a fraction of labelled images must be in (0, 1], got {value!r}")

@@ -75,3 +75,59 @@ def test_scale_range_is_validated_across_fields():
     with pytest.raises(ConfigError) as error:
         RunConfig.from_flat({"data": "x", "min_scale": 1.5, "max_scale": 1.0})
     assert error.value.errors == {"min_scale": "must not exceed max_scale (1.0); got 1.5"}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("iters", "inf"), ("iters", 1e999), ("iters", "1e999"), ("lr", "NaN"), ("lr", float("nan")), ("lr", "-Infinity"),
+    ("seed", 10**30), ("seed", 1e30), ("seed", -1), ("seed", 2**32), ("warmup_iters", 10**30), ("eval_every", 10**30),
+    ("log_every", 10**30), ("grad_clip", 1e300), ("iters", [1]), ("iters", {"a": 1}), ("iters", None),
+])
+def test_numbers_that_are_not_finite_or_out_of_range_are_refused_naming_the_field(field, value):
+    with pytest.raises(ConfigError) as caught:
+        RunConfig.from_flat({**MINIMAL, field: value})
+
+    assert set(caught.value.errors) == {field}
+    assert len(caught.value.errors[field]) < 200  # a huge number is not echoed whole
+
+
+def test_a_huge_whole_number_is_never_rounded_into_range():
+    assert RunConfig.from_flat({**MINIMAL, "seed": 2**32 - 1}).budget.seed == 2**32 - 1
+    assert RunConfig.from_flat({**MINIMAL, "seed": "12"}).budget.seed == 12
+    assert RunConfig.from_flat({**MINIMAL, "iters": 30.0}).schedule.iters == 30
+
+
+def test_intervals_set_by_the_user_must_fit_the_run():
+    with pytest.raises(ConfigError) as caught:
+        RunConfig.from_flat({**MINIMAL, "iters": 100, "warmup_iters": 500, "eval_every": 101, "log_every": 1000})
+    assert set(caught.value.errors) == {"warmup_iters", "eval_every", "log_every"}
+    assert "must not exceed iters (100)" in caught.value.errors["warmup_iters"]
+    # The defaults (log every 10) are fine for a 1-step run.
+    assert RunConfig.from_flat({**MINIMAL, "iters": 1}).schedule.log_every == 10
+
+
+@pytest.mark.parametrize("device", ["cuda:999999999999", "cuda:256", "cuda:\u0663", "cuda:" + "9" * 5000])
+def test_device_indices_beyond_any_host_are_refused(device):
+    with pytest.raises(ConfigError) as caught:
+        RunConfig.from_flat({**MINIMAL, "device": device})
+    assert "N at most 255" in caught.value.errors["device"]
+    assert len(caught.value.errors["device"]) < 200
+
+
+def test_an_oversized_unknown_key_is_not_echoed_whole():
+    with pytest.raises(ConfigError) as caught:
+        RunConfig.from_flat({**MINIMAL, "x" * 100_000: 1})
+    (name,) = caught.value.errors
+    assert len(name) < 100 and name.startswith("xxx")
+
+
+def test_every_numeric_setting_has_a_range_or_choices():
+    from engine.methods import list_methods
+    from engine.models import list_models
+    from engine.options import Option
+
+    specs = config_schema() + [o for entry in list_models() + list_methods() for o in entry["options"]]
+    for spec in specs:
+        if spec["type"] in ("int", "float"):
+            assert "choices" in spec or ("min" in spec and "max" in spec), spec["name"]
+    with pytest.raises(TypeError, match="needs min and max"):
+        Option("steps", "int", 1, "Unbounded.", min=0)

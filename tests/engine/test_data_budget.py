@@ -79,3 +79,29 @@ def test_masked_images_outside_train_txt_validate(write_dataset):
 def test_budget_larger_than_the_training_split(index):
     with pytest.raises(ValueError, match="asks for 33 labelled images but the training split has only 32"):
         split_label_budget(index, 33, seed=0)
+
+
+@pytest.mark.parametrize("value", ["1", 1, " 1 "])
+def test_a_bare_1_is_refused_with_the_way_to_say_all(value):
+    with pytest.raises(ValueError, match=r"single labelled image; write all \(or 1/1\)"):
+        parse_labeled(value)
+
+
+@pytest.mark.parametrize("value", ["all", "ALL", "1/1", 1.0, "1.0"])
+def test_all_and_1_over_1_mean_every_masked_image(value):
+    assert parse_labeled(value) == Fraction(1)
+
+
+@pytest.mark.parametrize("value", [10**30, "9" * 5000, "1/" + "3" * 5000, float("inf"), float("nan"), "1e999", 100_001])
+def test_budgets_beyond_any_dataset_are_refused_in_plain_words(value):
+    with pytest.raises(ValueError) as caught:
+        parse_labeled(value)
+    assert "labelled images" in str(caught.value) or "expected a fraction" in str(caught.value)
+    assert len(str(caught.value)) < 200
+
+
+def test_the_offered_budgets_come_from_the_engine_and_parse():
+    from engine.data.budget import STANDARD_BUDGETS
+
+    assert STANDARD_BUDGETS[-1] == "all" and "1" not in STANDARD_BUDGETS
+    assert [parse_labeled(b) for b in STANDARD_BUDGETS] == sorted(parse_labeled(b) for b in STANDARD_BUDGETS)

@@ -93,3 +93,26 @@ def test_cancel_a_queued_experiment(client, dataset):
     experiment = Experiment.objects.get()
     response = client.post(f"/api/v1/experiments/{experiment.pk}/cancel/")
     assert response.json()["status"] == "cancelled"
+
+
+def test_the_form_offers_all_not_a_bare_1_and_refuses_1_with_the_way_out(client, dataset):
+    client.login(username="alice", password=PASSWORD)
+    page = client.get("/experiments/new/").content.decode()
+    assert '<option value="all">' in page and '<option value="1">' not in page
+
+    response = client.post("/experiments/new/", form_data(dataset, labeled="1"))
+
+    assert response.status_code == 400
+    assert "write all (or 1/1)" in response.context["form"].errors["labeled"][0]
+    assert not Experiment.objects.exists()
+
+
+def test_the_api_refuses_values_out_of_range_naming_the_field(client, dataset):
+    client.login(username="alice", password=PASSWORD)
+    for field, value in [("seed", 10**30), ("warmup_iters", 10**30), ("eval_every", 10**30), ("log_every", 10**30),
+                         ("device", "cuda:999999999999"), ("labeled", 10**6), ("iters", "inf"), ("lr", "NaN")]:
+        response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": {**TINY_RUN, field: value}},
+                               content_type="application/json")
+        assert response.status_code == 400, (field, response.content)
+        assert field in response.json()["fields"], field
+    assert not Experiment.objects.exists()

@@ -1,10 +1,12 @@
 from django.conf import settings
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from webapp.datasets.ingest import ingest_zip
-from webapp.datasets.models import Dataset
+from webapp.datasets.deletion import DatasetInUse, delete_dataset
+from webapp.datasets.models import MAX_DESCRIPTION_LENGTH, Dataset
 from webapp.teams.models import Team
 from webapp.teams.access import require_write, teams_of, visible
 
@@ -21,7 +23,7 @@ class DatasetSerializer(serializers.ModelSerializer):
 class DatasetUploadSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.none())
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_DESCRIPTION_LENGTH)
     archive = serializers.FileField(help_text="A zip of images/ and masks/ (+ optional classes.json)")
 
     def __init__(self, *args, **kwargs):
@@ -34,7 +36,8 @@ class DatasetUploadSerializer(serializers.Serializer):
         return archive
 
 
-class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                     mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = DatasetSerializer
     parser_classes = [MultiPartParser, FormParser]
 
@@ -48,3 +51,10 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         require_write(data["team"], request.user)
         dataset = ingest_zip(data["team"], data["name"], data["archive"], request.user, data["description"])
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        require_write(instance.team, self.request.user)
+        try:
+            delete_dataset(instance)
+        except DatasetInUse as error:
+            raise ValidationError({"dataset": str(error)}) from None

@@ -1,13 +1,15 @@
 from django import forms
 from django.conf import settings
 
+from webapp.datasets.models import MAX_DESCRIPTION_LENGTH
 from webapp.teams.access import writable_teams_of
 
 
 class DatasetUploadForm(forms.Form):
     name = forms.CharField(max_length=100)
     team = forms.ModelChoiceField(queryset=None, empty_label=None)
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False,
+                                  max_length=MAX_DESCRIPTION_LENGTH)
     archive = forms.FileField(
         label="Zip file",
         help_text="images/ and masks/ with the same file names (an image without a mask is unlabelled), "

@@ -6,6 +6,10 @@ from django.db import models
 from webapp.teams.models import Team
 
 
+#: Free text is shown in every list and API response: a few paragraphs, not a file.
+MAX_DESCRIPTION_LENGTH = 2000
+
+
 class Dataset(models.Model):
     """A validated dataset on disk; a row exists only once everything checked out."""
 
@@ -14,7 +18,7 @@ class Dataset(models.Model):
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=100)
-    description = models.TextField(blank=True)
+    description = models.TextField(blank=True, max_length=MAX_DESCRIPTION_LENGTH)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.READY)
     storage_path = models.CharField(max_length=500, help_text="Folder relative to MEDIA_ROOT")
     classes = models.JSONField(default=list, help_text="[{index, name, color, pixel_share}]")

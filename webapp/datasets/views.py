@@ -1,11 +1,13 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
+from webapp.datasets.deletion import DatasetInUse, delete_dataset
 from webapp.datasets.forms import DatasetUploadForm
 from webapp.datasets.ingest import UploadError, ingest_zip
 from webapp.datasets.models import Dataset
-from webapp.teams.access import get_for_user, visible
+from webapp.teams.access import can_write, get_for_user, get_rw_for_user, visible
 
 
 @login_required
@@ -36,4 +38,18 @@ def dataset_upload(request):
 def dataset_detail(request, pk):
     dataset = get_for_user(Dataset.objects.select_related("team"), request.user, pk)
     experiments = dataset.experiments.order_by("-created_at")[:20]
-    return render(request, "datasets/detail.html", {"dataset": dataset, "experiments": experiments})
+    context = {"dataset": dataset, "experiments": experiments, "can_write": can_write(dataset.team, request.user)}
+    return render(request, "datasets/detail.html", context)
+
+
+@login_required
+@require_POST
+def dataset_delete(request, pk):
+    dataset = get_rw_for_user(Dataset.objects.select_related("team"), request.user, pk)
+    try:
+        delete_dataset(dataset)
+    except DatasetInUse as error:
+        messages.error(request, str(error))
+        return redirect("datasets:detail", pk=pk)
+    messages.success(request, f"Dataset {dataset.name} deleted.")
+    return redirect("datasets:list")

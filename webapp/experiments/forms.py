@@ -11,6 +11,7 @@ import json
 from django import forms
 
 from engine.config import config_schema
+from engine.data.budget import STANDARD_BUDGETS
 from engine.methods import list_methods
 from engine.models import list_models
 from webapp.datasets.models import Dataset
@@ -18,7 +19,6 @@ from webapp.teams.access import writable_teams_of
 
 #: Shown at the top; every other schema field goes under "Advanced".
 BASIC_FIELDS = ("arch", "method", "labeled", "iters", "batch_size", "crop_size", "lr", "seed", "device")
-LABEL_BUDGETS = ("1/16", "1/8", "1/4", "1/2", "1")
 
 
 def _field_for(spec: dict) -> forms.Field:
@@ -78,6 +78,8 @@ class ExperimentForm(forms.Form):
         self.fields["labeled"].widget.attrs["list"] = "label-budgets"
         self.fields["model_options"] = JSONObjectField(help_text="Architecture options as JSON, e.g. {\"base_width\": 16}.")
         self.fields["method_options"] = JSONObjectField(help_text="Method options as JSON, e.g. {\"threshold\": 0.9}.")
+
+    label_budgets = STANDARD_BUDGETS
 
     def basic_fields(self):
         return [self[name] for name in BASIC_FIELDS if name in self.fields]

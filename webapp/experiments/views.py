@@ -4,7 +4,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from engine.config import ConfigError
-from webapp.experiments.forms import LABEL_BUDGETS, ExperimentForm, catalogue_options, dataset_choices
+from webapp.experiments.forms import ExperimentForm, catalogue_options, dataset_choices
 from webapp.experiments.launch import launch_experiment, request_cancel
 from webapp.experiments.models import Experiment
 from webapp.teams.access import can_write, get_for_user, get_rw_for_user, visible
@@ -30,7 +30,7 @@ def experiment_new(request):
             messages.success(request, "Experiment queued.")
             return redirect("experiments:detail", pk=experiment.pk)
     status = 400 if request.method == "POST" else 200
-    context = {"form": form, "label_budgets": LABEL_BUDGETS, "catalogue": catalogue_options()}
+    context = {"form": form, "label_budgets": form.label_budgets, "catalogue": catalogue_options()}
     return render(request, "experiments/new.html", context, status=status)
 
 

@@ -72,7 +72,7 @@ DEMO_OPTIONS = (
     Option("num_images", "int", 160, "Images with masks.", min=2, max=100_000),
     Option("num_unlabeled", "int", 40, "Extra images without masks (the unlabelled pool).", min=0, max=100_000),
     Option("size", "int", 64, "Image side in pixels.", min=16, max=1024),
-    Option("seed", "int", 0, "Random seed: the same seed writes the same files."),
+    Option("seed", "int", 0, "Random seed: the same seed writes the same files.", min=0, max=2**32 - 1),
 )
 
 

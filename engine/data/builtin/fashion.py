@@ -212,7 +212,7 @@ def _options(num_train: int, num_val: int) -> tuple[Option, ...]:
         Option("size", "int", 64, "Canvas side in pixels (garment sizes scale with it).", min=32, max=1024),
         Option("classes", "str", "coarse", "coarse: background + tops, trousers, dresses, footwear, bags; "
                                            "fine: background + the 10 Fashion-MNIST classes.", choices=("coarse", "fine")),
-        Option("seed", "int", 0, "Random seed: the same seed writes the same files.", min=0),
+        Option("seed", "int", 0, "Random seed: the same seed writes the same files.", min=0, max=2**32 - 1),
         Option("source", "str", "", "Folder with the four Fashion-MNIST IDX files (default: "
                                     f"{DEFAULT_SOURCE}, from the Debian package dataset-fashion-mnist)."),
     )

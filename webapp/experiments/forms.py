@@ -88,8 +88,10 @@ class ExperimentForm(forms.Form):
         return [self[name] for name in self.schema_fields if name not in BASIC_FIELDS]
 
     def config_values(self) -> dict:
+        """What the user set: an empty field or one left at the engine's default is left out,
+        so the engine applies its default (and a default never counts as the user's choice)."""
         values = {name: self.cleaned_data[name] for name in self.schema_fields
-                  if self.cleaned_data[name] not in (None, "")}
+                  if self.cleaned_data[name] not in (None, "", self.fields[name].initial)}
         values["model_options"] = self.cleaned_data["model_options"]
         values["method_options"] = self.cleaned_data["method_options"]
         return values

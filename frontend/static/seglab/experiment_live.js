@@ -3,6 +3,8 @@
 // Polls every second while the tab is visible, every 10 s when hidden (after
 // healthchecks' adaptive-setinterval), and stops once the run has finished.
 
+import { el } from "./dom.js";
+
 const root = document.getElementById("experiment");
 const metricsUrl = root.dataset.metricsUrl;
 const evaluationsUrl = root.dataset.evaluationsUrl;
@@ -68,14 +70,22 @@ function showStatus(body) {
 }
 
 function showEvaluation(evaluation) {
+  const throughput = evaluation.throughput ? `, ${evaluation.throughput.toFixed(1)} images/s` : "";
+  const summary = el("p", {}, `Step ${evaluation.step}: `, el("strong", {}, `mIoU ${formatScore(evaluation.miou)}`),
+    `, pixel accuracy ${formatScore(evaluation.pixel_accuracy)}${throughput}`);
   const rows = evaluation.class_names.map((name, i) =>
-    `<tr><td>${name}</td><td>${formatScore(evaluation.iou[i])}</td></tr>`).join("");
-  document.getElementById("evaluation").innerHTML =
-    `<p>Step ${evaluation.step}: <strong>mIoU ${formatScore(evaluation.miou)}</strong>, pixel accuracy ` +
-    `${formatScore(evaluation.pixel_accuracy)}${evaluation.throughput ? `, ${evaluation.throughput.toFixed(1)} images/s` : ""}</p>` +
-    `<table class="table compact"><thead><tr><th>Class</th><th>IoU</th></tr></thead><tbody>${rows}</tbody></table>`;
-  document.getElementById("predictions").innerHTML = evaluation.predictions.map((p) =>
-    `<figure><img src="/media/${p.overlay}" alt="${p.id}"><figcaption>${p.id}: image · ground truth · prediction</figcaption></figure>`).join("");
+    el("tr", {}, el("td", {}, name), el("td", {}, formatScore(evaluation.iou[i]))));
+  const table = el("table", { class: "table compact" },
+    el("thead", {}, el("tr", {}, el("th", {}, "Class"), el("th", {}, "IoU"))), el("tbody", {}, rows));
+  document.getElementById("evaluation").replaceChildren(summary, table);
+  document.getElementById("predictions").replaceChildren(...evaluation.predictions.map((p) =>
+    el("figure", {}, el("img", { src: mediaUrl(p.overlay), alt: p.id }),
+      el("figcaption", {}, `${p.id}: image · ground truth · prediction`))));
+}
+
+// Each segment is percent-encoded, so a file name holding `#`, `?` or `%` still names its file.
+function mediaUrl(path) {
+  return `/media/${path.split("/").map(encodeURIComponent).join("/")}`;
 }
 
 async function poll() {

@@ -2,21 +2,26 @@
 // and method, read from the engine's registries, and a click on a row copies it into
 // the matching JSON field.
 
+import { el } from "./dom.js";
+
 const catalogue = JSON.parse(document.getElementById("catalogue").textContent);
 
 function render(kind) {
   const name = document.getElementById(`id_${kind}`).value;
   const entry = catalogue[kind][name];
   document.getElementById(`${kind}-paper`).textContent = entry ? entry.paper : "";
-  const table = document.getElementById(`${kind}-options`);
-  const rows = (entry ? entry.options : []).map((o) =>
-    `<tr data-name="${o.name}" data-default='${JSON.stringify(o.default)}' title="Click to add to the JSON field">` +
-    `<td><code>${o.name}</code></td><td>${JSON.stringify(o.default)}</td><td class="muted">${o.help}</td></tr>`);
-  table.innerHTML = rows.length ? `<tr><th>option</th><th>default</th><th></th></tr>${rows.join("")}`
-    : `<tr><td class="muted">No options.</td></tr>`;
-  for (const row of table.querySelectorAll("tr[data-name]")) {
+  const options = entry ? entry.options : [];
+  const rows = options.map((o) => {
+    const row = el("tr", { "data-name": o.name, title: "Click to add to the JSON field" },
+      el("td", {}, el("code", {}, o.name)), el("td", {}, JSON.stringify(o.default)),
+      el("td", { class: "muted" }, o.help));
+    row.dataset.default = JSON.stringify(o.default);
     row.addEventListener("click", () => addOption(kind === "arch" ? "model_options" : "method_options", row));
-  }
+    return row;
+  });
+  const header = el("tr", {}, el("th", {}, "option"), el("th", {}, "default"), el("th", {}));
+  document.getElementById(`${kind}-options`).replaceChildren(el("tbody", {},
+    rows.length ? [header, ...rows] : el("tr", {}, el("td", { class: "muted" }, "No options."))));
 }
 
 function addOption(fieldName, row) {

@@ -103,9 +103,64 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+#: Job-backend timings for the worker processes the tests start: fast enough that a
+#: killed worker's run is re-queued within seconds (the defaults are 5 s / 30 s / 30 s).
+WORKER_TIMINGS = {"SEGLAB_HEARTBEAT_SECONDS": "0.5", "SEGLAB_HEARTBEAT_TIMEOUT": "4", "SEGLAB_CANCEL_GRACE_SECONDS": "4"}
+
+
+class WorkerProcess:
+    """A real `celery worker` process on the test database and Redis database, which a
+    test may kill (as the OOM killer would) and start again."""
+
+    def __init__(self, env: dict, log_path: Path, name: str):
+        self.env, self.log_path, self.name = env, log_path, name
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90.0) -> "WorkerProcess":
+        from webapp.celery import app
+
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "-Q", "gpu,cpu",
+             "-n", self.name, "--loglevel", "INFO"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited: {self.log_path.read_text()[-3000:]}")
+            if any(self.name in reply for reply in app.control.ping(timeout=1.0)):
+                return self
+        self.process.kill()
+        raise RuntimeError(f"the Celery worker did not answer a ping within {timeout:.0f} s")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs, the message stays unacknowledged."""
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM: Celery's warm shutdown."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def ensure_running(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+
+
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, media_root):
-    """A real `celery worker` process on the test database and the test Redis database."""
+def worker_process(django_db_setup, django_db_blocker, media_root):
     from django.db import connection
 
     from webapp.celery import app
@@ -115,30 +170,19 @@ def celery_worker(django_db_setup, django_db_blocker, media_root):
     env["DATABASE_URL"] = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
     env["MEDIA_ROOT"] = str(media_root)
     env["OMP_NUM_THREADS"] = "1"
+    env.update(WORKER_TIMINGS)
     app.control.purge()
-    name = f"test-{os.getpid()}@localhost"
-    log = open(media_root / "worker.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "-Q", "gpu,cpu", "-n", name,
-         "--loglevel", "INFO"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the Celery worker exited: {(media_root / 'worker.log').read_text()[-3000:]}")
-        if any(name in reply for reply in app.control.ping(timeout=1.0)):
-            break
-    else:
-        process.kill()
-        raise RuntimeError("the Celery worker did not answer a ping within 90 s")
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    worker = WorkerProcess(env, media_root / "worker.log", f"test-{os.getpid()}@localhost")
+    yield worker
+    if worker.process is not None:
+        worker.stop(timeout=20)
+
+
+@pytest.fixture
+def celery_worker(worker_process):
+    """The session's worker, (re)started if an earlier test killed it."""
+    worker_process.ensure_running()
+    return worker_process
 
 
 def wait_for(predicate, timeout: float = 120.0, interval: float = 0.5, message: str = "condition"):

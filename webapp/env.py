@@ -40,6 +40,19 @@ def envint(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r}: expected a whole number") from None
 
 
+def envfloat(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a number") from None
+    if not (number >= 0 and number != float("inf")):
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a finite number of at least 0")
+    return number
+
+
 def envlist(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None or value == "":

@@ -13,7 +13,7 @@ LOGIN_FAILURE_LIMIT, LOGIN_COOLOFF_MINUTES   login lockout (default 5 failures, 
 from datetime import timedelta
 from pathlib import Path
 
-from webapp.env import database_from_url, envbool, envint, envlist, envstr, persistent_secret
+from webapp.env import database_from_url, envbool, envfloat, envint, envlist, envstr, persistent_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -156,6 +156,17 @@ CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-run leaves the task to be
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "gpu"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# The job backend (docs/jobs.md). A worker writes a heartbeat on its run's row every
+# SEGLAB_HEARTBEAT_SECONDS; the reconciler re-queues a run whose heartbeat is older than
+# SEGLAB_HEARTBEAT_TIMEOUT (its worker died), every SEGLAB_RECONCILE_SECONDS. A run whose
+# process dies is retried from its checkpoint at most SEGLAB_MAX_RESTARTS times; a run that
+# ignores a cancel for SEGLAB_CANCEL_GRACE_SECONDS is killed.
+SEGLAB_HEARTBEAT_SECONDS = envfloat("SEGLAB_HEARTBEAT_SECONDS", 5.0)
+SEGLAB_HEARTBEAT_TIMEOUT = envfloat("SEGLAB_HEARTBEAT_TIMEOUT", 30.0)
+SEGLAB_RECONCILE_SECONDS = envfloat("SEGLAB_RECONCILE_SECONDS", 10.0)
+SEGLAB_MAX_RESTARTS = envint("SEGLAB_MAX_RESTARTS", 3)
+SEGLAB_CANCEL_GRACE_SECONDS = envfloat("SEGLAB_CANCEL_GRACE_SECONDS", 30.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],

@@ -2,7 +2,11 @@
 
 Metric points are buffered and written in batches (one INSERT per second at most),
 idempotently on (experiment, name, step), so a redelivered or resumed run never
-duplicates a point and a crash loses at most the last second of curves.
+duplicates a point and a crash loses at most the last second of curves (steps that the
+resumed run trains and logs again from its checkpoint).
+
+``should_stop`` answers the cancel flag, the worker's shutdown, and fencing: once the row
+no longer belongs to this attempt (re-queued by the reconciler, deleted), the run stops.
 """
 from __future__ import annotations
 
@@ -22,11 +26,15 @@ from webapp.experiments.models import Evaluation, Experiment, MetricPoint
 
 FLUSH_SECONDS = 1.0
 CANCEL_POLL_SECONDS = 1.0
+#: Weight of the newest measurement in the steps/s estimate behind the page's ETA.
+RATE_SMOOTHING = 0.3
 
 
 class DatabaseReporter:
-    def __init__(self, experiment: Experiment, interrupted: Callable[[], bool] = lambda: False):
+    def __init__(self, experiment: Experiment, attempt: int | None = None,
+                 interrupted: Callable[[], bool] = lambda: False):
         self.experiment = experiment
+        self.attempt = attempt
         self.interrupted = interrupted
         self.colors = [c["color"] for c in experiment.dataset.classes]
         self.buffer: dict[tuple[str, int], float] = {}  # the last value wins for a (name, step)
@@ -34,6 +42,7 @@ class DatabaseReporter:
         self.last_flush = time.monotonic()
         self.last_poll = 0.0
         self.stop = False
+        self.rate_step, self.rate_time, self.rate = self.step, time.monotonic(), None
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         self.step = step
@@ -50,9 +59,29 @@ class DatabaseReporter:
                     points, update_conflicts=True, unique_fields=["experiment", "name", "step"],
                     update_fields=["value"],
                 )
-            Experiment.objects.filter(pk=self.experiment.pk).update(current_step=Greatest(F("current_step"), self.step))
+            changes = {"current_step": Greatest(F("current_step"), self.step)}
+            rate = self._measure_rate()
+            if rate is not None:
+                changes["steps_per_second"] = rate
+            Experiment.objects.filter(pk=self.experiment.pk).update(**changes)
         self.buffer = {}
         self.last_flush = time.monotonic()
+
+    def flush_quietly(self) -> None:
+        """Keep what can be kept when the run is failing; the failure itself is what gets reported."""
+        try:
+            self.flush()
+        except Exception:  # the database may be what failed
+            pass
+
+    def _measure_rate(self) -> float | None:
+        now = time.monotonic()
+        if self.step <= self.rate_step or now <= self.rate_time:
+            return self.rate
+        measured = (self.step - self.rate_step) / (now - self.rate_time)
+        self.rate = measured if self.rate is None else RATE_SMOOTHING * measured + (1 - RATE_SMOOTHING) * self.rate
+        self.rate_step, self.rate_time = self.step, now
+        return self.rate
 
     def log_evaluation(self, step: int, result: EvaluationResult) -> None:
         self.log_metrics(step, {"val_miou": result.miou, "val_pixel_accuracy": result.pixel_accuracy})
@@ -96,5 +125,7 @@ class DatabaseReporter:
         now = time.monotonic()
         if not self.stop and now - self.last_poll >= CANCEL_POLL_SECONDS:
             self.last_poll = now
-            self.stop = Experiment.objects.filter(pk=self.experiment.pk, cancel_requested=True).exists()
+            row = Experiment.objects.filter(pk=self.experiment.pk).values("status", "attempt", "cancel_requested").first()
+            self.stop = (row is None or row["cancel_requested"] or row["status"] != Experiment.Status.RUNNING
+                         or (self.attempt is not None and row["attempt"] != self.attempt))
         return self.stop

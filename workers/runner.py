@@ -1,72 +1,75 @@
-"""Running one experiment: plain functions, tested without Celery.
+"""One attempt of one run, inside the run's own training process (``workers.child``).
 
-``claim`` makes delivery idempotent (a run is started once, whatever the broker does);
-``run`` rebuilds the engine config from the row and trains; ``mark_failed`` turns any
-failure into data the user sees on the experiment's page.
+Plain functions, tested without Celery. The outcome is recorded here through the
+lifecycle (succeeded, failed, cancelled, or interrupted when the worker is shutting
+down); only a process that dies without saying goes to the supervisor, as a crash.
 """
 from __future__ import annotations
 
-import socket
+import platform
+import traceback
 from typing import Callable
 
-from django.db import transaction
-from django.utils import timezone
+import torch
 
 from engine.config import RunConfig
-from engine.trainer import train
-from webapp.experiments.launch import enqueue
-from webapp.experiments.models import Experiment, ExperimentEvent
+from engine.data import DatasetError
+from engine.trainer import TrainingError, resolve_device, train
+from webapp.experiments import lifecycle
+from webapp.experiments.models import Experiment
 from workers.reporter import DatabaseReporter
-
-
-def claim(experiment_id: int) -> Experiment | None:
-    """Move a queued run to running; None when it is gone, cancelled or already claimed."""
-    with transaction.atomic():
-        experiment = Experiment.objects.select_for_update().filter(pk=experiment_id).first()
-        if experiment is None or experiment.status != Experiment.Status.QUEUED:
-            return None
-        experiment.status = Experiment.Status.RUNNING
-        experiment.started_at = timezone.now()
-        experiment.worker = socket.gethostname()
-        experiment.save(update_fields=["status", "started_at", "worker"])
-        ExperimentEvent.objects.create(experiment=experiment, kind="started", message=f"on {experiment.worker}")
-    return Experiment.objects.select_related("dataset").get(pk=experiment_id)
 
 
 def engine_config(experiment: Experiment) -> RunConfig:
     return RunConfig.from_flat({**experiment.config, "data": str(experiment.dataset.path)})
 
 
-def run(experiment: Experiment, interrupted: Callable[[], bool] = lambda: False) -> None:
-    reporter = DatabaseReporter(experiment, interrupted)
-    result = train(engine_config(experiment), reporter, output_dir=experiment.output_dir)
-    reporter.flush()
+def describe_device(name: str) -> dict:
+    """What the run trains on, for its page; CUDA is initialised here, never in the worker."""
+    device = resolve_device(name)
+    if device.type == "cuda":
+        properties = torch.cuda.get_device_properties(device)
+        return {"device_name": f"{device} {properties.name}", "device_memory_mb": properties.total_memory // 2**20}
+    return {"device_name": f"cpu {platform.machine()} ({torch.get_num_threads()} threads)", "device_memory_mb": None}
+
+
+def describe_error(error: BaseException, experiment: Experiment) -> str:
+    """The message the page shows; out-of-memory names the settings that caused it."""
+    config = experiment.config
+    if isinstance(error, torch.OutOfMemoryError):
+        step = Experiment.objects.filter(pk=experiment.pk).values_list("current_step", flat=True).first() or 0
+        return (f"CUDA out of memory at iteration {step:,} (batch {config.get('batch_size')}, crop "
+                f"{config.get('crop_size')}); lower batch_size or crop_size")
+    if isinstance(error, DatasetError):
+        return "dataset problem: " + "; ".join(f"{f}: {m}" if f else m for f, m in error.errors)
+    if isinstance(error, TrainingError):
+        return str(error)
+    return f"{error.__class__.__name__}: {error}"
+
+
+def run(experiment: Experiment, attempt: int, interrupted: Callable[[], bool] = lambda: False) -> str:
+    """Train ``attempt`` of ``experiment``; returns the outcome it recorded."""
+    reporter = DatabaseReporter(experiment, attempt, interrupted)
+    try:
+        if not experiment.dataset.path.is_dir():
+            raise DatasetError([("", f"the files of dataset {experiment.dataset.name!r} are gone from the server's "
+                                     "storage; upload it again")])
+        config = engine_config(experiment)
+        lifecycle.beat(experiment.pk, attempt, **describe_device(config.device.device))
+        result = train(config, reporter, output_dir=experiment.output_dir)
+        reporter.flush()
+    except Exception as error:  # everything a run raises becomes data on its page
+        reporter.flush_quietly()
+        lifecycle.fail(experiment.pk, describe_error(error, experiment), attempt, traceback.format_exc())
+        return "failed"
     if result.stopped and interrupted():
-        requeue(experiment, result.steps)
-        return
-    status = Experiment.Status.CANCELLED if result.stopped else Experiment.Status.SUCCEEDED
-    Experiment.objects.filter(pk=experiment.pk).update(
-        status=status, finished_at=timezone.now(), current_step=result.steps,
-        final_miou=result.last.miou if result.last and not result.stopped else None,
-        throughput=result.last.throughput if result.last else None,
-    )
-    message = f"final mIoU {100 * result.last.miou:.2f}" if result.last and not result.stopped else f"at step {result.steps}"
-    ExperimentEvent.objects.create(experiment=experiment, kind=status, message=message)
-
-
-def mark_failed(experiment_id: int, error: BaseException) -> None:
-    message = f"{error.__class__.__name__}: {error}"
-    with transaction.atomic():
-        updated = Experiment.objects.filter(pk=experiment_id).exclude(status__in=Experiment.FINISHED).update(
-            status=Experiment.Status.FAILED, error=message, finished_at=timezone.now(),
-        )
-        if updated:
-            ExperimentEvent.objects.create(experiment_id=experiment_id, kind="failed", message=message)
-
-
-def requeue(experiment: Experiment, step: int) -> None:
-    """The worker is shutting down: queue the run again; it resumes from its last checkpoint."""
-    Experiment.objects.filter(pk=experiment.pk).update(status=Experiment.Status.QUEUED)
-    ExperimentEvent.objects.create(experiment=experiment, kind="interrupted",
-                                   message=f"the worker stopped at step {step}; queued again to resume")
-    transaction.on_commit(lambda: enqueue(experiment))
+        lifecycle.interrupt(experiment.pk, attempt, f"the worker stopped at step {result.steps}; queued again to resume")
+        return "interrupted"
+    if result.stopped:
+        lifecycle.cancelled(experiment.pk, attempt, f"stopped at step {result.steps} as asked")
+        return "cancelled"
+    last = result.last
+    lifecycle.succeed(experiment.pk, attempt, f"final mIoU {last.miou:.4f}" if last else "finished",
+                      current_step=result.steps, final_miou=last.miou if last else None,
+                      throughput=last.throughput if last else None)
+    return "succeeded"

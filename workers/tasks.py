@@ -1,14 +1,21 @@
-"""Celery tasks: thin adapters between the database and the engine (see runner.py)."""
+"""Celery tasks: thin adapters between the broker and the job backend.
+
+A message only says "there is work on this queue"; which run is taken is decided in
+PostgreSQL at claim time (queue position, ``SKIP LOCKED``), so a duplicate or stale
+message is harmless and a lost one is re-sent by the reconciler (docs/jobs.md). This
+module and what it imports never import torch: CUDA lives in the runs' own processes.
+"""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 
-from celery import Task
 from celery.signals import worker_shutting_down
 
 from webapp.celery import app
-from workers import runner
+from webapp.experiments import lifecycle
+from workers.supervisor import supervise
 
 logger = logging.getLogger(__name__)
 #: Set when the worker is asked to stop (Ctrl-C, SIGTERM): the run in progress stops at
@@ -21,19 +28,16 @@ def _stop_training(**_):
     SHUTTING_DOWN.set()
 
 
-class ExperimentTask(Task):
-    """Failure handling lives here once: the error is stored on the row the user sees."""
-
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        logger.error("experiment %s failed: %s", args[0] if args else "?", exc)
-        if args:
-            runner.mark_failed(args[0], exc)
-
-
-@app.task(base=ExperimentTask, name="workers.run_experiment")
-def run_experiment(experiment_id: int) -> None:
-    experiment = runner.claim(experiment_id)
-    if experiment is None:
-        logger.info("experiment %s is gone or already claimed; nothing to do", experiment_id)
-        return
-    runner.run(experiment, interrupted=SHUTTING_DOWN.is_set)
+@app.task(bind=True, name=lifecycle.TAKE_WORK_TASK)
+def take_work(self, queue: str) -> int:
+    """Train queued runs of ``queue`` one after another until none is left; returns how many."""
+    worker = self.request.hostname or socket.gethostname()
+    done = 0
+    while not SHUTTING_DOWN.is_set():
+        experiment = lifecycle.claim_next(queue, worker)
+        if experiment is None:
+            break
+        logger.info("experiment %s: attempt %s on %s", experiment.pk, experiment.attempt, worker)
+        supervise(experiment, SHUTTING_DOWN.is_set)
+        done += 1
+    return done

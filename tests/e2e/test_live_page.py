@@ -2,7 +2,8 @@
 import pytest
 
 from tests.conftest import login, wait_for
-from webapp.experiments.launch import launch_experiment, request_cancel
+from webapp.experiments.launch import launch_experiment
+from webapp.experiments.lifecycle import request_cancel
 from webapp.experiments.models import Experiment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -30,7 +31,7 @@ def test_loss_curve_grows_without_reload(page, live_server, team_users, dataset,
     wait_for(lambda: loss_points(page) >= first + 3, timeout=60, message="more points on the loss curve")
     assert navigations == []  # the page was never reloaded
     assert page.locator("#status").inner_text() == "Running"
-    request_cancel(experiment)
+    request_cancel(experiment.pk)
     wait_for(lambda: Experiment.objects.get(pk=experiment.pk).status == "cancelled", timeout=60, message="the cancel")
     wait_for(lambda: page.locator("#status").inner_text() == "Cancelled", timeout=30, message="the page to show it")
     assert not page.locator("#cancel-form").is_visible()

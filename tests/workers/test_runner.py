@@ -1,25 +1,27 @@
-"""The worker's plain functions, without Celery: claim, run, fail, report."""
+"""One attempt of a run in this process, without Celery: claim, train, record the outcome."""
 from tests.conftest import TINY_RUN
+from webapp.experiments import lifecycle
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation, Experiment, MetricPoint
 from workers import runner
 from workers.reporter import DatabaseReporter
 
 
-def test_claim_is_idempotent(dataset, team_users):
-    experiment = launch_experiment(dataset, dict(TINY_RUN), team_users["alice"])
-    assert runner.claim(experiment.pk).status == "running"
-    assert runner.claim(experiment.pk) is None  # a second delivery does nothing
-    assert runner.claim(999999) is None
+def claimed(dataset, user, **config):
+    experiment = launch_experiment(dataset, {**TINY_RUN, **config}, user)
+    assert lifecycle.claim_next(experiment.queue, "test-worker").pk == experiment.pk
+    return Experiment.objects.select_related("dataset").get(pk=experiment.pk)
 
 
 def test_run_trains_and_records_everything(dataset, team_users):
-    experiment = runner.claim(launch_experiment(dataset, dict(TINY_RUN), team_users["alice"]).pk)
-    runner.run(experiment)
+    experiment = claimed(dataset, team_users["alice"])
+
+    assert runner.run(experiment, experiment.attempt) == "succeeded"
+
     experiment.refresh_from_db()
     assert experiment.status == "succeeded" and experiment.current_step == 6
     assert experiment.final_miou is not None and 0 <= experiment.final_miou <= 1
-    assert experiment.throughput > 0
+    assert experiment.throughput > 0 and experiment.device_name.startswith("cpu")
     assert list(MetricPoint.objects.filter(experiment=experiment, name="loss").values_list("step", flat=True).order_by("step")) == [2, 4, 6]
     evaluations = Evaluation.objects.filter(experiment=experiment)
     assert [e.step for e in evaluations] == [3, 6]
@@ -27,20 +29,44 @@ def test_run_trains_and_records_everything(dataset, team_users):
     assert len(last.confusion_matrix) == dataset.num_classes and last.predictions
     assert (experiment.output_dir / "last.pt").is_file()
     assert experiment.checkpoint.endswith("last.pt")
+    assert [e.kind for e in experiment.events.all()] == ["queued", "started", "succeeded"]
 
 
-def test_failure_is_stored_on_the_row(dataset, team_users):
-    experiment = launch_experiment(dataset, dict(TINY_RUN), team_users["alice"])
-    runner.mark_failed(experiment.pk, RuntimeError("CUDA out of memory at iteration 1,200 (batch 8, crop 512)"))
+def test_a_failure_is_stored_on_the_row_with_its_traceback(dataset, team_users):
+    experiment = claimed(dataset, team_users["alice"], batch_size=64)
+
+    assert runner.run(experiment, experiment.attempt) == "failed"
+
     experiment.refresh_from_db()
-    assert experiment.status == "failed"
-    assert experiment.error == "RuntimeError: CUDA out of memory at iteration 1,200 (batch 8, crop 512)"
+    assert experiment.status == "failed" and "batch_size 64 is larger than" in experiment.error
+    assert "Traceback" in experiment.traceback and "TrainingError" in experiment.traceback
     assert experiment.events.last().kind == "failed"
 
 
+def test_a_missing_dataset_folder_fails_with_a_clear_error(dataset, team_users):
+    import shutil
+
+    experiment = claimed(dataset, team_users["alice"])
+    shutil.rmtree(dataset.path)
+
+    assert runner.run(experiment, experiment.attempt) == "failed"
+    experiment.refresh_from_db()
+    assert experiment.status == "failed" and experiment.error.startswith("dataset problem")
+
+
+def test_a_corrupt_checkpoint_fails_with_a_clear_error(dataset, team_users):
+    experiment = claimed(dataset, team_users["alice"])
+    experiment.output_dir.mkdir(parents=True, exist_ok=True)
+    (experiment.output_dir / "last.pt").write_bytes(b"not a checkpoint")
+
+    assert runner.run(experiment, experiment.attempt) == "failed"
+    experiment.refresh_from_db()
+    assert experiment.status == "failed" and experiment.error
+
+
 def test_reporter_writes_points_idempotently(dataset, team_users):
-    experiment = launch_experiment(dataset, dict(TINY_RUN), team_users["alice"])
-    reporter = DatabaseReporter(experiment)
+    experiment = claimed(dataset, team_users["alice"])
+    reporter = DatabaseReporter(experiment, experiment.attempt)
     reporter.log_metrics(2, {"loss": 1.0})
     reporter.log_metrics(2, {"loss": 0.5})  # a replay after resume overwrites, never duplicates
     reporter.flush()
@@ -49,25 +75,28 @@ def test_reporter_writes_points_idempotently(dataset, team_users):
     assert experiment.current_step == 2
 
 
-def test_reporter_answers_cancellation(dataset, team_users):
-    experiment = launch_experiment(dataset, dict(TINY_RUN), team_users["alice"])
-    reporter = DatabaseReporter(experiment)
+def test_reporter_answers_cancellation_and_a_lost_attempt(dataset, team_users):
+    experiment = claimed(dataset, team_users["alice"])
+    reporter = DatabaseReporter(experiment, experiment.attempt)
     assert reporter.should_stop() is False
-    Experiment.objects.filter(pk=experiment.pk).update(cancel_requested=True)
+    lifecycle.request_cancel(experiment.pk)
     reporter.last_poll = 0.0
     assert reporter.should_stop() is True
+    stale = DatabaseReporter(experiment, experiment.attempt - 1)  # an earlier attempt given up for dead
+    assert stale.should_stop() is True
 
 
 def test_an_interrupted_run_is_queued_again_and_resumes(dataset, team_users, django_capture_on_commit_callbacks):
-    experiment = runner.claim(launch_experiment(dataset, {**TINY_RUN, "iters": 6}, team_users["alice"]).pk)
+    experiment = claimed(dataset, team_users["alice"])
     stop_after = iter([False] * 4 + [True] * 100)
     with django_capture_on_commit_callbacks() as callbacks:
-        runner.run(experiment, interrupted=lambda: next(stop_after))
+        assert runner.run(experiment, experiment.attempt, interrupted=lambda: next(stop_after)) == "interrupted"
     experiment.refresh_from_db()
-    assert experiment.status == "queued"
-    assert experiment.events.last().kind == "interrupted"
-    assert len(callbacks) == 1  # sent to the broker again
-    resumed = runner.claim(experiment.pk)
-    runner.run(resumed)
+    assert experiment.status == "queued" and experiment.events.last().kind == "interrupted"
+    assert experiment.crashes == 0  # a clean stop is not a crash
+    assert len(callbacks) == 1  # announced to the broker again
+    resumed = lifecycle.claim_next(experiment.queue, "test-worker")
+    assert resumed.pk == experiment.pk and resumed.attempt == 2
+    assert runner.run(Experiment.objects.select_related("dataset").get(pk=resumed.pk), resumed.attempt) == "succeeded"
     resumed.refresh_from_db()
     assert resumed.status == "succeeded" and resumed.current_step == 6

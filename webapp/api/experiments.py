@@ -4,7 +4,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from webapp.datasets.models import Dataset
-from webapp.experiments.launch import launch_experiment, request_cancel
+from webapp.experiments import lifecycle
+from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation, Experiment
 from webapp.teams.access import get_rw_for_user, require_write, visible
 
@@ -16,12 +17,14 @@ class ExperimentSerializer(serializers.ModelSerializer):
     dataset = serializers.PrimaryKeyRelatedField(read_only=True)
     team = serializers.StringRelatedField()
     progress = serializers.FloatField(read_only=True)
+    eta_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
     class Meta:
         model = Experiment
-        fields = ["id", "name", "team", "dataset", "config", "queue", "status", "progress", "current_step",
-                  "total_steps", "best_miou", "final_miou", "throughput", "error", "cancel_requested",
-                  "created_at", "started_at", "finished_at"]
+        fields = ["id", "name", "team", "dataset", "config", "queue", "status", "position", "progress", "current_step",
+                  "total_steps", "steps_per_second", "eta_seconds", "best_miou", "final_miou", "throughput", "error",
+                  "traceback", "log_tail", "cancel_requested", "attempt", "crashes", "worker", "device_name",
+                  "device_memory_mb", "heartbeat_at", "created_at", "started_at", "finished_at"]
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
@@ -34,11 +37,27 @@ class ExperimentCreateSerializer(serializers.Serializer):
         self.fields["dataset"].queryset = visible(Dataset.objects.all(), self.context["request"].user)
 
 
+class CloneSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    config = serializers.DictField(required=False, default=dict, help_text="Settings to change from the source run's")
+
+
+class MoveSerializer(serializers.Serializer):
+    where = serializers.ChoiceField(choices=lifecycle.MOVES)
+
+
 class EvaluationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Evaluation
         fields = ["step", "miou", "iou", "pixel_accuracy", "mean_accuracy", "confusion_matrix", "class_names",
                   "throughput", "predictions", "created_at"]
+
+
+def _refusable(transition, *args):
+    try:
+        return transition(*args)
+    except lifecycle.TransitionRefused as error:
+        raise ValidationError({"status": str(error)}) from None
 
 
 def _after_step(request) -> int:
@@ -66,9 +85,32 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         experiment = get_rw_for_user(self.get_queryset(), request.user, pk)
-        request_cancel(experiment)
-        experiment.refresh_from_db()
-        return Response(ExperimentSerializer(experiment).data)
+        return Response(ExperimentSerializer(lifecycle.request_cancel(experiment.pk)).data)
+
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Queue a failed or cancelled run again; it resumes from its last checkpoint."""
+        experiment = get_rw_for_user(self.get_queryset(), request.user, pk)
+        return Response(ExperimentSerializer(_refusable(lifecycle.retry, experiment.pk)).data)
+
+    @action(detail=True, methods=["post"])
+    def move(self, request, pk=None):
+        """Move a queued run to the top, up, down or to the bottom of its queue."""
+        experiment = get_rw_for_user(self.get_queryset(), request.user, pk)
+        payload = MoveSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        return Response(ExperimentSerializer(_refusable(lifecycle.move, experiment.pk, payload.validated_data["where"])).data)
+
+    @action(detail=True, methods=["post"])
+    def clone(self, request, pk=None):
+        """A new queued run with the source's settings, changed by ``config`` where given."""
+        source = self.get_object()
+        require_write(source.team, request.user)
+        payload = CloneSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        experiment = launch_experiment(source.dataset, {**source.config, **data["config"]}, request.user, data["name"])
+        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["get"])
     def metrics(self, request, pk=None):

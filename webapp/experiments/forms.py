@@ -10,7 +10,7 @@ import json
 
 from django import forms
 
-from engine.config import config_schema
+from engine.config import OPTION_KEYS, config_schema
 from engine.data.budget import STANDARD_BUDGETS
 from engine.methods import list_methods
 from engine.models import list_models
@@ -100,6 +100,14 @@ class ExperimentForm(forms.Form):
         for field, message in errors.items():
             target = field.split(".")[0]
             self.add_error(target if target in self.fields else None, f"{field}: {message}" if "." in field else message)
+
+
+def initial_from(experiment) -> dict:
+    """The form's values for a clone of ``experiment``: its stored config, editable before launch."""
+    initial = {name: value for name, value in experiment.config.items() if name not in OPTION_KEYS}
+    initial.update({key: experiment.config.get(key, {}) for key in OPTION_KEYS})
+    initial.update({"dataset": experiment.dataset_id, "name": f"{experiment.name} (clone)"[:200]})
+    return initial
 
 
 def dataset_choices(user):

@@ -1,16 +1,12 @@
-"""Launching a run: validate the config with the engine's schema, store it, enqueue it."""
+"""Launching a run: validate the config with the engine's schema, then queue it (``lifecycle``)."""
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-
 from engine.config import ConfigError, RunConfig
-from webapp.celery import app as celery_app
 from webapp.datasets.models import Dataset
-from webapp.experiments.models import Experiment, ExperimentEvent
-
-RUN_TASK = "workers.run_experiment"
+from webapp.experiments import lifecycle
+from webapp.experiments.models import Experiment
 
 
 def validate_config(dataset: Dataset, values: dict[str, Any]) -> dict[str, Any]:
@@ -34,31 +30,5 @@ def default_name(dataset: Dataset, config: dict[str, Any]) -> str:
 def launch_experiment(dataset: Dataset, values: dict[str, Any], user=None, name: str = "") -> Experiment:
     """Raises ConfigError (field -> message) and stores nothing when the config is invalid."""
     config = validate_config(dataset, values)
-    with transaction.atomic():
-        experiment = Experiment.objects.create(
-            team=dataset.team, dataset=dataset, name=name or default_name(dataset, config), config=config,
-            queue=queue_for(config), total_steps=config["iters"], created_by=user,
-        )
-        ExperimentEvent.objects.create(experiment=experiment, kind="queued", message=f"on the {experiment.queue} queue")
-        transaction.on_commit(lambda: enqueue(experiment))
-    return experiment
-
-
-def enqueue(experiment: Experiment) -> None:
-    celery_app.send_task(RUN_TASK, args=[experiment.pk], queue=experiment.queue)
-
-
-def request_cancel(experiment: Experiment) -> None:
-    """Cooperative: a queued run is cancelled at once, a running one at its next step."""
-    with transaction.atomic():
-        experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
-        if experiment.is_finished:
-            return
-        if experiment.status == Experiment.Status.QUEUED:
-            experiment.status = Experiment.Status.CANCELLED
-            experiment.save(update_fields=["status"])
-            ExperimentEvent.objects.create(experiment=experiment, kind="cancelled", message="cancelled before it started")
-        else:
-            experiment.cancel_requested = True
-            experiment.save(update_fields=["cancel_requested"])
-            ExperimentEvent.objects.create(experiment=experiment, kind="cancel-requested")
+    return lifecycle.create_queued(team=dataset.team, dataset=dataset, name=name or default_name(dataset, config),
+                                   config=config, queue=queue_for(config), total_steps=config["iters"], created_by=user)

@@ -8,7 +8,11 @@ from webapp.teams.models import Team
 
 
 class Experiment(models.Model):
-    """One training run: architecture x method x label budget x seed on one dataset."""
+    """One training run: architecture x method x label budget x seed on one dataset.
+
+    ``status`` changes only through ``webapp.experiments.lifecycle``; the fields below it
+    are what the worker reports while the run trains.
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -25,14 +29,25 @@ class Experiment(models.Model):
     config = models.JSONField(help_text="The engine's flat run configuration, validated (without the data path)")
     queue = models.CharField(max_length=20, default="gpu")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    position = models.BigIntegerField(default=0, help_text="Order in the queue: workers take the lowest first")
     cancel_requested = models.BooleanField(default=False)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(default=0, help_text="How many times a worker started the run")
+    crashes = models.PositiveIntegerField(default=0, help_text="How many times the run's process died")
     current_step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
+    steps_per_second = models.FloatField(null=True, blank=True)
     best_miou = models.FloatField(null=True, blank=True)
     final_miou = models.FloatField(null=True, blank=True)
     throughput = models.FloatField(null=True, blank=True, help_text="Inference images/s at the end of the run")
     error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    log_tail = models.TextField(blank=True, help_text="The last lines the run's process printed")
     worker = models.CharField(max_length=200, blank=True)
+    device_name = models.CharField(max_length=200, blank=True, help_text="GPU (or CPU) the run trains on")
+    device_memory_mb = models.PositiveIntegerField(null=True, blank=True)
+    process_id = models.PositiveIntegerField(null=True, blank=True, help_text="The run's training process on its worker")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     checkpoint = models.CharField(max_length=500, blank=True, help_text="Relative to MEDIA_ROOT")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -41,6 +56,7 @@ class Experiment(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["queue", "status", "position"], name="experiment_queue_order")]
 
     def __str__(self) -> str:
         return self.name
@@ -48,6 +64,12 @@ class Experiment(models.Model):
     @property
     def progress(self) -> float:
         return self.current_step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.status != self.Status.RUNNING or not self.steps_per_second:
+            return None
+        return max(0, self.total_steps - self.current_step) / self.steps_per_second
 
     @property
     def is_finished(self) -> bool:
@@ -88,10 +110,22 @@ class Evaluation(models.Model):
 
 
 class ExperimentEvent(models.Model):
-    """What happened to a run (queued, started, failed, ...), shown on its page."""
+    """What happened to a run, one row per lifecycle transition, shown on its page."""
+
+    class Kind(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        STARTED = "started", "Started"
+        CANCEL_REQUESTED = "cancel-requested", "Cancel requested"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        INTERRUPTED = "interrupted", "Interrupted"
+        REQUEUED = "requeued", "Re-queued"
+        RETRIED = "retried", "Retried"
+        MOVED = "moved", "Moved in the queue"
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=20)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -8,4 +8,6 @@ urlpatterns = [
     path("new/", views.experiment_new, name="new"),
     path("<int:pk>/", views.experiment_detail, name="detail"),
     path("<int:pk>/cancel/", views.experiment_cancel, name="cancel"),
+    path("<int:pk>/retry/", views.experiment_retry, name="retry"),
+    path("<int:pk>/move/", views.experiment_move, name="move"),
 ]

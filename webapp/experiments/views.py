@@ -4,8 +4,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from engine.config import ConfigError
-from webapp.experiments.forms import ExperimentForm, catalogue_options, dataset_choices
-from webapp.experiments.launch import launch_experiment, request_cancel
+from webapp.experiments import lifecycle
+from webapp.experiments.forms import ExperimentForm, catalogue_options, dataset_choices, initial_from
+from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Experiment
 from webapp.teams.access import can_write, get_for_user, get_rw_for_user, visible
 
@@ -19,6 +20,9 @@ def experiment_list(request):
 @login_required
 def experiment_new(request):
     initial = {"dataset": request.GET.get("dataset")} if request.GET.get("dataset") else None
+    if request.GET.get("clone"):
+        source = get_for_user(Experiment.objects.select_related("dataset"), request.user, request.GET["clone"])
+        initial = initial_from(source)
     form = ExperimentForm(request.POST or None, datasets=dataset_choices(request.user), initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -42,6 +46,8 @@ def experiment_detail(request, pk):
         "last_evaluation": experiment.evaluations.order_by("-step").first(),
         "events": experiment.events.all(),
         "can_write": can_write(experiment.team, request.user),
+        "queue_position": lifecycle.queue_positions(experiment.queue).get(experiment.pk),
+        "moves": lifecycle.MOVES,
     }
     return render(request, "experiments/detail.html", context)
 
@@ -50,5 +56,29 @@ def experiment_detail(request, pk):
 @require_POST
 def experiment_cancel(request, pk):
     experiment = get_rw_for_user(Experiment.objects.all(), request.user, pk)
-    request_cancel(experiment)
+    lifecycle.request_cancel(experiment.pk)
+    return redirect("experiments:detail", pk=experiment.pk)
+
+
+@login_required
+@require_POST
+def experiment_retry(request, pk):
+    experiment = get_rw_for_user(Experiment.objects.all(), request.user, pk)
+    try:
+        lifecycle.retry(experiment.pk)
+    except lifecycle.TransitionRefused as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Queued again; it resumes from its last checkpoint.")
+    return redirect("experiments:detail", pk=experiment.pk)
+
+
+@login_required
+@require_POST
+def experiment_move(request, pk):
+    experiment = get_rw_for_user(Experiment.objects.all(), request.user, pk)
+    try:
+        lifecycle.move(experiment.pk, request.POST.get("where", ""))
+    except lifecycle.TransitionRefused as error:
+        messages.error(request, str(error))
     return redirect("experiments:detail", pk=experiment.pk)

@@ -25,7 +25,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from engine.config import RunConfig, upgrade_saved
-from engine.data import DatasetError, TrainingData, build_training_data
+from engine.data import DatasetError, DatasetInfo, TrainingData, build_training_data
 from engine.data.loaders import training_loader
 from engine.evaluation import Inference, evaluate, measure_throughput, validation_loader
 from engine.methods import METHODS, Method, build_method
@@ -43,7 +43,11 @@ MAX_AUGMENTATION_SCALE = 2.0
 
 
 class TrainingError(RuntimeError):
-    """A run that cannot go on; the message says why and how to fix it."""
+    """A run that cannot go on; the message says why and how to fix it, ``field`` which setting."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def resolve_device(name: str) -> torch.device:
@@ -147,19 +151,24 @@ def _set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _build_data(config: RunConfig) -> TrainingData:
-    schedule = config.schedule
+def _build_data(config: RunConfig, info: DatasetInfo | None = None) -> TrainingData:
     try:
         return build_training_data(
             config.data.data, labeled=config.budget.labeled, seed=config.budget.seed, crop_size=config.data.crop_size,
             need_unlabeled=METHODS.get(config.method.method).factory.uses_unlabeled,
             val_fraction=config.data.val_fraction, scale_range=(config.data.min_scale, config.data.max_scale),
-            strong_blur=config.data.strong_blur,
+            strong_blur=config.data.strong_blur, info=info,
         )
     except DatasetError:
         raise  # keeps its per-file ``errors`` list for the upload page
     except ValueError as error:  # label budget or unlabelled pool that this dataset cannot give
-        raise TrainingError(str(error)) from None
+        raise TrainingError(str(error), "labeled") from None
+
+
+def check_fits(config: RunConfig, info: DatasetInfo | None = None) -> None:
+    """Everything a run's start checks about its dataset, without building a model: so that
+    a launch is refused with the same message a worker would fail with."""
+    _check_fits(config, _build_data(config, info))
 
 
 def _check_fits(config: RunConfig, data: TrainingData) -> None:
@@ -168,21 +177,21 @@ def _check_fits(config: RunConfig, data: TrainingData) -> None:
     labeled = len(data.labeled)
     if schedule.batch_size > labeled:
         raise TrainingError(f"batch_size {schedule.batch_size} is larger than the {labeled} labelled training images "
-                            f"of the label budget {budget.labeled}; use batch_size <= {labeled} or a larger budget")
+                            f"of the label budget {budget.labeled}; use batch_size <= {labeled} or a larger budget", "batch_size")
     if data.unlabeled is not None:
         unlabeled_batch = schedule.unlabeled_batch_size or schedule.batch_size
         pool = len(data.unlabeled)
         if unlabeled_batch > pool:
             raise TrainingError(f"unlabeled_batch_size {unlabeled_batch} (0 means batch_size) is larger than the "
-                                f"{pool} unlabelled training images; use unlabeled_batch_size <= {pool}")
+                                f"{pool} unlabelled training images; use unlabeled_batch_size <= {pool}", "unlabeled_batch_size")
     if len(data.validation) == 0:
         raise TrainingError("the validation split is empty: the dataset needs at least two images with masks "
-                            "(or a splits/val.txt)")
+                            "(or a splits/val.txt)", "val_fraction")
     largest = max(_largest_side(data, sample_id) for sample_id in data.budget.labeled_ids)
     if config.data.crop_size > MAX_AUGMENTATION_SCALE * largest:
         raise TrainingError(f"crop_size {config.data.crop_size} is more than {MAX_AUGMENTATION_SCALE:g}x the largest "
                             f"labelled image side ({largest} px): crops would be mostly padding; "
-                            f"use crop_size <= {int(MAX_AUGMENTATION_SCALE * largest)}")
+                            f"use crop_size <= {int(MAX_AUGMENTATION_SCALE * largest)}", "crop_size")
 
 
 def _largest_side(data: TrainingData, sample_id: str) -> int:

@@ -36,15 +36,27 @@ def test_upload_launch_train_and_see_the_final_miou(client, team_users, demo_zip
     assert experiment.events.filter(kind="succeeded").exists()
 
 
-def test_a_failing_run_shows_its_error(client, team_users, dataset, celery_worker):
+def test_a_run_whose_dataset_files_are_gone_fails_with_a_clear_error(client, team_users, dataset, celery_worker):
+    import shutil
+
     from webapp.experiments.launch import launch_experiment
 
-    # The dataset's labelled training images (1/2 of 19) are fewer than the batch asks for.
-    experiment = launch_experiment(dataset, {"iters": 4, "batch_size": 64, "labeled": "1/2", "crop_size": 32,
+    experiment = launch_experiment(dataset, {"iters": 4, "batch_size": 4, "labeled": "1/2", "crop_size": 32,
                                              "device": "cpu", "model_options": {"base_width": 4, "depth": 2}})
+    shutil.rmtree(dataset.path)  # a storage mishap between launch and start
     wait_for(lambda: Experiment.objects.get(pk=experiment.pk).is_finished, timeout=120, message="the run to fail")
     experiment.refresh_from_db()
     assert experiment.status == "failed"
-    assert "batch" in experiment.error
+    assert "are gone from the server's storage" in experiment.error
     client.login(username="alice", password=PASSWORD)
     assert escape(experiment.error) in client.get(f"/experiments/{experiment.pk}/").content.decode()
+
+
+def test_a_launch_the_dataset_cannot_fill_never_reaches_a_worker(team_users, dataset):
+    from engine.config import ConfigError
+    from webapp.experiments.launch import launch_experiment
+
+    with pytest.raises(ConfigError) as refused:
+        launch_experiment(dataset, {"iters": 4, "batch_size": 64, "labeled": "1/2", "crop_size": 32, "device": "cpu"})
+    assert "batch_size 64 is larger than" in refused.value.errors["batch_size"]
+    assert not Experiment.objects.exists()

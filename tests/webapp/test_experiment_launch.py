@@ -116,3 +116,17 @@ def test_the_api_refuses_values_out_of_range_naming_the_field(client, dataset):
         assert response.status_code == 400, (field, response.content)
         assert field in response.json()["fields"], field
     assert not Experiment.objects.exists()
+
+
+def test_a_budget_or_batch_the_dataset_cannot_fill_is_refused_at_launch(client, dataset):
+    client.login(username="alice", password=PASSWORD)
+    cases = [({"labeled": "500"}, "labeled", "asks for 500 labelled images"),
+             ({"batch_size": 64}, "batch_size", "batch_size 64 is larger than"),
+             ({"crop_size": 512}, "crop_size", "crop_size 512 is more than"),
+             ({"method": "fixmatch", "unlabeled_batch_size": 64}, "unlabeled_batch_size", "unlabeled_batch_size 64")]
+    for change, field, message in cases:
+        response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": {**TINY_RUN, **change}},
+                               content_type="application/json")
+        assert response.status_code == 400, change
+        assert message in response.json()["fields"][field], (change, response.json())
+    assert not Experiment.objects.exists()

@@ -4,16 +4,29 @@ from __future__ import annotations
 from typing import Any
 
 from engine.config import ConfigError, RunConfig
+from engine.data import DatasetError, DatasetInfo
+from engine.trainer import TrainingError, check_fits
 from webapp.datasets.models import Dataset
 from webapp.experiments import lifecycle
 from webapp.experiments.models import Experiment
 
 
 def validate_config(dataset: Dataset, values: dict[str, Any]) -> dict[str, Any]:
-    """The engine's validated flat config, without the data path (the dataset row holds it)."""
+    """The engine's validated flat config, without the data path (the dataset row holds it).
+
+    The dataset is asked too, as the worker would at the run's start: a label budget, a
+    batch or a crop it cannot fill is refused here, with the engine's message, and never
+    reaches a worker.
+    """
     if "data" in values:
         raise ConfigError({"data": "set by the chosen dataset; leave it out"})
     config = RunConfig.from_flat({**values, "data": str(dataset.path)})
+    try:
+        check_fits(config, DatasetInfo.from_dict(dataset.info) if dataset.info else None)
+    except TrainingError as error:  # a budget, batch or crop this dataset cannot fill
+        raise ConfigError({error.field or "labeled": str(error)}) from None
+    except DatasetError as error:
+        raise ConfigError({"dataset": "; ".join(f"{f}: {m}" if f else m for f, m in error.errors)}) from None
     flat = config.to_flat()
     del flat["data"]
     return flat

@@ -105,7 +105,8 @@ def die_with_parent() -> None:
 
 #: Job-backend timings for the worker processes the tests start: fast enough that a
 #: killed worker's run is re-queued within seconds (the defaults are 5 s / 30 s / 30 s).
-WORKER_TIMINGS = {"SEGLAB_HEARTBEAT_SECONDS": "0.5", "SEGLAB_HEARTBEAT_TIMEOUT": "4", "SEGLAB_CANCEL_GRACE_SECONDS": "4"}
+WORKER_TIMINGS = {"SEGLAB_HEARTBEAT_SECONDS": "0.5", "SEGLAB_HEARTBEAT_TIMEOUT": "4", "SEGLAB_CANCEL_GRACE_SECONDS": "4",
+                  "SEGLAB_SYSTEM_METRICS_SECONDS": "1"}
 
 
 class WorkerProcess:

@@ -6,18 +6,23 @@ down); only a process that dies without saying goes to the supervisor, as a cras
 """
 from __future__ import annotations
 
+import importlib.metadata
 import platform
+import subprocess
 import traceback
+from pathlib import Path
 from typing import Callable
 
 import torch
 
 from engine.config import RunConfig
-from engine.data import DatasetError
+from engine.data import DatasetError, load_index, split_label_budget
 from engine.trainer import TrainingError, resolve_device, train
 from webapp.experiments import lifecycle
 from webapp.experiments.models import Experiment
 from workers.reporter import DatabaseReporter
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def engine_config(experiment: Experiment) -> RunConfig:
@@ -31,6 +36,32 @@ def describe_device(name: str) -> dict:
         properties = torch.cuda.get_device_properties(device)
         return {"device_name": f"{device} {properties.name}", "device_memory_mb": properties.total_memory // 2**20}
     return {"device_name": f"cpu {platform.machine()} ({torch.get_num_threads()} threads)", "device_memory_mb": None}
+
+
+def seglab_version() -> str:
+    """The git commit of the code that trains (with +dirty for local changes), else the package version."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=5)
+        if commit.returncode == 0:
+            return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return "seglab " + importlib.metadata.version("seglab")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def environment(config: RunConfig, device: dict) -> dict:
+    """What the run's page and a clone need to reproduce it; the labelled ids come from the
+    same deterministic split the trainer draws (``split_label_budget``)."""
+    index = load_index(config.data.data)
+    budget = split_label_budget(index, config.budget.labeled, config.budget.seed, config.data.val_fraction)
+    return {"seglab": seglab_version(), "torch": torch.__version__, "python": platform.python_version(),
+            "device": device["device_name"], "seed": config.budget.seed, "labeled_ids": budget.labeled_ids,
+            "num_unlabeled": len(budget.unlabeled_ids), "num_validation": len(budget.val_ids)}
 
 
 def describe_error(error: BaseException, experiment: Experiment) -> str:
@@ -55,7 +86,8 @@ def run(experiment: Experiment, attempt: int, interrupted: Callable[[], bool] = 
             raise DatasetError([("", f"the files of dataset {experiment.dataset.name!r} are gone from the server's "
                                      "storage; upload it again")])
         config = engine_config(experiment)
-        lifecycle.beat(experiment.pk, attempt, **describe_device(config.device.device))
+        device = describe_device(config.device.device)
+        lifecycle.beat(experiment.pk, attempt, environment=environment(config, device), **device)
         result = train(config, reporter, output_dir=experiment.output_dir)
         reporter.flush()
     except Exception as error:  # everything a run raises becomes data on its page

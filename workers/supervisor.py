@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from pathlib import Path
 from typing import Callable
@@ -22,8 +23,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from webapp.experiments import lifecycle
-from webapp.experiments.models import Experiment
+from webapp.experiments.models import Experiment, MetricPoint
 from workers.child import die_with_parent
+from workers.system_metrics import SystemSampler
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_NAME = "run.log"
@@ -61,6 +63,8 @@ def supervise(experiment: Experiment, shutting_down: Callable[[], bool] = lambda
     log_path = experiment.output_dir / LOG_NAME
     child = start_child(experiment, log_path)
     lifecycle.beat(pk, attempt, process_id=child.pid)
+    sampler = SystemSampler(child.pid, images_per_step(experiment.config))
+    last_sample = time.monotonic()
     asked_to_stop = False
     while True:
         try:
@@ -72,6 +76,9 @@ def supervise(experiment: Experiment, shutting_down: Callable[[], bool] = lambda
         if row is None:  # the reconciler gave this attempt up, or the run is gone
             _kill(child)
             return
+        if time.monotonic() - last_sample >= settings.SEGLAB_SYSTEM_METRICS_SECONDS:
+            record_system_metrics(row, sampler.sample(row.steps_per_second))
+            last_sample = time.monotonic()
         if shutting_down() and not asked_to_stop:
             child.send_signal(signal.SIGTERM)
             asked_to_stop = True
@@ -86,6 +93,21 @@ def supervise(experiment: Experiment, shutting_down: Callable[[], bool] = lambda
     row = Experiment.objects.filter(pk=pk).values("status", "attempt", "current_step").first()
     if row and row["status"] == Experiment.Status.RUNNING and row["attempt"] == attempt:
         lifecycle.crash(pk, attempt, describe_exit(code, row["current_step"]))
+
+
+def images_per_step(config: dict) -> int:
+    """Labelled plus unlabelled images one training step reads (0 unlabelled for the supervised baseline)."""
+    batch = int(config.get("batch_size", 1))
+    if config.get("method", "supervised") == "supervised":
+        return batch
+    return batch + int(config.get("unlabeled_batch_size") or batch)
+
+
+def record_system_metrics(experiment: Experiment, values: dict[str, float]) -> None:
+    points = [MetricPoint(experiment=experiment, name=name, step=experiment.current_step, value=value)
+              for name, value in values.items()]
+    MetricPoint.objects.bulk_create(points, update_conflicts=True, unique_fields=["experiment", "name", "step"],
+                                    update_fields=["value"])
 
 
 def _kill(child: subprocess.Popen) -> None:

@@ -77,6 +77,9 @@ def test_a_killed_worker_run_resumes_from_its_checkpoint_with_every_step_once(da
     started = resumed.events.filter(kind="started").last().message
     assert "from step" in started and killed_at >= 100
     assert done.crashes == 1 and done.attempt == 2
+    sampled = set(MetricPoint.objects.filter(experiment=experiment, name__startswith="system/").values_list("name", flat=True))
+    assert {"system/cpu_percent", "system/ram_mb", "system/images_per_second"} <= sampled
+    assert MetricPoint.objects.filter(experiment=experiment, name="system/ram_mb", value__gt=50).exists()
 
 
 def test_runs_queued_before_the_broker_lost_its_messages_still_run(dataset, team_users, celery_worker):

@@ -30,6 +30,9 @@ def test_run_trains_and_records_everything(dataset, team_users):
     assert (experiment.output_dir / "last.pt").is_file()
     assert experiment.checkpoint.endswith("last.pt")
     assert [e.kind for e in experiment.events.all()] == ["queued", "started", "succeeded"]
+    recorded = experiment.environment
+    assert recorded["torch"] and recorded["seed"] == 0 and recorded["seglab"] != "unknown"
+    assert len(recorded["labeled_ids"]) == 10 and recorded["device"].startswith("cpu")  # 1/2 of 20 training images
 
 
 def test_a_failure_is_stored_on_the_row_with_its_traceback(dataset, team_users):

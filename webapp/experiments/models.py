@@ -49,6 +49,8 @@ class Experiment(models.Model):
     process_id = models.PositiveIntegerField(null=True, blank=True, help_text="The run's training process on its worker")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     checkpoint = models.CharField(max_length=500, blank=True, help_text="Relative to MEDIA_ROOT")
+    environment = models.JSONField(default=dict, blank=True,
+                                   help_text="What reproduces the run: SegLab commit, torch, device, labelled image ids")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -18,6 +18,8 @@ const charts = {
   miou: { el: "miou-chart", title: "Validation mIoU", traces: new Map(), accepts: (n) => n === "val_miou", range: [0, 1] },
   pseudo: { el: "pseudo-chart", title: "Pseudo-labels on the unlabelled pool", traces: new Map(),
             accepts: (n) => n.startsWith("pseudo_label_"), range: [0, 1], hideEmpty: true },
+  system: { el: "system-chart", title: "System (CPU %, RAM MiB, GPU, images/s)", traces: new Map(),
+            accepts: (n) => n.startsWith("system/"), hideEmpty: true },
 };
 let afterStep = -1;
 let afterEvaluation = -1;

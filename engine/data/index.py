@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.data.errors import DatasetError
+from engine.data.errors import DatasetError, without_paths
 from engine.data.layouts import Sample, detect_layout, find_dataset_root
-from engine.data.masks import hex_to_rgb
+from engine.data.masks import COLOR_FORMS, hex_to_rgb, rgb_to_hex
 
 if TYPE_CHECKING:
     from engine.data.inspect import DatasetInfo
@@ -28,9 +29,18 @@ if TYPE_CHECKING:
 IGNORE_INDEX = 255
 #: Class indices travel as uint8 with 255 reserved for "ignore".
 MAX_CLASSES = 255
+#: Masks are read as up to 16-bit values.
+MAX_MASK_VALUE = 65535
+#: Longest class name; names are shown in legends, tables and forms.
+MAX_CLASS_NAME = 100
+#: classes.json is read whole: a list of a few hundred classes is a few kilobytes.
+MAX_CLASSES_BYTES = 1024 * 1024
+#: Values quoted from classes.json in messages are cut to this many characters.
+MAX_SHOWN = 60
+CLASSES_EXAMPLE = '{"classes": [{"name": "background", "color": "#000000"}, ...], "ignore_index": 255}'
 DESCRIPTION_FILE = "dataset.json"
 #: Bump when inspection rules change, so older descriptions are not trusted.
-DESCRIPTION_VERSION = 2
+DESCRIPTION_VERSION = 3
 #: Colours for datasets without classes.json (tab10-like, readable on overlays).
 DEFAULT_COLORS = [
     "#000000", "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4",
@@ -91,6 +101,16 @@ class DatasetIndex:
 
 
 def read_classes(root: Path, defaults: list[tuple[str, str]] | None) -> tuple[ClassSpec, list[tuple[str, str]]]:
+    """The classes of ``root/classes.json`` (or the layout's ``defaults``), and every problem with the file.
+
+    Accepted::
+
+        {"classes": [{"name": "road", "color": "#804080"}, {"name": "car", "color": [0, 0, 142]}, ...],
+         "ignore_index": 255, "ignore_color": "#ffffff"}
+
+    or a plain list of names. Colours are ``"#rrggbb"`` or ``[r, g, b]`` (the palette form of
+    mmsegmentation and the VOC tools) and are stored as ``"#rrggbb"``.
+    """
     path = root / "classes.json"
     if not path.exists():
         if defaults:
@@ -98,36 +118,121 @@ def read_classes(root: Path, defaults: list[tuple[str, str]] | None) -> tuple[Cl
             colors = [color for _, color in defaults]
             return ClassSpec(names, colors), []
         return ClassSpec(), []
-    problem = ('cannot read it ({}); expected {{"classes": [{{"name": "background", "color": "#000000"}}, ...], '
-               '"ignore_index": 255}}')
-    try:
-        payload = json.loads(path.read_text())
-        classes = payload["classes"] if isinstance(payload, dict) else payload
-        if not isinstance(classes, list):
-            raise TypeError("`classes` must be a list")
-        names = [str(item["name"]) if isinstance(item, dict) else str(item) for item in classes]
-        explicit = [item.get("color") if isinstance(item, dict) else None for item in classes]
-        ignore_index = int(payload.get("ignore_index", IGNORE_INDEX)) if isinstance(payload, dict) else IGNORE_INDEX
-        ignore_color = payload.get("ignore_color") if isinstance(payload, dict) else None
-        rgb = [hex_to_rgb(color) for color in explicit if color]
-        ignore_rgb = hex_to_rgb(ignore_color) if ignore_color else None
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        return ClassSpec(), [("classes.json", problem.format(error))]
+    payload, problem = _read_json(path)
+    if problem:
+        return ClassSpec(), [("classes.json", problem)]
+    if isinstance(payload, dict):
+        if "classes" not in payload:
+            return ClassSpec(), [("classes.json", f"has no `classes` list; expected {CLASSES_EXAMPLE}")]
+        classes = payload["classes"]
+    else:
+        classes, payload = payload, {}
+    if not isinstance(classes, list):
+        return ClassSpec(), [("classes.json", f"`classes` must be a list of names or of "
+                                              f'{{"name": ..., "color": ...}} objects; got {_shown(classes)}')]
+    if not classes:
+        return ClassSpec(), [("classes.json", "defines no classes")]
+    if len(classes) > MAX_CLASSES:
+        return ClassSpec(), [("classes.json", f"defines {len(classes)} classes; at most {MAX_CLASSES} are supported "
+                                              f"({IGNORE_INDEX} = ignore)")]
     errors: list[tuple[str, str]] = []
-    if not names:
-        errors.append(("classes.json", "defines no classes"))
-    if len(names) > MAX_CLASSES:
-        errors.append(("classes.json", f"defines {len(names)} classes; at most {MAX_CLASSES} are supported (255 = ignore)"))
-    if len(set(names)) != len(names):
+    names: list[str] = []
+    given: list[str] = []  # the names that are valid text, checked for repeats
+    explicit: list[tuple[int, int, int] | None] = []
+    for i, item in enumerate(classes):
+        name, color, problems = _read_class(i, item)
+        names.append(f"class {i}" if name is None else name)
+        if name is not None:
+            given.append(name)
+        explicit.append(color)
+        errors += [("classes.json", problem) for problem in problems]
+    if len(set(given)) != len(given):
         errors.append(("classes.json", "class names repeat; every class needs its own name"))
-    if not 0 <= ignore_index <= 65535 or ignore_index < len(names):
-        errors.append(("classes.json", f"ignore_index {ignore_index} must not be a class index (0-{len(names) - 1}); "
-                                       f"use {IGNORE_INDEX}"))
+    rgb = [color for color in explicit if color is not None]
     if len(set(rgb)) != len(rgb):
         errors.append(("classes.json", "two classes share a colour; RGB masks could not tell them apart"))
-    colors = [color or DEFAULT_COLORS[i % len(DEFAULT_COLORS)] for i, color in enumerate(explicit)]
+    ignore_index, ignore_rgb, problems = _read_ignore(payload, len(names))
+    errors += [("classes.json", problem) for problem in problems]
+    colors = [rgb_to_hex(color) if color else DEFAULT_COLORS[i % len(DEFAULT_COLORS)]
+              for i, color in enumerate(explicit)]
     mask_colors = rgb if rgb and len(rgb) == len(names) else None
     return ClassSpec(names, colors, ignore_index, mask_colors, ignore_rgb), errors
+
+
+def _read_json(path: Path) -> tuple[object, str | None]:
+    """The parsed file, or why it cannot be read, in the user's words."""
+    if not path.is_file():
+        return None, "is a folder, not a file"
+    try:
+        if path.stat().st_size > MAX_CLASSES_BYTES:
+            return None, f"is {path.stat().st_size} bytes; at most {MAX_CLASSES_BYTES} are read"
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, "is not UTF-8 text; save it as UTF-8 JSON"
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror})"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as error:
+        return None, (f"is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); "
+                      f"expected {CLASSES_EXAMPLE}")
+    except (ValueError, RecursionError):
+        return None, f"is not JSON we can read (numbers too long or nesting too deep); expected {CLASSES_EXAMPLE}"
+
+
+def _read_ignore(payload: dict, num_classes: int) -> tuple[int, tuple[int, int, int] | None, list[str]]:
+    """``ignore_index`` and ``ignore_color`` (either colour form), and what is wrong with them."""
+    problems = []
+    ignore_index = payload.get("ignore_index", IGNORE_INDEX)
+    if not isinstance(ignore_index, int) or isinstance(ignore_index, bool) or not 0 <= ignore_index <= MAX_MASK_VALUE:
+        problems.append(f"ignore_index must be a whole number 0-{MAX_MASK_VALUE} (usually {IGNORE_INDEX}); "
+                        f"got {_shown(ignore_index)}")
+        ignore_index = IGNORE_INDEX
+    elif ignore_index < num_classes:
+        problems.append(f"ignore_index {ignore_index} must not be a class index (0-{num_classes - 1}); "
+                        f"use {IGNORE_INDEX}")
+    ignore_rgb = None
+    if payload.get("ignore_color") is not None:
+        try:
+            ignore_rgb = hex_to_rgb(payload["ignore_color"])
+        except ValueError:
+            problems.append(f"ignore_color must be {COLOR_FORMS}; got {_shown(payload['ignore_color'])}")
+    return ignore_index, ignore_rgb, problems
+
+
+def _read_class(i: int, item: object) -> tuple[str | None, tuple[int, int, int] | None, list[str]]:
+    """One entry of ``classes``: its name (None if unusable), its colour if given, and what is wrong with it."""
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, dict):
+        return None, None, [f'class {i}: expected a name or {{"name": ..., "color": ...}}; got {_shown(item)}']
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        what = "has no `name`" if name is None else f"name must be a non-empty text; got {_shown(name)}"
+        return None, None, [f"class {i}: {what}"]
+    label = f"class {i} ({_shown(name)})"
+    problems = []
+    if len(name) > MAX_CLASS_NAME:
+        problems.append(f"{label}: name is {len(name)} characters long; at most {MAX_CLASS_NAME} are allowed")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        problems.append(f"{label}: name holds control characters or broken text; use letters, digits and punctuation")
+    rgb = None
+    if item.get("color") is not None:
+        try:
+            rgb = hex_to_rgb(item["color"])
+        except ValueError:
+            problems.append(f"{label}: colour must be {COLOR_FORMS}; got {_shown(item['color'])}")
+    return name, rgb, problems
+
+
+def _shown(value: object) -> str:
+    """A value from classes.json as the user wrote it (JSON), cut short."""
+    try:
+        # Unpaired surrogates (legal in JSON escapes, not in UTF-8) are shown escaped.
+        text = json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+    except (ValueError, RecursionError):
+        text = type(value).__name__
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
 
 
 def scan(root: str | Path) -> tuple[DatasetIndex | None, list[tuple[str, str]]]:
@@ -138,7 +243,12 @@ def scan(root: str | Path) -> tuple[DatasetIndex | None, list[tuple[str, str]]]:
         return None, [("", "no dataset found: expected images/ and masks/ (and optionally classes.json), "
                            "a Pascal VOC folder (JPEGImages/, SegmentationClass/) or a Cityscapes folder "
                            "(leftImg8bit/, gtFine/)")]
-    listing = found.scan(root)
+    try:
+        listing = found.scan(root)
+    except UnicodeDecodeError:
+        return None, [("", f"a split file of the {found.name} layout is not UTF-8 text; list one image name per line")]
+    except OSError as error:
+        return None, [("", f"cannot read the {found.name} layout's files ({without_paths(str(error), root)})")]
     errors = list(listing.errors)
     if not listing.samples:
         errors.append(("", f"no images found in the {found.name} layout"))

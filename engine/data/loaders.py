@@ -20,25 +20,41 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.data import transforms as T
 from engine.data.budget import LabelBudget, split_label_budget
+from engine.data.errors import DatasetError, read_problem
 from engine.data.index import DatasetIndex, load_index
 from engine.data.inspect import DatasetInfo
-from engine.data.masks import read_mask
+from engine.data.masks import MaskError, read_mask
 from engine.sampling import ResumableBatchSampler, SeededItems
 
 #: 16-bit and float images (microscopy) are scaled by their own maximum into 0-255.
 WIDE_MODES = ("I;16", "I;16L", "I;16B", "I", "F")
 
 
-def read_image(path: str | Path) -> torch.Tensor:
-    """uint8 (3, H, W) in channels-last memory (a view of the HWC array, which the fast resize wants)."""
-    with Image.open(path) as image:
-        if image.mode in WIDE_MODES:
-            values = np.asarray(image, dtype=np.float32)
-            peak = float(values.max()) or 1.0
-            rgb = np.repeat((values * (255 / peak)).round().astype(np.uint8)[..., None], 3, axis=2)
-        else:
-            rgb = np.array(image.convert("RGB"))  # writable: torch refuses to wrap read-only memory
+def read_image(path: str | Path, root: str | Path | None = None) -> torch.Tensor:
+    """uint8 (3, H, W) in channels-last memory (a view of the HWC array, which the fast resize wants).
+
+    A file that cannot be decoded raises DatasetError naming it (relative to ``root``, the
+    dataset folder, when given), so a failed run says which file broke it.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.mode in WIDE_MODES:
+                values = np.asarray(image, dtype=np.float32)
+                peak = float(values.max()) or 1.0
+                rgb = np.repeat((values * (255 / peak)).round().astype(np.uint8)[..., None], 3, axis=2)
+            else:
+                rgb = np.array(image.convert("RGB"))  # writable: torch refuses to wrap read-only memory
+    except Exception as error:  # a Pillow plugin raises many kinds on a malformed file
+        raise DatasetError([(_file_name(path, root), f"unreadable image: {read_problem(error, root)}")]) from error
     return torch.from_numpy(rgb).permute(2, 0, 1)
+
+
+def _file_name(path: str | Path, root: str | Path | None) -> str:
+    """``path`` relative to the dataset folder where it lies inside it."""
+    path = Path(path)
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return str(path)
 
 
 #: UniMatch's random rescaling range (``dataset/transform.py``: ``resize(img, mask, (0.5, 2.0))``).
@@ -56,10 +72,16 @@ class _Base(Dataset):
 
     def load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         sample = self.index.by_id[self.ids[i]]
-        image = read_image(sample.image)
+        image = read_image(sample.image, self.index.root)
         if sample.mask is None:
             return image, torch.full(image.shape[-2:], T.IGNORE_INDEX, dtype=torch.uint8)
-        values = read_mask(sample.mask, self.index.mask_colors, self.index.ignore_color, self.index.ignore_index)
+        try:
+            values = read_mask(sample.mask, self.index.mask_colors, self.index.ignore_color, self.index.ignore_index)
+        except MaskError as error:
+            raise DatasetError([(_file_name(sample.mask, self.index.root), str(error))]) from error
+        except Exception as error:
+            raise DatasetError([(_file_name(sample.mask, self.index.root),
+                                 f"unreadable mask: {read_problem(error, self.index.root)}")]) from error
         return image, torch.from_numpy(self.labels[values])
 
     def geometry(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

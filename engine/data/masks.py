@@ -13,6 +13,7 @@ sees all masks at once; here they read as 0/255 like any index mask.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -27,11 +28,26 @@ class MaskError(ValueError):
     """A mask that cannot be read as class indices; the message says how to save it."""
 
 
-def hex_to_rgb(color: str) -> tuple[int, int, int]:
-    text = color.lstrip("#")
-    if len(text) != 6:
-        raise ValueError(f"expected a colour like #ff8800, got {color!r}")
-    return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+#: How a colour may be written in classes.json, for messages.
+COLOR_FORMS = '"#rrggbb" or [r, g, b] with whole numbers 0-255'
+_HEX_COLOR = re.compile(r"#?[0-9a-fA-F]{6}")
+
+
+def hex_to_rgb(color: str | Sequence[int]) -> tuple[int, int, int]:
+    """``"#rrggbb"`` (the ``#`` optional) or ``[r, g, b]`` (the palette form of mmsegmentation and VOC) -> (r, g, b)."""
+    if isinstance(color, str):
+        if not _HEX_COLOR.fullmatch(color):
+            raise ValueError(f"colour must be {COLOR_FORMS}; got {color!r}")
+        text = color.lstrip("#")
+        return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+    if (isinstance(color, (list, tuple)) and len(color) == 3
+            and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in color)):
+        return int(color[0]), int(color[1]), int(color[2])
+    raise ValueError(f"colour must be {COLOR_FORMS}; got {color!r}")
+
+
+def rgb_to_hex(rgb: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def _pack(rgb: np.ndarray) -> np.ndarray:
@@ -44,17 +60,23 @@ def read_mask(path: str | Path, colors: Sequence[tuple[int, int, int]] | None = 
               ignore_color: tuple[int, int, int] | None = None, ignore_index: int = 255) -> np.ndarray:
     """Class indices (H, W) of one mask file; raises MaskError with the fix in the message."""
     with Image.open(path) as mask:
-        if mask.mode in INDEX_MODES:
-            values = np.asarray(mask)
-            if values.dtype.kind == "i" and values.size and values.min() < 0:
-                raise MaskError("mask holds negative values; class indices start at 0")
-            return values
-        if mask.mode == "1":
-            return np.asarray(mask.convert("L"))
-        if mask.mode in COLOR_MODES:
-            return _colors_to_labels(np.asarray(mask.convert("RGB")), colors, ignore_color, ignore_index)
-        raise MaskError(f"mask has image mode {mask.mode}; save it as a single-channel index PNG (mode L or P) "
-                        "or as an RGB colour mask with the colours listed in classes.json")
+        return mask_labels(mask, colors, ignore_color, ignore_index)
+
+
+def mask_labels(mask: Image.Image, colors: Sequence[tuple[int, int, int]] | None = None,
+                ignore_color: tuple[int, int, int] | None = None, ignore_index: int = 255) -> np.ndarray:
+    """Class indices (H, W) of an opened mask (decoded here if it is not yet)."""
+    if mask.mode in INDEX_MODES:
+        values = np.asarray(mask)
+        if values.dtype.kind == "i" and values.size and values.min() < 0:
+            raise MaskError("mask holds negative values; class indices start at 0")
+        return values
+    if mask.mode == "1":
+        return np.asarray(mask.convert("L"))
+    if mask.mode in COLOR_MODES:
+        return _colors_to_labels(np.asarray(mask.convert("RGB")), colors, ignore_color, ignore_index)
+    raise MaskError(f"mask has image mode {mask.mode}; save it as a single-channel index PNG (mode L or P) "
+                    "or as an RGB colour mask with the colours listed in classes.json")
 
 
 def _colors_to_labels(rgb: np.ndarray, colors: Sequence[tuple[int, int, int]] | None,

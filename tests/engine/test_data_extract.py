@@ -137,3 +137,45 @@ def test_destination_must_be_empty(tmp_path):
     with pytest.raises(DatasetError, match="not an empty folder"):
         extract_zip(archive, tmp_path / "out")
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["images/" + "a" * 252 + ".png", "images/" + "é" * 126 + ".png",
+                                  "data/" + "f" * 256 + "/a.png"], ids=["ascii", "two-byte", "folder"])
+def test_a_name_longer_than_file_systems_allow_is_refused_before_writing(tmp_path, name):
+    archive = make_zip(tmp_path / "a.zip", {"images/a.png": b"x", name: b"y"})
+    with pytest.raises(DatasetError) as error:
+        extract_zip(archive, tmp_path / "out")
+    assert error.value.errors == [(name, error.value.errors[0][1])]
+    assert "at most 255 bytes (UTF-8) per name" in error.value.errors[0][1]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("members, culprit, message", [
+    ({"images/a.png": b"x", "images/a.png/b.png": b"y"}, "images/a.png/b.png", "a file and a folder in the zip"),
+    ({"/".join(["d" * 250] * 20) + "/a.png": b"x"}, "/".join(["d" * 250] * 20) + "/a.png", "path is too long"),
+], ids=["file-and-folder", "path-too-long"])
+def test_a_member_that_cannot_be_written_is_named_in_plain_words(tmp_path, members, culprit, message):
+    archive = make_zip(tmp_path / "a.zip", members)
+    with pytest.raises(DatasetError) as error:
+        extract_zip(archive, tmp_path / "out")
+    [(file, text)] = error.value.errors
+    assert file == culprit and message in text
+    assert str(tmp_path) not in text and "Errno" not in text
+    assert [p.name for p in tmp_path.iterdir()] == ["a.zip"]  # no staging folder left behind
+
+
+def test_the_archive_is_named_as_the_user_named_it(tmp_path):
+    (tmp_path / "upload.zip").write_bytes(b"hello")
+    with pytest.raises(DatasetError) as error:
+        extract_zip(tmp_path / "upload.zip", tmp_path / "out", display_name="holiday photos.zip")
+    assert error.value.errors[0][0] == "holiday photos.zip"
+    with pytest.raises(DatasetError) as error:
+        extract_zip(tmp_path / "upload.zip", tmp_path / "out")
+    assert error.value.errors[0][0] == "upload.zip"  # by default, the file's own name
+
+
+def test_a_missing_archive_is_named_without_its_folder(tmp_path):
+    with pytest.raises(DatasetError) as error:
+        extract_zip(tmp_path / "gone.zip", tmp_path / "out", display_name="mine.zip")
+    [(file, message)] = error.value.errors
+    assert file == "mine.zip" and str(tmp_path) not in message

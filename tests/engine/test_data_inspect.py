@@ -1,8 +1,12 @@
 """inspect_dataset: a description of a valid dataset, or every problem with the file that has it."""
 from __future__ import annotations
 
+import io
 import json
+import struct
+import warnings
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -24,6 +28,32 @@ def blocks(values: list[int], size: int = 16) -> np.ndarray:
 
 def messages(error: pytest.ExceptionInfo) -> dict[str, str]:
     return {file: message for file, message in error.value.errors}
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny greyscale PNG whose header declares ``width`` x ``height`` (its pixel data is one row)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(bytes(width + 1)))
+            + png_chunk(b"IEND", b""))
+
+
+def with_broken_pixel_data(png: bytes) -> bytes:
+    """``png`` with bytes flipped inside its compressed data and the chunk CRC recomputed, so verify() passes."""
+    data = bytearray(png)
+    position = 8
+    while True:
+        length, kind = struct.unpack_from(">I4s", data, position)
+        if kind == b"IDAT":
+            start = position + 8
+            for offset in (length // 3, length // 2):
+                data[start + offset] ^= 0x5A
+            struct.pack_into(">I", data, start + length, zlib.crc32(bytes(data[position + 4:start + length])))
+            return bytes(data)
+        position += 12 + length
 
 
 def test_valid_dataset_is_described(write_dataset):
@@ -99,7 +129,9 @@ def test_unreadable_image(write_dataset, content):
     (root / "images" / "b.png").write_bytes(content)
     with pytest.raises(DatasetError) as error:
         inspect_dataset(root)
-    assert messages(error)["images/b.png"].startswith("unreadable image")
+    message = messages(error)["images/b.png"]
+    assert message.startswith("unreadable image: not an image file Pillow can read")
+    assert str(root) not in message and "/" not in message and "Error" not in message
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
@@ -114,6 +146,64 @@ def test_truncated_image(write_dataset, suffix):
     with pytest.raises(DatasetError) as error:
         inspect_dataset(root)
     assert messages(error)[f"images/a{suffix}"].startswith("unreadable image")
+
+
+@pytest.mark.parametrize("file", ["images/b.png", "masks/b.png"])
+def test_broken_compressed_data_with_valid_crcs_is_refused(write_dataset, file):
+    # Given a PNG whose chunk CRCs are right but whose compressed pixel data is not
+    root = write_dataset({"a": blocks([0, 1]), "b": blocks([0, 1], size=32)})
+    broken = with_broken_pixel_data((root / file).read_bytes())
+    (root / file).write_bytes(broken)
+    with Image.open(io.BytesIO(broken)) as image:
+        image.verify()  # the chunk walk alone finds nothing
+    # When it is inspected, then it is refused by name, in words
+    with pytest.raises(DatasetError) as error:
+        inspect_dataset(root)
+    kind = "image" if file.startswith("images") else "mask"
+    assert messages(error)[file].startswith(f"unreadable {kind}: image data is corrupt or truncated")
+    assert set(messages(error)) == {file}
+
+
+@pytest.mark.parametrize("file", ["images/a.png", "masks/a.png"])
+@pytest.mark.parametrize("width, height", [(20000, 20000), (9000, 9000)], ids=["pillow-refuses", "over-our-limit"])
+def test_a_file_declaring_a_huge_image_is_refused_by_name(write_dataset, file, width, height):
+    # 20000x20000 is past Pillow's own bomb limit (Image.open raises); 9000x9000 only past ours.
+    root = write_dataset({"a": blocks([0, 1]), "b": blocks([0, 1])})
+    (root / file).write_bytes(png_declaring(width, height))
+    with pytest.raises(DatasetError) as error:
+        inspect_dataset(root)
+    assert set(messages(error)) == {file}
+    message = messages(error)[file]
+    assert "decompression bomb" in message or f"{width}x{height} pixels is more than the limit" in message
+
+
+def test_a_mask_in_pillows_warning_zone_is_refused_by_our_own_limit(write_dataset):
+    # Pillow only warns between MAX_IMAGE_PIXELS and twice that; our lower limit refuses it.
+    side = int(Image.MAX_IMAGE_PIXELS ** 0.5) + 100
+    root = write_dataset({"a": blocks([0, 1])})
+    (root / "masks" / "a.png").write_bytes(png_declaring(side, side))
+    with pytest.warns(Image.DecompressionBombWarning), pytest.raises(DatasetError) as error:
+        inspect_dataset(root)
+    assert f"{side}x{side} pixels is more than the limit" in messages(error)["masks/a.png"]
+
+
+def test_checking_never_changes_the_process_warnings_filter(write_dataset, monkeypatch):
+    # The filter is process-wide: setting it from the checking threads races with every other thread.
+    changes = []
+    for name in ("catch_warnings", "simplefilter", "filterwarnings"):
+        real = getattr(warnings, name)
+        monkeypatch.setattr(warnings, name, lambda *args, real=real, name=name, **kwargs: changes.append(name)
+                            or real(*args, **kwargs))
+    root = write_dataset({"a": blocks([0, 1]), "b": blocks([0, 2])})
+    info = inspect_dataset(root)
+    monkeypatch.undo()
+    assert info.num_images == 2 and changes == []
+
+
+def test_our_pixel_limit_stays_below_pillows():
+    assert Limits().max_image_pixels < Image.MAX_IMAGE_PIXELS
+    with pytest.raises(ValueError, match="must not exceed PIL.Image.MAX_IMAGE_PIXELS"):
+        Limits(max_image_pixels=Image.MAX_IMAGE_PIXELS + 1)
 
 
 def test_duplicate_stems(write_dataset):
@@ -218,13 +308,97 @@ def test_limits_on_files_bytes_and_pixels(write_dataset):
 def test_classes_json_problems(write_dataset):
     root = write_dataset({"a": blocks([0, 1])})
     (root / "classes.json").write_text("{not json")
-    with pytest.raises(DatasetError, match="classes.json: cannot read it"):
+    with pytest.raises(DatasetError, match="classes.json: is not valid JSON"):
         inspect_dataset(root)
     (root / "classes.json").write_text(json.dumps({"classes": ["a", "a"], "ignore_index": 1}))
     with pytest.raises(DatasetError) as error:
         inspect_dataset(root)
     text = str(error.value)
     assert "class names repeat" in text and "ignore_index 1 must not be a class index" in text
+
+
+def test_colours_may_be_rgb_lists_as_in_mmsegmentation_and_voc_palettes(write_dataset):
+    rgb = np.zeros((16, 16, 3), dtype=np.uint8)
+    rgb[:, 8:] = (128, 64, 128)
+    rgb[0, 0] = (255, 255, 255)
+    root = write_dataset({"a": rgb})
+    (root / "classes.json").write_text(json.dumps({
+        "classes": [{"name": "background", "color": [0, 0, 0]}, {"name": "road", "color": "#804080"}],
+        "ignore_color": [255, 255, 255],
+    }))
+    info = inspect_dataset(root)
+    assert [c["color"] for c in info.classes] == ["#000000", "#804080"]  # stored in one form
+    assert info.classes[1]["pixel_share"] == pytest.approx(128 / 255)
+    index = load_index(root)
+    values = index.label_table()[read_mask(root / "masks" / "a.png", index.mask_colors, index.ignore_color)]
+    assert values[0, 0] == 255 and values[5, 12] == 1
+
+
+CLASSES_PROBLEMS = {
+    "colour word": ({"classes": ["bg", "sky", {"name": "road", "color": "blue"}]},
+                    'class 2 ("road"): colour must be "#rrggbb" or [r, g, b] with whole numbers 0-255; got "blue"'),
+    "colour over 255": ({"classes": ["bg", {"name": "car", "color": [300, 0, 0]}]},
+                        'class 1 ("car"): colour must be "#rrggbb" or [r, g, b] with whole numbers 0-255; '
+                        'got [300, 0, 0]'),
+    "two numbers": ({"classes": ["bg", {"name": "car", "color": [3, 0]}]}, 'class 1 ("car"): colour must be'),
+    "fractions": ({"classes": ["bg", {"name": "car", "color": [0.5, 0, 0]}]}, 'class 1 ("car"): colour must be'),
+    "no name": ({"classes": ["bg", {"color": "#ff0000"}]}, "class 1: has no `name`"),
+    "name not text": ({"classes": ["bg", {"name": 7}]}, "class 1: name must be a non-empty text; got 7"),
+    "empty name": ({"classes": ["bg", " "]}, 'class 1: name must be a non-empty text; got " "'),
+    "entry not an object": ({"classes": ["bg", 5]}, 'class 1: expected a name or {"name": ..., "color": ...}; got 5'),
+    "long name": ({"classes": ["bg", "x" * 101]}, "name is 101 characters long; at most 100 are allowed"),
+    "control character": ({"classes": ["bg", "a\u0000b"]}, 'class 1 ("a\\u0000b"): name holds control characters'),
+    "classes not a list": ({"classes": "bg, fg"}, '`classes` must be a list of names or of {"name": ..., "color": ...} '
+                                                  'objects; got "bg, fg"'),
+    "no classes key": ({"names": ["bg", "fg"]}, "has no `classes` list"),
+    "ignore_index text": ({"classes": ["bg", "fg"], "ignore_index": "255"},
+                          'ignore_index must be a whole number 0-65535 (usually 255); got "255"'),
+    "ignore_index fraction": ({"classes": ["bg", "fg"], "ignore_index": 2.5}, "ignore_index must be a whole number"),
+    "ignore_index a class": ({"classes": ["bg", "fg"], "ignore_index": 1}, "ignore_index 1 must not be a class index"),
+    "ignore_color word": ({"classes": ["bg", "fg"], "ignore_color": "white"},
+                          'ignore_color must be "#rrggbb" or [r, g, b] with whole numbers 0-255; got "white"'),
+    "no classes": ({"classes": []}, "defines no classes"),
+}
+
+
+@pytest.mark.parametrize("problem", CLASSES_PROBLEMS)
+def test_each_classes_json_problem_has_its_own_message(write_dataset, problem):
+    payload, expected = CLASSES_PROBLEMS[problem]
+    root = write_dataset({"a": blocks([0, 1])})
+    (root / "classes.json").write_text(json.dumps(payload))
+    with pytest.raises(DatasetError) as error:
+        inspect_dataset(root)
+    found = [message for file, message in error.value.errors if file == "classes.json"]
+    assert any(expected in message for message in found), found
+    assert not any("object has no attribute" in message or "Error" in message for message in found)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"\xff\xfe{}", "is not UTF-8 text"),
+    (b"[" * 100_000, "nesting too deep"),
+    (b'{"classes": ["bg", "fg"],}', "is not valid JSON (Expecting property name enclosed in double quotes at line 1"),
+])
+def test_unreadable_classes_json(write_dataset, content, expected):
+    root = write_dataset({"a": blocks([0, 1])})
+    (root / "classes.json").write_bytes(content)
+    with pytest.raises(DatasetError) as error:
+        inspect_dataset(root)
+    assert expected in messages(error)["classes.json"]
+
+
+def test_classes_json_that_is_a_folder(write_dataset):
+    root = write_dataset({"a": blocks([0, 1])})
+    (root / "classes.json").mkdir()
+    with pytest.raises(DatasetError) as error:
+        inspect_dataset(root)
+    assert messages(error)["classes.json"] == "is a folder, not a file"
+
+
+def test_a_split_file_that_is_not_text(write_dataset):
+    root = write_dataset({"a": blocks([0, 1]), "b": blocks([0, 1])}, splits={"train": ["a"]})
+    (root / "splits" / "val.txt").write_bytes(b"\xff\xfe\x00b")
+    with pytest.raises(DatasetError, match="a split file of the images-masks layout is not UTF-8 text"):
+        inspect_dataset(root)
 
 
 def test_zip_with_a_wrapping_folder(write_dataset, tmp_path):

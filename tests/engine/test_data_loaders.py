@@ -138,3 +138,38 @@ def test_scale_range_reaches_the_training_crops(tmp_path):
     for i in range(len(unscaled.labeled)):
         assert (unscaled.labeled[i]["mask"] != 255).all()  # the whole crop is image
         assert (shrunk.labeled[i]["mask"] == 255).float().mean() > 0.7  # a 16x16 image padded to 32x32
+
+
+@pytest.mark.parametrize("kind", ["images", "masks"])
+def test_a_file_broken_after_inspection_is_named_by_the_run(dataset, kind):
+    # Given a dataset checked at upload whose file is then damaged on disk
+    data = build(dataset, info=inspect_dataset(dataset))
+    sample = data.labeled.ids[0]
+    path = dataset / kind / f"{sample}.png"
+    path.write_bytes(path.read_bytes()[:60])
+    # When a run loads it, then the error names the file inside the dataset, not a server path
+    from engine.data import DatasetError
+
+    with pytest.raises(DatasetError) as error:
+        data.labeled.load(0)
+    [(file, message)] = error.value.errors
+    assert file == f"{kind}/{sample}.png"
+    assert message.startswith(f"unreadable {kind[:-1]}: ") and str(dataset) not in message
+
+
+def test_read_image_names_the_file_it_cannot_read(tmp_path):
+    from engine.data import DatasetError
+
+    (tmp_path / "a.png").write_bytes(b"not a picture")
+    with pytest.raises(DatasetError) as error:
+        read_image(tmp_path / "a.png", root=tmp_path)
+    assert error.value.errors == [("a.png", "unreadable image: not an image file Pillow can read "
+                                            "(save it as PNG, JPEG, BMP, TIFF or WebP)")]
+
+
+def test_a_dataset_error_survives_the_trip_from_a_loader_worker():
+    # A DataLoader worker re-raises an exception in the parent as ``type(exc)(text)``.
+    from engine.data import DatasetError
+
+    error = DatasetError("images/a.png: unreadable image")
+    assert error.errors == [("", "images/a.png: unreadable image")] and str(error) == "images/a.png: unreadable image"

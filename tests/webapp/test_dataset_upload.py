@@ -1,6 +1,8 @@
 """Uploading a dataset zip through the web form: valid data lands whole, bad data not at all."""
 import io
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,31 @@ def png(array) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny greyscale PNG whose header declares ``width`` x ``height`` (a decompression bomb's header)."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(bytes(width + 1)))
+            + png_chunk(b"IEND", b""))
+
+
+def with_broken_pixel_data(data: bytes) -> bytes:
+    """A PNG with bytes flipped inside its compressed data and the chunk CRC recomputed (verify() passes)."""
+    data = bytearray(data)
+    position = 8
+    while True:
+        length, kind = struct.unpack_from(">I4s", data, position)
+        if kind == b"IDAT":
+            start = position + 8
+            data[start + length // 2] ^= 0x5A
+            struct.pack_into(">I", data, start + length, zlib.crc32(bytes(data[position + 4:start + length])))
+            return bytes(data)
+        position += 12 + length
 
 
 def make_zip(files: dict[str, bytes]) -> bytes:
@@ -59,7 +86,14 @@ def test_valid_zip_becomes_a_dataset(client, team_users, settings):
 BAD_ZIPS = {
     "mask without image": ({"masks/z.png": png(np.zeros((16, 16)))}, "masks/z.png", "mask has no image"),
     "mask of another size": ({"masks/a.png": png(np.zeros((8, 16)))}, "masks/a.png", "mask is 16x8 but its image"),
-    "not an image": ({"images/b.png": b"this is not a png"}, "images/b.png", "unreadable image"),
+    "not an image": ({"images/b.png": b"this is not a png"}, "images/b.png", "unreadable image: not an image file"),
+    "corrupt first image": ({"images/a.png": with_broken_pixel_data(png(np.zeros((16, 16, 3))))}, "images/a.png",
+                            "image data is corrupt or truncated"),
+    "mask bomb": ({"masks/a.png": png_declaring(20000, 20000)}, "masks/a.png", "decompression bomb"),
+    "name too long": ({"images/" + "n" * 300 + ".png": png(np.zeros((16, 16, 3)))}, "images/" + "n" * 300 + ".png",
+                      "at most 255 bytes"),
+    "colour word": ({"classes.json": b'{"classes": ["bg", {"name": "road", "color": "blue"}]}'}, "classes.json",
+                    'class 1 ("road"): colour must be "#rrggbb" or [r, g, b]'),
     "path with ..": ({"images/../../evil.png": png(np.zeros((16, 16, 3)))}, "images/../../evil.png", "leaves the dataset folder"),
 }
 
@@ -115,3 +149,48 @@ def test_api_upload_and_error_shape(client, team_users, settings):
     body = response.json()
     assert "mask is 16x8" in body["error"] and body["fields"]["archive"]
     assert Dataset.objects.count() == 1
+
+
+def server_paths(settings) -> list[str]:
+    """What no message may show: where the server keeps uploads while checking them."""
+    return ["/tmp", str(settings.MEDIA_ROOT), ".staging-", ".partial-", "upload.zip"]
+
+
+@pytest.mark.parametrize("problem", [*BAD_ZIPS, "not a zip", "big not a zip"])
+def test_refused_upload_messages_never_show_a_server_path(client, team_users, settings, problem):
+    client.login(username="alice", password=PASSWORD)
+    if problem == "not a zip":
+        data = b"plain text"
+    elif problem == "big not a zip":
+        data = bytes(3 * 1024 * 1024)  # past FILE_UPLOAD_MAX_MEMORY_SIZE: Django keeps it in a temporary file
+    else:
+        data = make_zip({**valid_files(), **BAD_ZIPS[problem][0]})
+    archive = SimpleUploadedFile("holiday photos.zip", data, content_type="application/zip")
+    response = client.post("/datasets/upload/", {"name": "mine", "team": team_users["team"].pk, "archive": archive})
+    assert response.status_code == 400
+    errors = response.context["upload_errors"]
+    assert errors
+    for file, message in errors:
+        for path in server_paths(settings):
+            assert path not in file and path not in message, (file, message)
+    if problem.endswith("not a zip"):
+        assert errors == [("holiday photos.zip", "is not a valid zip file (File is not a zip file)")]
+
+
+def test_a_preview_that_cannot_be_drawn_is_a_refusal_not_a_crash(team_users, settings, monkeypatch, tmp_path):
+    from webapp.datasets import ingest
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(ingest, "sample_sheet", broken)
+    before = dataset_files(settings.MEDIA_ROOT)
+    archive = tmp_path / "mine.zip"
+    archive.write_bytes(make_zip(valid_files()))
+    with pytest.raises(ingest.UploadError) as error:
+        ingest.ingest_zip(team_users["team"], "mine", archive, team_users["alice"])
+    [(file, message)] = error.value.errors
+    assert file == "" and "preview picture could not be drawn" in message and "drawing failed" not in message
+    assert not Dataset.objects.exists()
+    assert dataset_files(settings.MEDIA_ROOT) == before
+    assert not [p for p in (Path(settings.MEDIA_ROOT) / "datasets").iterdir() if p.name.startswith(".")]

@@ -7,6 +7,7 @@ upload leaves no row and no file behind.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from pathlib import Path
@@ -22,6 +23,9 @@ from webapp.teams.models import Team
 DATASETS_DIR = "datasets"
 #: Widest preview sheet stored; sheets of large images are scaled down to it.
 PREVIEW_MAX_WIDTH = 1600
+PREVIEW_COLUMNS = 4
+
+logger = logging.getLogger(__name__)
 
 
 class UploadError(ValueError):
@@ -69,19 +73,38 @@ def preview_path(folder: Path) -> Path:
 
 
 def write_preview(folder: Path) -> None:
-    """A sheet of labelled samples beside their colour masks, shown on the dataset page."""
+    """A sheet of labelled samples beside their colour masks, shown on the dataset page.
+
+    Raises UploadError if the sheet cannot be drawn: the dataset is then refused whole,
+    like any other problem with it, instead of failing the request.
+    """
     from PIL import Image
 
-    path = sample_sheet(folder, preview_path(folder), scale=1)
-    with Image.open(path) as sheet:
-        if sheet.width > PREVIEW_MAX_WIDTH:
-            sheet.thumbnail((PREVIEW_MAX_WIDTH, PREVIEW_MAX_WIDTH * sheet.height // sheet.width))
-            sheet.save(path)
+    try:
+        path = sample_sheet(folder, preview_path(folder), scale=1, columns=PREVIEW_COLUMNS,
+                            max_tile_width=PREVIEW_MAX_WIDTH // PREVIEW_COLUMNS)
+        with Image.open(path) as sheet:
+            if sheet.width > PREVIEW_MAX_WIDTH:
+                sheet.thumbnail((PREVIEW_MAX_WIDTH, PREVIEW_MAX_WIDTH * sheet.height // sheet.width))
+                sheet.save(path)
+    except DatasetError as error:
+        found = [(file, f"{message} (found while drawing the preview)") for file, message in error.errors]
+        raise UploadError(found) from None
+    except Exception:
+        logger.exception("drawing the preview of %s failed", folder)
+        raise UploadError([("", "the dataset passed its checks but its preview picture could not be drawn; "
+                                "nothing was stored (the server log has the details)")]) from None
 
 
 def remove_dataset_files(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     preview_path(folder).unlink(missing_ok=True)
+
+
+def _display_name(archive) -> str:
+    """The zip as the user calls it (an upload's own file name), never where the server keeps it."""
+    name = getattr(archive, "name", None) or (archive if isinstance(archive, (str, Path)) else "")
+    return Path(name).name or "the uploaded zip"
 
 
 def ingest_zip(team: Team, name: str, archive, user=None, description: str = "") -> Dataset:
@@ -98,7 +121,7 @@ def ingest_zip(team: Team, name: str, archive, user=None, description: str = "")
                 for chunk in archive.chunks():
                     sink.write(chunk)
         try:
-            root = extract_zip(path, staging / "data")
+            root = extract_zip(path, staging / "data", display_name=_display_name(archive))
         except DatasetError as error:
             raise UploadError(error.errors) from None
         return ingest_folder(team, name, root, user, description)

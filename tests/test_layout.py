@@ -60,3 +60,13 @@ def test_readme_names_the_two_commands():
     readme = (ROOT / "README.md").read_text()
     assert "make run" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_frontend_scripts_never_write_markup():
+    """User data reaches the DOM as text: pages build nodes through dom.js (docs/security.md)."""
+    sinks = re.compile(r"\.(innerHTML|outerHTML)\s*[+]?=|insertAdjacentHTML|document\.write|\beval\(|new Function\(")
+    for path in (ROOT / "frontend" / "static" / "seglab").glob("*.js"):
+        assert not sinks.search(path.read_text()), f"{path.name} writes markup; build DOM nodes with dom.js"
+    for path in (ROOT / "frontend" / "templates").rglob("*.html"):
+        text = path.read_text()
+        assert "|safe" not in text and "autoescape off" not in text, path

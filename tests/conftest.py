@@ -103,6 +103,18 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def purge_queues() -> None:
+    """Drop every message waiting on the run queues (``control.purge`` knows only the default queue)."""
+    from webapp.celery import app
+
+    with app.connection_for_write() as connection:
+        for queue in ("gpu", "cpu"):
+            try:
+                connection.default_channel.queue_purge(queue)
+            except Exception:  # the queue does not exist yet
+                pass
+
+
 #: Job-backend timings for the worker processes the tests start: fast enough that a
 #: killed worker's run is re-queued within seconds (the defaults are 5 s / 30 s / 30 s).
 WORKER_TIMINGS = {"SEGLAB_HEARTBEAT_SECONDS": "0.5", "SEGLAB_HEARTBEAT_TIMEOUT": "4", "SEGLAB_CANCEL_GRACE_SECONDS": "4",
@@ -172,7 +184,7 @@ def worker_process(django_db_setup, django_db_blocker, media_root):
     env["MEDIA_ROOT"] = str(media_root)
     env["OMP_NUM_THREADS"] = "1"
     env.update(WORKER_TIMINGS)
-    app.control.purge()
+    purge_queues()
     worker = WorkerProcess(env, media_root / "worker.log", f"test-{os.getpid()}@localhost")
     yield worker
     if worker.process is not None:

@@ -1,9 +1,11 @@
 """The engine's reporter over the database: the only way a run's results reach the pages.
 
-Metric points are buffered and written in batches (one INSERT per second at most),
-idempotently on (experiment, name, step), so a redelivered or resumed run never
-duplicates a point and a crash loses at most the last second of curves (steps that the
-resumed run trains and logs again from its checkpoint).
+Metric points never make the training loop wait on the database: ``log_metrics`` adds
+them to a batch that a writer thread upserts on (experiment, name, step)
+(``workers.metric_writer``), so a redelivered or resumed run never duplicates a point and
+a crash loses at most the last second of curves (steps that the resumed run trains and
+logs again from its checkpoint). Evaluations flush first, so a page never shows an
+evaluation without the losses before it.
 
 ``should_stop`` answers the cancel flag, the worker's shutdown, and fencing: once the row
 no longer belongs to this attempt (re-queued by the reconciler, deleted), the run stops.
@@ -15,16 +17,15 @@ from pathlib import Path
 from typing import Callable
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from PIL import Image
 
 from engine.reporting import EvaluationResult, PredictionSample
 from engine.visualize import overlay
-from webapp.experiments.models import Evaluation, Experiment, MetricPoint
+from webapp.experiments.models import Evaluation, Experiment
+from workers.metric_writer import MetricWriter
 
-FLUSH_SECONDS = 1.0
 CANCEL_POLL_SECONDS = 1.0
 #: Weight of the newest measurement in the steps/s estimate behind the page's ETA.
 RATE_SMOOTHING = 0.3
@@ -32,55 +33,50 @@ RATE_SMOOTHING = 0.3
 
 class DatabaseReporter:
     def __init__(self, experiment: Experiment, attempt: int | None = None,
-                 interrupted: Callable[[], bool] = lambda: False):
+                 interrupted: Callable[[], bool] = lambda: False, background: bool = True):
         self.experiment = experiment
         self.attempt = attempt
         self.interrupted = interrupted
         self.colors = [c["color"] for c in experiment.dataset.classes]
-        self.buffer: dict[tuple[str, int], float] = {}  # the last value wins for a (name, step)
         self.step = experiment.current_step
-        self.last_flush = time.monotonic()
         self.last_poll = 0.0
         self.stop = False
         self.rate_step, self.rate_time, self.rate = self.step, time.monotonic(), None
+        self.writer = MetricWriter(experiment.pk, self._record_progress, background=background)
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         self.step = step
-        self.buffer.update({(name, step): float(value) for name, value in metrics.items()})
-        if time.monotonic() - self.last_flush >= FLUSH_SECONDS:
-            self.flush()
+        self.writer.log(step, metrics)
 
     def flush(self) -> None:
-        with transaction.atomic():
-            if self.buffer:
-                points = [MetricPoint(experiment=self.experiment, name=name, step=step, value=value)
-                          for (name, step), value in self.buffer.items()]
-                MetricPoint.objects.bulk_create(
-                    points, update_conflicts=True, unique_fields=["experiment", "name", "step"],
-                    update_fields=["value"],
-                )
-            changes = {"current_step": Greatest(F("current_step"), self.step)}
-            rate = self._measure_rate()
-            if rate is not None:
-                changes["steps_per_second"] = rate
-            Experiment.objects.filter(pk=self.experiment.pk).update(**changes)
-        self.buffer = {}
-        self.last_flush = time.monotonic()
+        """Return once every point logged so far is stored."""
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
 
     def flush_quietly(self) -> None:
         """Keep what can be kept when the run is failing; the failure itself is what gets reported."""
         try:
-            self.flush()
+            self.writer.close()
         except Exception:  # the database may be what failed
             pass
 
-    def _measure_rate(self) -> float | None:
+    def _record_progress(self, step: int) -> None:
+        """In the writer's transaction, after each batch: the page's step counter and ETA."""
+        changes = {"current_step": Greatest(F("current_step"), step)}
+        rate = self._measure_rate(step)
+        if rate is not None:
+            changes["steps_per_second"] = rate
+        Experiment.objects.filter(pk=self.experiment.pk).update(**changes)
+
+    def _measure_rate(self, step: int) -> float | None:
         now = time.monotonic()
-        if self.step <= self.rate_step or now <= self.rate_time:
+        if step <= self.rate_step or now <= self.rate_time:
             return self.rate
-        measured = (self.step - self.rate_step) / (now - self.rate_time)
+        measured = (step - self.rate_step) / (now - self.rate_time)
         self.rate = measured if self.rate is None else RATE_SMOOTHING * measured + (1 - RATE_SMOOTHING) * self.rate
-        self.rate_step, self.rate_time = self.step, now
+        self.rate_step, self.rate_time = step, now
         return self.rate
 
     def log_evaluation(self, step: int, result: EvaluationResult) -> None:

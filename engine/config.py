@@ -38,6 +38,8 @@ MAX_SEED = 2**32 - 1
 MAX_ITERS = 10_000_000
 #: The largest device index ``cuda:N`` names; no host has more GPUs than this.
 MAX_CUDA_INDEX = 255
+#: Processes of one run: one host's GPUs (docs/distributed.md).
+MAX_GPUS = 8
 #: Must fit inside the run: a warm-up longer than the run never reaches the learning rate
 #: asked for. (An evaluation or log interval longer than the run means "at the end only",
 #: which is what the short runs of tests and benchmarks want; MAX_ITERS bounds them.)
@@ -78,6 +80,9 @@ FIELDS: tuple[Field, ...] = (
     _f("device", "device", "str", "auto", "auto, cpu, cuda or cuda:N."),
     _f("device", "amp", "str", "off", "Mixed precision on CUDA.", choices=("off", "bf16", "fp16"), label="Mixed precision"),
     _f("device", "deterministic", "bool", False, "Deterministic algorithms (slower; exact resume on the CPU).", label="Deterministic"),
+    _f("device", "gpus", "int", 1, "Processes of one run, one per GPU (DistributedDataParallel, docs/distributed.md); "
+       "batch_size is per process, so the effective batch is batch_size x gpus; lr is used as given (the linear "
+       "scaling rule of Goyal et al. 2017 would multiply it by gpus). On the CPU each process uses the gloo backend.", min=1, max=MAX_GPUS, label="GPUs"),
 )
 FIELD_BY_NAME = {f.option.name: f for f in FIELDS}
 #: Fields added after runs were first saved, with the value that reproduces those runs: a stored
@@ -150,6 +155,7 @@ class DeviceConfig:
     device: str
     amp: str
     deterministic: bool
+    gpus: int
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,9 @@ class RunConfig:
         if "device" in cleaned and not _valid_device(cleaned["device"]):
             shown = cleaned["device"] if len(cleaned["device"]) <= MAX_SHOWN_NAME else cleaned["device"][:MAX_SHOWN_NAME] + "..."
             errors["device"] = f"expected auto, cpu, cuda or cuda:N (N at most {MAX_CUDA_INDEX}); got {shown!r}"
+        elif cleaned.get("gpus", 1) > 1 and cleaned.get("device", "").startswith("cuda:"):
+            errors["device"] = (f"with gpus {cleaned['gpus']} use cuda or auto: process r trains on cuda:r of the GPUs "
+                                "that CUDA_VISIBLE_DEVICES shows")
         sections = {"model_options": (MODELS, "arch"), "method_options": (METHODS, "method")}
         for key, (registry, name_key) in sections.items():
             name = cleaned.get(name_key, FIELD_BY_NAME[name_key].option.default)
@@ -250,3 +259,22 @@ def _valid_device(device: str) -> bool:
 def config_schema() -> list[dict[str, Any]]:
     """Every flat field with its section, type, default, range and help."""
     return [{"section": f.part, **f.option.describe()} for f in FIELDS]
+
+
+def config_json_schema(include_data: bool = False) -> dict[str, Any]:
+    """The flat run configuration as one JSON Schema object: every field with its type,
+    default, range, choices and help, the architecture and method names from their
+    registries, and each one's own options under ``model_options`` / ``method_options``."""
+    properties = {f.option.name: f.option.json_schema() for f in FIELDS if include_data or f.option.name != "data"}
+    properties["arch"]["enum"] = MODELS.names()
+    properties["method"]["enum"] = METHODS.names()
+    for key, registry, chosen in (("model_options", MODELS, "arch"), ("method_options", METHODS, "method")):
+        by_name = {name: {"type": "object", "additionalProperties": False,
+                          "properties": {o.name: o.json_schema() for o in registry.get(name).options}}
+                   for name in registry.names()}
+        properties[key] = {"type": "object", "default": {},
+                           "description": f"Options of the chosen {chosen}; each {chosen}'s are listed in "
+                                          f"x-options-by-{chosen} and in /api/v1/catalogue/.",
+                           f"x-options-by-{chosen}": by_name}
+    return {"type": "object", "additionalProperties": False, "properties": properties,
+            "description": "A run's settings; every field is optional and takes its default when left out."}

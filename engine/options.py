@@ -19,6 +19,7 @@ class OptionError(ValueError):
 
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,18 @@ class Option:
             if value is not None:
                 described[key] = list(value) if key == "choices" else value
         return described
+
+    def json_schema(self) -> dict[str, Any]:
+        """This option as JSON Schema (the API's OpenAPI schema shows it to client generators)."""
+        schema: dict[str, Any] = {"type": JSON_TYPES[self.type], "title": self.describe()["label"],
+                                  "description": self.help, "default": self.default}
+        if self.min is not None:
+            schema["minimum"] = self.min
+        if self.max is not None:
+            schema["maximum"] = self.max
+        if self.choices is not None:
+            schema["enum"] = list(self.choices)
+        return schema
 
     def clean(self, value: Any) -> Any:
         """Return `value` converted to this option's type or raise ValueError saying why."""

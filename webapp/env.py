@@ -107,3 +107,10 @@ def persistent_secret(path: Path) -> str:
             return key
         time.sleep(0.02)  # another process created the file and is writing it
     raise ImproperlyConfigured(f"{path} is empty; delete it to generate a new key, or set SECRET_KEY")
+
+
+def redis_cache_url(broker_url: str) -> str:
+    """The broker's Redis as Django's cache sees it: kombu's ``redis+socket://PATH`` is redis-py's ``unix://PATH``."""
+    if broker_url.startswith("redis+socket://"):
+        return "unix://" + broker_url[len("redis+socket://"):]
+    return broker_url

@@ -13,7 +13,7 @@ LOGIN_FAILURE_LIMIT, LOGIN_COOLOFF_MINUTES   login lockout (default 5 failures, 
 from datetime import timedelta
 from pathlib import Path
 
-from webapp.env import database_from_url, envbool, envfloat, envint, envlist, envstr, persistent_secret
+from webapp.env import database_from_url, envbool, envfloat, envint, envlist, envstr, persistent_secret, redis_cache_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -46,7 +46,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "axes",
+    "webapp.accounts",
     "webapp.teams",
     "webapp.datasets",
     "webapp.experiments",
@@ -170,13 +174,38 @@ SEGLAB_CANCEL_GRACE_SECONDS = envfloat("SEGLAB_CANCEL_GRACE_SECONDS", 30.0)
 SEGLAB_SYSTEM_METRICS_SECONDS = envfloat("SEGLAB_SYSTEM_METRICS_SECONDS", 10.0)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["webapp.accounts.authentication.TokenAuthentication",
+                                       "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["webapp.api.parsers.BoundedJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "webapp.api.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "webapp.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle", "rest_framework.throttling.AnonRateThrottle"],
+    # A live page polls about twice a second; a script polling a sweep far less.
+    "DEFAULT_THROTTLE_RATES": {"user": envstr("API_USER_RATE", "3000/min"), "anon": envstr("API_ANON_RATE", "60/min")},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "SegLab API",
+    "DESCRIPTION": "Datasets, experiments, their metrics and evaluations. Authenticate with `Authorization: Token <key>` "
+                   "(tokens are made on the account page) or a browser session. Errors are "
+                   "`{\"error\": \"...\", \"fields\": {\"name\": \"message\"}}`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ExperimentStatusEnum": "webapp.experiments.models.Experiment.Status",
+                            "DatasetStatusEnum": "webapp.datasets.models.Dataset.Status"},
+}
+# One cache for every process (throttling counts a user's calls across gunicorn workers).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_cache_url(REDIS_URL),
+                      "KEY_PREFIX": "seglab"}}
 
 LOGGING = {
     "version": 1,

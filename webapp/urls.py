@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
 from webapp.health import healthz
 from webapp.media import serve_media
 
@@ -14,6 +16,12 @@ urlpatterns = [
     path("datasets/", include("webapp.datasets.urls")),
     path("experiments/", include("webapp.experiments.urls")),
     path("api/v1/", include("webapp.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("account/", include("webapp.accounts.urls")),
     path("media/<path:path>", serve_media, name="media"),
     path("healthz/", healthz, name="healthz"),
 ]
+
+handler404 = "webapp.api.errors.not_found"
+handler500 = "webapp.api.errors.server_error"

@@ -24,8 +24,8 @@ def test_pages_redirect_anonymous_to_login(client, db, url):
 @pytest.mark.parametrize("url", API)
 def test_api_refuses_anonymous(client, db, url):
     response = client.get(url)
-    assert response.status_code == 403
-    assert "error" in response.json()
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
+    assert response.json() == {"error": "Authentication credentials were not provided."}
 
 
 def test_outsider_gets_404_on_dataset_and_experiment(client, experiment, team_users):

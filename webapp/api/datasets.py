@@ -5,6 +5,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from webapp.datasets.ingest import ingest_zip
+from webapp.api.fields import MemberTeamField
 from webapp.datasets.deletion import DatasetInUse, delete_dataset
 from webapp.datasets.models import MAX_DESCRIPTION_LENGTH, Dataset
 from webapp.teams.models import Team
@@ -22,13 +23,9 @@ class DatasetSerializer(serializers.ModelSerializer):
 
 class DatasetUploadSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.none())
+    team = MemberTeamField()
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_DESCRIPTION_LENGTH)
     archive = serializers.FileField(help_text="A zip of images/ and masks/ (+ optional classes.json)")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = teams_of(self.context["request"].user)
 
     def validate_archive(self, archive):
         if archive.size > settings.SEGLAB_MAX_UPLOAD_BYTES:

@@ -1,16 +1,48 @@
-from rest_framework import mixins, serializers, status, viewsets
+"""The experiments API: launch, list with filters, watch (metrics, evaluations), control (cancel, retry, move, clone, delete)."""
+import json
+
+import django_filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import filters, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from engine.config import config_json_schema
+from webapp.api.fields import VisibleRelatedField
 from webapp.datasets.models import Dataset
 from webapp.experiments import lifecycle
+from webapp.experiments.deletion import ExperimentInUse, delete_experiment
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation, Experiment
 from webapp.teams.access import get_rw_for_user, require_write, visible
 
-#: Most points one metrics request returns per name; the page asks again for the rest.
+#: Most points one metrics request returns; the page asks again for the rest.
 MAX_POINTS = 5000
+#: Steps are stored as 32-bit integers.
+MAX_STEP = 2**31 - 1
+
+
+@extend_schema_field(config_json_schema())
+class ConfigField(serializers.Field):
+    """A run's settings as a JSON object, whatever the body's content type: in a form or
+    multipart body, the field's text must be that object written as JSON."""
+
+    default_error_messages = {"not_object": "must be a JSON object of run settings, e.g. {{\"arch\": \"unet\"}} "
+                                            "(see /api/v1/catalogue/); got {kind}"}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except (ValueError, RecursionError):
+                self.fail("not_object", kind="text that is not JSON")
+        if not isinstance(data, dict):
+            self.fail("not_object", kind=type(data).__name__.replace("NoneType", "null"))
+        return data
+
+    def to_representation(self, value):
+        return value
 
 
 class ExperimentSerializer(serializers.ModelSerializer):
@@ -28,18 +60,14 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
-    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.none())
+    dataset = VisibleRelatedField(Dataset)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    config = serializers.DictField(help_text="Flat run configuration (see /api/v1/catalogue/)")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["dataset"].queryset = visible(Dataset.objects.all(), self.context["request"].user)
+    config = ConfigField(help_text="The run's settings (see /api/v1/catalogue/); left-out fields take their defaults")
 
 
 class CloneSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    config = serializers.DictField(required=False, default=dict, help_text="Settings to change from the source run's")
+    config = ConfigField(required=False, default=dict, help_text="Settings to change from the source run's")
 
 
 class MoveSerializer(serializers.Serializer):
@@ -60,20 +88,63 @@ def _refusable(transition, *args):
         raise ValidationError({"status": str(error)}) from None
 
 
-def _after_step(request) -> int:
-    raw = request.query_params.get("after_step", "-1")
+def _step_param(request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
     try:
-        return int(raw)
+        value = int(raw) if len(raw) <= 12 else None
     except ValueError:
-        raise ValidationError({"after_step": f"expected a whole number, got {raw!r}"}) from None
+        value = None
+    if value is None or not -1 <= value <= MAX_STEP:
+        raise ValidationError({name: f"expected a whole number from -1 to {MAX_STEP}, got {raw[:40]!r}"})
+    return value
 
 
-class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class MetricSeriesSerializer(serializers.Serializer):
+    steps = serializers.ListField(child=serializers.IntegerField())
+    values = serializers.ListField(child=serializers.FloatField())
+
+
+class MetricsSerializer(serializers.Serializer):
+    experiment = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Experiment.Status.choices)
+    current_step = serializers.IntegerField()
+    total_steps = serializers.IntegerField()
+    best_miou = serializers.FloatField(allow_null=True)
+    final_miou = serializers.FloatField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    last_step = serializers.IntegerField(help_text="Ask again with after_step=last_step for the points after these")
+    metrics = serializers.DictField(child=MetricSeriesSerializer(), help_text="name -> its points after after_step")
+
+
+class EvaluationsSerializer(serializers.Serializer):
+    experiment = serializers.IntegerField()
+    evaluations = EvaluationSerializer(many=True)
+
+
+class ExperimentFilter(django_filters.FilterSet):
+    method = django_filters.CharFilter(field_name="config__method", help_text="Semi-supervised method name")
+    arch = django_filters.CharFilter(field_name="config__arch", help_text="Architecture name")
+    owner = django_filters.CharFilter(field_name="created_by__username", help_text="Username of who launched it")
+
+    class Meta:
+        model = Experiment
+        fields = ["status", "dataset", "queue"]
+
+
+class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                        mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = ExperimentSerializer
+    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, filters.OrderingFilter]
+    filterset_class = ExperimentFilter
+    ordering_fields = ["created_at", "best_miou", "final_miou", "position"]
+    ordering = ["-created_at"]
 
     def get_queryset(self):
         return visible(Experiment.objects.select_related("team", "dataset"), self.request.user)
 
+    @extend_schema(request=ExperimentCreateSerializer, responses={201: ExperimentSerializer})
     def create(self, request, *args, **kwargs):
         payload = ExperimentCreateSerializer(data=request.data, context={"request": request})
         payload.is_valid(raise_exception=True)
@@ -82,17 +153,27 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         experiment = launch_experiment(data["dataset"], data["config"], request.user, data["name"])
         return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
 
+    def perform_destroy(self, instance):
+        require_write(instance.team, self.request.user)
+        try:
+            delete_experiment(instance)
+        except ExperimentInUse as error:
+            raise ValidationError({"status": str(error)}) from None
+
+    @extend_schema(request=None, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         experiment = get_rw_for_user(self.get_queryset(), request.user, pk)
         return Response(ExperimentSerializer(lifecycle.request_cancel(experiment.pk)).data)
 
+    @extend_schema(request=None, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Queue a failed or cancelled run again; it resumes from its last checkpoint."""
         experiment = get_rw_for_user(self.get_queryset(), request.user, pk)
         return Response(ExperimentSerializer(_refusable(lifecycle.retry, experiment.pk)).data)
 
+    @extend_schema(request=MoveSerializer, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])
     def move(self, request, pk=None):
         """Move a queued run to the top, up, down or to the bottom of its queue."""
@@ -101,6 +182,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         payload.is_valid(raise_exception=True)
         return Response(ExperimentSerializer(_refusable(lifecycle.move, experiment.pk, payload.validated_data["where"])).data)
 
+    @extend_schema(request=CloneSerializer, responses={201: ExperimentSerializer})
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
         """A new queued run with the source's settings, changed by ``config`` where given."""
@@ -112,29 +194,38 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         experiment = launch_experiment(source.dataset, {**source.config, **data["config"]}, request.user, data["name"])
         return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses=MetricsSerializer, parameters=[
+        OpenApiParameter("names", str, description="Comma-separated metric names (all when absent)"),
+        OpenApiParameter("after_step", int, description="Only points after this step (-1: from the start)")])
     @action(detail=True, methods=["get"])
     def metrics(self, request, pk=None):
-        """Points after ``after_step`` for ``names`` (comma-separated; all names when absent)."""
+        """Points after ``after_step`` for ``names``, at most 5,000 per call, oldest first."""
         experiment = self.get_object()
-        after_step = _after_step(request)
-        points = experiment.metric_points.filter(step__gt=after_step).order_by("step")
-        names = [n for n in request.query_params.get("names", "").split(",") if n]
+        after_step = _step_param(request, "after_step", -1)
+        points = experiment.metric_points.filter(step__gt=after_step).order_by("step", "name")
+        names = [n for n in request.query_params.get("names", "").split(",") if n][:100]
         if names:
             points = points.filter(name__in=names)
+        rows = list(points.values_list("name", "step", "value")[: MAX_POINTS + 1])
+        last_step = rows[-1][1] if rows else after_step
+        if len(rows) > MAX_POINTS:  # the last step may be cut: hand it out whole on the next call
+            last_step = rows[-1][1] - 1
+            rows = [row for row in rows if row[1] <= last_step]
         series: dict[str, dict[str, list]] = {}
-        for name, step, value in points.values_list("name", "step", "value")[: MAX_POINTS * max(1, len(names))]:
+        for name, step, value in rows:
             entry = series.setdefault(name, {"steps": [], "values": []})
             entry["steps"].append(step)
             entry["values"].append(value)
-        last_step = max((s["steps"][-1] for s in series.values()), default=after_step)
-        return Response({
+        return Response(MetricsSerializer({
             "experiment": experiment.pk, "status": experiment.status, "current_step": experiment.current_step,
             "total_steps": experiment.total_steps, "best_miou": experiment.best_miou,
             "final_miou": experiment.final_miou, "error": experiment.error, "last_step": last_step, "metrics": series,
-        })
+        }).data)
 
+    @extend_schema(responses=EvaluationsSerializer, parameters=[
+        OpenApiParameter("after_step", int, description="Only evaluations after this step (-1: all)")])
     @action(detail=True, methods=["get"])
     def evaluations(self, request, pk=None):
         experiment = self.get_object()
-        evaluations = experiment.evaluations.filter(step__gt=_after_step(request))
-        return Response({"experiment": experiment.pk, "evaluations": EvaluationSerializer(evaluations, many=True).data})
+        evaluations = experiment.evaluations.filter(step__gt=_step_param(request, "after_step", -1))
+        return Response(EvaluationsSerializer({"experiment": experiment.pk, "evaluations": evaluations}).data)

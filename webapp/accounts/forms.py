@@ -1,0 +1,5 @@
+from django import forms
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. “sweep script on the cluster”.")

@@ -200,6 +200,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "webapp.api.schema.add_error_responses"],
     "ENUM_NAME_OVERRIDES": {"ExperimentStatusEnum": "webapp.experiments.models.Experiment.Status",
                             "DatasetStatusEnum": "webapp.datasets.models.Dataset.Status"},
 }

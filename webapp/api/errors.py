@@ -56,7 +56,7 @@ def exception_handler(exc, context):
         fields = {key: _flatten(value) for key, value in exc.detail.items()}
         response.data = {"error": _flatten(exc.detail), "fields": fields}
     else:
-        response.data = {"error": _flatten(getattr(exc, "detail", str(exc)))}
+        response.data = {"error": _flatten(getattr(exc, "detail", str(exc))) or response.status_text.lower()}
     return response
 
 

@@ -82,7 +82,8 @@ FIELDS: tuple[Field, ...] = (
     _f("device", "deterministic", "bool", False, "Deterministic algorithms (slower; exact resume on the CPU).", label="Deterministic"),
     _f("device", "gpus", "int", 1, "Processes of one run, one per GPU (DistributedDataParallel, docs/distributed.md); "
        "batch_size is per process, so the effective batch is batch_size x gpus; lr is used as given (the linear "
-       "scaling rule of Goyal et al. 2017 would multiply it by gpus). On the CPU each process uses the gloo backend.", min=1, max=MAX_GPUS, label="GPUs"),
+       "scaling rule of Goyal et al. 2017 would multiply it by gpus). On the CPU each process uses the gloo backend.",
+       min=1, max=MAX_GPUS, label="GPUs"),
 )
 FIELD_BY_NAME = {f.option.name: f for f in FIELDS}
 #: Fields added after runs were first saved, with the value that reproduces those runs: a stored

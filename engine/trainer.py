@@ -11,19 +11,25 @@ uninterrupted one (``tests/engine/test_resume.py``, CPU, ``deterministic=true``)
 order and augmentations come from ``engine.sampling`` (a function of seed and step, for
 any number of workers) and the checkpoint holds the optimiser, scaler, schedule and the
 python, numpy, torch and CUDA RNG states.
+
+With ``gpus`` > 1, ``train`` runs in that many processes (``engine.distributed``,
+docs/distributed.md): each trains on its slice of every global batch under
+DistributedDataParallel, rank 0 alone reports, evaluates and writes the checkpoints, which
+hold the unwrapped networks (the format of a one-process run) and every rank's RNG states.
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from engine import distributed
 from engine.config import RunConfig, upgrade_saved
 from engine.data import DatasetError, DatasetInfo, TrainingData, build_training_data
 from engine.data.loaders import training_loader
@@ -31,13 +37,13 @@ from engine.evaluation import Inference, evaluate, measure_throughput, validatio
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
 from engine.reporting import EvaluationResult, NullReporter, Reporter, RunResult
-from engine.sampling import LABELED_STREAM, UNLABELED_STREAM
+from engine.sampling import LABELED_STREAM, UNLABELED_STREAM, derive_seed
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
 #: Config fields a resumed run may change: they do not alter what the checkpoint's state means.
 RESUMABLE_CHANGES = frozenset({"data", "iters", "eval_every", "log_every", "eval_mode", "eval_crop",
-                               "num_workers", "device", "amp"})
+                               "num_workers", "device", "amp", "gpus"})
 #: Largest factor of the training-time random rescale (UniMatch's 0.5-2.0, engine.data.transforms).
 MAX_AUGMENTATION_SCALE = 2.0
 
@@ -48,6 +54,9 @@ class TrainingError(RuntimeError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
+
+    def __reduce__(self):  # crosses from a training process to the one that launched it with its field
+        return type(self), (str(self), self.field)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -100,6 +109,7 @@ class Run:
     scaler: torch.amp.GradScaler
     inference: Inference
     out: Path | None
+    training_step: Callable[..., dict[str, torch.Tensor]]  # the method's, under DDP with several processes
     step: int = 0
     best: EvaluationResult | None = None
     last: EvaluationResult | None = None
@@ -110,6 +120,8 @@ class Run:
         return self.best.miou if self.best else -1.0
 
     def checkpoint_state(self) -> dict[str, Any]:
+        """On every rank (it gathers their RNG states); only rank 0 writes it."""
+        rng = distributed.all_gather(_rng_states())
         return {
             "step": self.step,
             "config": self.config.to_flat(),
@@ -117,7 +129,8 @@ class Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": _rng_states(),
+            "rng": rng[0],
+            **({"rng_per_rank": rng} if len(rng) > 1 else {}),
             "best_evaluation": self.best.to_dict() if self.best else None,
             "num_classes": self.data.num_classes,
             "class_names": list(self.data.index.class_names),
@@ -131,7 +144,8 @@ class Run:
         self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
         self.best = EvaluationResult(**state["best_evaluation"]) if state["best_evaluation"] else None
-        _set_rng_states(state["rng"])
+        per_rank = state.get("rng_per_rank") or [state["rng"]]
+        _set_rng_states(per_rank[distributed.rank() % len(per_rank)])  # same ranks: exact; other counts: reused
 
 
 def _rng_states() -> dict[str, Any]:
@@ -173,17 +187,20 @@ def check_fits(config: RunConfig, info: DatasetInfo | None = None) -> None:
 
 def _check_fits(config: RunConfig, data: TrainingData) -> None:
     """Refuse batches, crops and splits that the dataset cannot fill, naming the numbers."""
-    schedule, budget = config.schedule, config.budget
+    schedule, budget, gpus = config.schedule, config.budget, config.device.gpus
     labeled = len(data.labeled)
-    if schedule.batch_size > labeled:
-        raise TrainingError(f"batch_size {schedule.batch_size} is larger than the {labeled} labelled training images "
-                            f"of the label budget {budget.labeled}; use batch_size <= {labeled} or a larger budget", "batch_size")
+    per_gpus = f" x gpus {gpus}" if gpus > 1 else ""  # each process takes its own batch of a global one
+    if schedule.batch_size * gpus > labeled:
+        raise TrainingError(f"batch_size {schedule.batch_size}{per_gpus} is larger than the {labeled} labelled training "
+                            f"images of the label budget {budget.labeled}; use batch_size <= {labeled // gpus} or a "
+                            "larger budget", "batch_size")
     if data.unlabeled is not None:
         unlabeled_batch = schedule.unlabeled_batch_size or schedule.batch_size
         pool = len(data.unlabeled)
-        if unlabeled_batch > pool:
-            raise TrainingError(f"unlabeled_batch_size {unlabeled_batch} (0 means batch_size) is larger than the "
-                                f"{pool} unlabelled training images; use unlabeled_batch_size <= {pool}", "unlabeled_batch_size")
+        if unlabeled_batch * gpus > pool:
+            raise TrainingError(f"unlabeled_batch_size {unlabeled_batch} (0 means batch_size){per_gpus} is larger than "
+                                f"the {pool} unlabelled training images; use unlabeled_batch_size <= {pool // gpus}",
+                                "unlabeled_batch_size")
     if len(data.validation) == 0:
         raise TrainingError("the validation split is empty: the dataset needs at least two images with masks "
                             "(or a splits/val.txt)", "val_fraction")
@@ -200,7 +217,7 @@ def _largest_side(data: TrainingData, sample_id: str) -> int:
 
 
 def _build_run(config: RunConfig, output_dir: str | Path | None) -> Run:
-    device = resolve_device(config.device.device)
+    device = distributed.local_device(resolve_device(config.device.device))
     seed_everything(config.budget.seed)
     torch.use_deterministic_algorithms(config.device.deterministic, warn_only=True)
     torch.backends.cudnn.benchmark = device.type == "cuda" and not config.device.deterministic
@@ -212,6 +229,8 @@ def _build_run(config: RunConfig, output_dir: str | Path | None) -> Run:
 
     method = build_method(config.method.method, model_factory, data.num_classes, **config.method.options).to(device)
     optimizer = build_optimizer(config, method)
+    if distributed.world_size() > 1:  # same initial weights everywhere, its own dropout and mixing draws per rank
+        seed_everything(derive_seed(config.budget.seed, distributed.rank()))
     schedule = config.schedule
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, poly_lr_lambda(schedule.iters, schedule.warmup_iters, schedule.poly_power))
@@ -220,7 +239,8 @@ def _build_run(config: RunConfig, output_dir: str | Path | None) -> Run:
     out = Path(output_dir) if output_dir else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    return Run(config, device, data, method, optimizer, scheduler, scaler, inference, out)
+    return Run(config, device, data, method, optimizer, scheduler, scaler, inference, out,
+               distributed.data_parallel(method, device))
 
 
 def _resume(run: Run) -> None:
@@ -240,8 +260,9 @@ def _resume(run: Run) -> None:
 
 
 def _loader(dataset: Dataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
-    return iter(training_loader(dataset, batch_size, seed=run.config.budget.seed, stream=stream, start_step=run.step,
-                                num_workers=run.config.data.num_workers, pin_memory=run.device.type == "cuda"))
+    build = training_loader if distributed.world_size() == 1 else distributed.sharded_training_loader
+    return iter(build(dataset, batch_size, seed=run.config.budget.seed, stream=stream, start_step=run.step,
+                      num_workers=run.config.data.num_workers, pin_memory=run.device.type == "cuda"))
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -263,7 +284,7 @@ def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
 def _optimisation_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str, torch.Tensor]:
     schedule = run.config.schedule
     with run.inference.autocast(run.device):
-        losses = run.method.training_step(labeled, unlabeled, run.step, schedule.iters)
+        losses = run.training_step(labeled, unlabeled, run.step, schedule.iters)
     loss = losses["loss"]
     if not torch.isfinite(loss):
         raise TrainingError(f"the loss became {loss.item()} at iteration {run.step + 1:,}; lower the learning rate "
@@ -306,15 +327,22 @@ class LossMeter:
             self.counts[name] = self.counts.get(name, 0) + 1
 
     def flush(self) -> dict[str, float]:
-        means = {name: float(total) / self.counts[name] for name, total in self.sums.items()}
+        """The means over every process's steps (one gather when several train the run)."""
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for part in distributed.all_gather({name: (float(total), self.counts[name]) for name, total in self.sums.items()}):
+            for name, (total, count) in part.items():
+                sums[name], counts[name] = sums.get(name, 0.0) + total, counts.get(name, 0) + count
         self.sums, self.counts = {}, {}
-        return means
+        return {name: total / counts[name] for name, total in sums.items()}
 
 
 def _save_checkpoints(run: Run, reporter: Reporter, is_best: bool) -> None:
     if run.out is None:
         return
     state = run.checkpoint_state()
+    if not distributed.is_main():
+        return
     for name, write in ((CHECKPOINT_LAST, True), (CHECKPOINT_BEST, is_best)):
         if write:
             path = run.out / name
@@ -325,7 +353,13 @@ def _save_checkpoints(run: Run, reporter: Reporter, is_best: bool) -> None:
 
 
 def _evaluate(run: Run, reporter: Reporter, loader: DataLoader, final: bool) -> None:
-    """Score the evaluated model, report it, and checkpoint (best when mIoU improved)."""
+    """Score the evaluated model on rank 0, report it, and checkpoint (best when mIoU improved);
+    the other ranks wait for rank 0 in the checkpoint's gather."""
+    is_best = _score(run, reporter, loader, final) if distributed.is_main() else False
+    _save_checkpoints(run, reporter, is_best)
+
+
+def _score(run: Run, reporter: Reporter, loader: DataLoader, final: bool) -> bool:
     model, schedule = run.method.eval_model(), run.config.schedule
     try:
         result, samples = evaluate(model, loader, run.data.num_classes, run.data.index.class_names, run.device,
@@ -343,7 +377,7 @@ def _evaluate(run: Run, reporter: Reporter, loader: DataLoader, final: bool) -> 
     if is_best:
         run.best = result
     run.last = result
-    _save_checkpoints(run, reporter, is_best)
+    return is_best
 
 
 def _loop(run: Run, reporter: Reporter) -> bool:
@@ -354,7 +388,7 @@ def _loop(run: Run, reporter: Reporter) -> bool:
     meter = LossMeter()
     run.method.train()
     while run.step < schedule.iters:
-        if reporter.should_stop():
+        if distributed.broadcast_flag(reporter.should_stop()):  # rank 0's reporter decides for every rank
             _save_checkpoints(run, reporter, is_best=False)
             return True
         learning_rate = run.optimizer.param_groups[0]["lr"]
@@ -373,9 +407,28 @@ def train(config: RunConfig, reporter: Reporter | None = None, output_dir: str |
           resume: bool = True) -> RunResult:
     """Train ``config``, reporting through ``reporter``; resume from ``output_dir``/last.pt when present.
 
+    With ``config.device.gpus`` > 1 it trains in that many processes and returns rank 0's
+    result; ``reporter`` stays in this process and hears only rank 0.
     Raises ``TrainingError`` (or ``engine.data.DatasetError``) with a message for the user.
     """
     reporter = reporter or NullReporter()
+    gpus = config.device.gpus
+    if gpus > 1 and not distributed.is_distributed():
+        device = resolve_device(config.device.device)
+        if device.type == "cuda" and torch.cuda.device_count() < gpus:
+            raise TrainingError(f"gpus {gpus} was requested but this machine shows {torch.cuda.device_count()} CUDA "
+                                "GPU(s); lower gpus or give the run more GPUs (CUDA_VISIBLE_DEVICES)", "gpus")
+        return distributed.launch(_train_process, gpus, reporter, config, output_dir, resume)
+    return _train(config, reporter, output_dir, resume)
+
+
+def _train_process(reporter: Reporter, config: RunConfig, output_dir: str | Path | None, resume: bool) -> RunResult:
+    """One of the run's processes (``engine.distributed.launch`` set its rank)."""
+    with distributed.process_group(resolve_device(config.device.device)):
+        return _train(config, reporter, output_dir, resume)
+
+
+def _train(config: RunConfig, reporter: Reporter, output_dir: str | Path | None, resume: bool) -> RunResult:
     run = _build_run(config, output_dir)
     if resume and run.out and (run.out / CHECKPOINT_LAST).exists():
         _resume(run)

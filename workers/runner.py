@@ -3,6 +3,10 @@
 Plain functions, tested without Celery. The outcome is recorded here through the
 lifecycle (succeeded, failed, cancelled, or interrupted when the worker is shutting
 down); only a process that dies without saying goes to the supervisor, as a crash.
+
+A run with ``gpus`` > 1 needs nothing more here: the engine trains it in one process per GPU
+(``engine.distributed``) and serves rank 0's reporter calls in this process, so the database
+connection, the cancel flag and the worker's shutdown stay where they are.
 """
 from __future__ import annotations
 
@@ -29,13 +33,19 @@ def engine_config(experiment: Experiment) -> RunConfig:
     return RunConfig.from_flat({**experiment.config, "data": str(experiment.dataset.path)})
 
 
-def describe_device(name: str) -> dict:
-    """What the run trains on, for its page; CUDA is initialised here, never in the worker."""
+def describe_device(name: str, gpus: int = 1) -> dict:
+    """What the run trains on, for its page; CUDA is initialised here, never in the worker.
+
+    A run on several GPUs reads "2 x cuda NVIDIA H200": the engine trains it in one process per
+    GPU (docs/distributed.md), which share the CPU's threads.
+    """
     device = resolve_device(name)
+    processes = f"{gpus} x " if gpus > 1 else ""
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
-        return {"device_name": f"{device} {properties.name}", "device_memory_mb": properties.total_memory // 2**20}
-    return {"device_name": f"cpu {platform.machine()} ({torch.get_num_threads()} threads)", "device_memory_mb": None}
+        return {"device_name": f"{processes}{device} {properties.name}", "device_memory_mb": properties.total_memory // 2**20}
+    threads = max(1, torch.get_num_threads() // gpus)
+    return {"device_name": f"{processes}cpu {platform.machine()} ({threads} threads)", "device_memory_mb": None}
 
 
 def seglab_version() -> str:
@@ -86,7 +96,7 @@ def run(experiment: Experiment, attempt: int, interrupted: Callable[[], bool] = 
             raise DatasetError([("", f"the files of dataset {experiment.dataset.name!r} are gone from the server's "
                                      "storage; upload it again")])
         config = engine_config(experiment)
-        device = describe_device(config.device.device)
+        device = describe_device(config.device.device, config.device.gpus)
         lifecycle.beat(experiment.pk, attempt, environment=environment(config, device), **device)
         result = train(config, reporter, output_dir=experiment.output_dir)
         reporter.close()

@@ -96,11 +96,12 @@ def supervise(experiment: Experiment, shutting_down: Callable[[], bool] = lambda
 
 
 def images_per_step(config: dict) -> int:
-    """Labelled plus unlabelled images one training step reads (0 unlabelled for the supervised baseline)."""
+    """Labelled plus unlabelled images one training step reads, over all of the run's processes
+    (no unlabelled ones for the supervised baseline)."""
     batch = int(config.get("batch_size", 1))
-    if config.get("method", "supervised") == "supervised":
-        return batch
-    return batch + int(config.get("unlabeled_batch_size") or batch)
+    per_process = batch if config.get("method", "supervised") == "supervised" else batch + int(
+        config.get("unlabeled_batch_size") or batch)
+    return per_process * int(config.get("gpus", 1))
 
 
 def record_system_metrics(experiment: Experiment, values: dict[str, float]) -> None:

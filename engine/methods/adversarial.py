@@ -19,8 +19,9 @@ the discriminator learns from the same, detached predictions. Its loss is built 
 trainer has stepped the segmentation network (the trainer only steps
 ``optimizer_parameters()``). The discriminator's weights are a submodule and its optimiser
 state travels in ``get_extra_state``, so both are in the method's ``state_dict`` and a
-checkpoint resumes them. With fp16 AMP its step is unscaled: use bf16 or fp32 for this
-method.
+checkpoint resumes them. With several processes (``engine.distributed``) the discriminator's
+gradients are averaged over them before its step, as DDP does for the segmentation network.
+With fp16 AMP its step is unscaled: use bf16 or fp32 for this method.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.distributed import average_gradients
 from engine.methods.base import IGNORE_INDEX, Method, supervised_loss
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
@@ -135,6 +137,7 @@ class Adversarial(Method):
             group["lr"] = self.discriminator_lr * (1 - step / total_steps) ** POLY_POWER
         self.discriminator_optimizer.zero_grad(set_to_none=True)
         loss_d.backward()
+        average_gradients(self.discriminator.parameters())  # DDP steps the segmentation network only
         self.discriminator_optimizer.step()
 
     def get_extra_state(self) -> dict:

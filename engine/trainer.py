@@ -245,7 +245,13 @@ def _build_run(config: RunConfig, output_dir: str | Path | None) -> Run:
 
 def _resume(run: Run) -> None:
     path = run.out / CHECKPOINT_LAST
-    state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
+        if not isinstance(state, dict) or "config" not in state:
+            raise ValueError("it holds no SegLab training state")
+    except Exception as error:  # a torn copy, another program's file: unpickling raises many kinds
+        raise TrainingError(f"the checkpoint {CHECKPOINT_LAST} of this run cannot be read ({error.__class__.__name__}: "
+                            f"{str(error)[:200]}); delete it to train from the start") from None
     saved, current = upgrade_saved(state["config"]), run.config.to_flat()
     changed = sorted(name for name in set(saved) | set(current)
                      if name not in RESUMABLE_CHANGES and saved.get(name) != current.get(name))

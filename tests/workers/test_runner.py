@@ -70,7 +70,17 @@ def test_a_corrupt_checkpoint_fails_with_a_clear_error(dataset, team_users):
 
     assert runner.run(experiment, experiment.attempt) == "failed"
     experiment.refresh_from_db()
-    assert experiment.status == "failed" and experiment.error
+    assert experiment.status == "failed"
+    assert experiment.error.startswith("the checkpoint last.pt of this run cannot be read")
+
+
+def test_cuda_out_of_memory_is_reported_with_the_batch_and_crop_that_caused_it(dataset, team_users):
+    import torch
+
+    experiment = claimed(dataset, team_users["alice"])
+    Experiment.objects.filter(pk=experiment.pk).update(current_step=1200)
+    message = runner.describe_error(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), experiment)
+    assert message == "CUDA out of memory at iteration 1,200 (batch 4, crop 32); lower batch_size or crop_size"
 
 
 def test_reporter_writes_points_idempotently(dataset, team_users):

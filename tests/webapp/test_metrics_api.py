@@ -37,3 +37,72 @@ def test_bad_after_step_is_a_400_naming_the_field(client, experiment):
     response = client.get(f"/api/v1/experiments/{experiment.pk}/metrics/", {"after_step": "x"})
     assert response.status_code == 400
     assert response.json()["fields"]["after_step"].startswith("expected a whole number")
+
+
+def store(experiment, name, values):
+    from webapp.experiments.models import MetricPoint
+
+    MetricPoint.objects.bulk_create([MetricPoint(experiment=experiment, name=name, step=step, value=value)
+                                     for step, value in values])
+
+
+def test_a_downsampled_series_keeps_its_spikes_and_its_bounds(client, experiment):
+    values = [(step, 1.0) for step in range(1, 10_001)]
+    values[4321] = (4322, 50.0)  # one spike among ten thousand points
+    values[7000] = (7001, -3.0)
+    store(experiment, "spiky", values)
+    client.login(username="alice", password=PASSWORD)
+
+    body = client.get(f"/api/v1/experiments/{experiment.pk}/metrics/?names=spiky&max_points=200").json()
+    series = body["metrics"]["spiky"]
+
+    assert len(series["steps"]) <= 200 and series["steps"] == sorted(series["steps"])
+    assert (4322, 50.0) in zip(series["steps"], series["values"]) and -3.0 in series["values"]
+    window = client.get(f"/api/v1/experiments/{experiment.pk}/metrics/?names=spiky&max_points=50&from_step=100&to_step=199")
+    steps = window.json()["metrics"]["spiky"]["steps"]
+    assert 100 <= min(steps) and max(steps) <= 199
+
+
+@pytest.mark.parametrize("query, field", [("max_points=1", "max_points"), ("max_points=x", "max_points"),
+                                          ("max_points=10&from_step=9&to_step=3", "from_step")])
+def test_downsampling_parameters_are_checked(client, experiment, query, field):
+    client.login(username="alice", password=PASSWORD)
+    response = client.get(f"/api/v1/experiments/{experiment.pk}/metrics/?{query}")
+    assert response.status_code == 400 and field in response.json()["fields"]
+
+
+def test_a_diverged_loss_is_null_in_json_not_a_500(client, experiment):
+    store(experiment, "diverged", [(1, 0.5), (2, float("nan")), (3, float("inf"))])
+    client.login(username="alice", password=PASSWORD)
+    for query in ("", "&max_points=10"):
+        response = client.get(f"/api/v1/experiments/{experiment.pk}/metrics/?names=diverged{query}")
+        assert response.status_code == 200
+        assert response.json()["metrics"]["diverged"]["values"][0] == 0.5
+        assert None in response.json()["metrics"]["diverged"]["values"]
+
+
+def test_the_csv_export_streams_every_point(client, experiment):
+    store(experiment, "exported", [(step, step / 10) for step in range(1, 7001)])
+    
+    client.login(username="alice", password=PASSWORD)
+
+    response = client.get(f"/api/v1/experiments/{experiment.pk}/metrics-csv/?names=exported")
+
+    assert response["Content-Type"] == "text/csv" and response.streaming
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert lines[0] == "name,step,value" and len(lines) == 7001 and lines[1] == "exported,1,0.1"
+
+
+def test_checkpoints_download_for_the_team_only(client, experiment):
+    experiment.output_dir.mkdir(parents=True, exist_ok=True)
+    (experiment.output_dir / "best.pt").write_bytes(b"weights")
+    client.login(username="alice", password=PASSWORD)
+    response = client.get(f"/api/v1/experiments/{experiment.pk}/checkpoint/")
+    assert response.status_code == 200 and b"".join(response.streaming_content) == b"weights"
+    assert "experiment-%d-best.pt" % experiment.pk in response["Content-Disposition"]
+    missing = client.get(f"/api/v1/experiments/{experiment.pk}/checkpoint/?which=last")
+    assert missing.status_code == 404 and "no last.pt yet" in missing.json()["error"]
+    client.logout()
+    client.login(username="charlie", password=PASSWORD)
+    assert client.get(f"/api/v1/experiments/{experiment.pk}/checkpoint/").status_code == 404
+    assert client.get(f"/api/v1/experiments/{experiment.pk}/metrics-csv/").status_code == 404

@@ -2,10 +2,12 @@
 import json
 
 import django_filters
+from django.http import FileResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import filters, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from engine.config import config_json_schema
@@ -15,6 +17,7 @@ from webapp.experiments import lifecycle
 from webapp.experiments.deletion import ExperimentInUse, delete_experiment
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation, Experiment
+from webapp.experiments.series import csv_rows, downsampled, to_series
 from webapp.teams.access import get_rw_for_user, require_write, visible
 
 #: Most points one metrics request returns; the page asks again for the rest.
@@ -103,7 +106,7 @@ def _step_param(request, name: str, default: int) -> int:
 
 class MetricSeriesSerializer(serializers.Serializer):
     steps = serializers.ListField(child=serializers.IntegerField())
-    values = serializers.ListField(child=serializers.FloatField())
+    values = serializers.ListField(child=serializers.FloatField(allow_null=True), help_text="null where not finite")
 
 
 class MetricsSerializer(serializers.Serializer):
@@ -196,31 +199,68 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
 
     @extend_schema(responses=MetricsSerializer, parameters=[
         OpenApiParameter("names", str, description="Comma-separated metric names (all when absent)"),
-        OpenApiParameter("after_step", int, description="Only points after this step (-1: from the start)")])
+        OpenApiParameter("after_step", int, description="Live clients: only points after this step (-1: from the start)"),
+        OpenApiParameter("max_points", int, description=f"Downsample: at most this many points per name (2-{MAX_POINTS}), "
+                                                        "each bucket's lowest and highest kept"),
+        OpenApiParameter("from_step", int, description="Downsample from this step (default 0)"),
+        OpenApiParameter("to_step", int, description="Downsample up to this step (default the last)")])
     @action(detail=True, methods=["get"])
     def metrics(self, request, pk=None):
-        """Points after ``after_step`` for ``names``, at most 5,000 per call, oldest first."""
+        """Points after ``after_step`` for ``names``, at most 5,000 per call, oldest first; or, with
+        ``max_points``, a downsampled series between ``from_step`` and ``to_step`` that keeps its shape."""
         experiment = self.get_object()
-        after_step = _step_param(request, "after_step", -1)
-        points = experiment.metric_points.filter(step__gt=after_step).order_by("step", "name")
         names = [n for n in request.query_params.get("names", "").split(",") if n][:100]
-        if names:
-            points = points.filter(name__in=names)
-        rows = list(points.values_list("name", "step", "value")[: MAX_POINTS + 1])
-        last_step = rows[-1][1] if rows else after_step
-        if len(rows) > MAX_POINTS:  # the last step may be cut: hand it out whole on the next call
-            last_step = rows[-1][1] - 1
-            rows = [row for row in rows if row[1] <= last_step]
-        series: dict[str, dict[str, list]] = {}
-        for name, step, value in rows:
-            entry = series.setdefault(name, {"steps": [], "values": []})
-            entry["steps"].append(step)
-            entry["values"].append(value)
+        if request.query_params.get("max_points"):
+            max_points = _step_param(request, "max_points", MAX_POINTS)
+            if not 2 <= max_points <= MAX_POINTS:
+                raise ValidationError({"max_points": f"expected a whole number from 2 to {MAX_POINTS}"})
+            from_step = _step_param(request, "from_step", 0)
+            to_step = _step_param(request, "to_step", MAX_STEP)
+            if from_step > to_step:
+                raise ValidationError({"from_step": f"must not exceed to_step ({to_step})"})
+            series = downsampled(experiment.pk, names, max(0, from_step), to_step, max_points)
+            last_step = max((entry["steps"][-1] for entry in series.values()), default=-1)
+        else:
+            after_step = _step_param(request, "after_step", -1)
+            points = experiment.metric_points.filter(step__gt=after_step).order_by("step", "name")
+            if names:
+                points = points.filter(name__in=names)
+            rows = list(points.values_list("name", "step", "value")[: MAX_POINTS + 1])
+            last_step = rows[-1][1] if rows else after_step
+            if len(rows) > MAX_POINTS:  # the last step may be cut: hand it out whole on the next call
+                last_step = rows[-1][1] - 1
+                rows = [row for row in rows if row[1] <= last_step]
+            series = to_series(rows)
         return Response(MetricsSerializer({
             "experiment": experiment.pk, "status": experiment.status, "current_step": experiment.current_step,
             "total_steps": experiment.total_steps, "best_miou": experiment.best_miou,
             "final_miou": experiment.final_miou, "error": experiment.error, "last_step": last_step, "metrics": series,
         }).data)
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR}, parameters=[
+        OpenApiParameter("names", str, description="Comma-separated metric names (all when absent)")])
+    @action(detail=True, methods=["get"], url_path="metrics-csv")
+    def metrics_csv(self, request, pk=None):
+        """Every stored point as CSV (name, step, value), streamed."""
+        experiment = self.get_object()
+        names = [n for n in request.query_params.get("names", "").split(",") if n][:100]
+        response = StreamingHttpResponse(csv_rows(experiment.pk, names), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="experiment-{experiment.pk}-metrics.csv"'
+        return response
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, parameters=[
+        OpenApiParameter("which", str, enum=["last", "best"], description="last.pt (resumable) or best.pt (default best)")])
+    @action(detail=True, methods=["get"])
+    def checkpoint(self, request, pk=None):
+        """The run's checkpoint file, for ``python -m engine eval`` or ``predict``."""
+        experiment = self.get_object()
+        which = request.query_params.get("which", "best")
+        if which not in ("last", "best"):
+            raise ValidationError({"which": "expected last or best"})
+        path = experiment.output_dir / f"{which}.pt"
+        if not path.is_file():
+            raise NotFound(f"this run has no {which}.pt yet")
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"experiment-{experiment.pk}-{which}.pt")
 
     @extend_schema(responses=EvaluationsSerializer, parameters=[
         OpenApiParameter("after_step", int, description="Only evaluations after this step (-1: all)")])

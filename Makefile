@@ -21,10 +21,11 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test system-test-deps
 
 # Debian packages the tests drive: Chromium (through Playwright, never a downloaded
-# browser), docker-compose (validates docker-compose.yml offline), Fashion-MNIST.
+# browser), docker-compose (validates docker-compose.yml offline), Fashion-MNIST, and
+# slurm-wlm + munge (a one-node SLURM cluster runs deploy/slurm/seglab-worker.sbatch).
 system-test-deps:
 	@missing=""; \
-	for pkg in chromium docker-compose dataset-fashion-mnist; do \
+	for pkg in chromium docker-compose dataset-fashion-mnist slurm-wlm munge; do \
 		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -182,7 +182,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "webapp.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "webapp.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle", "rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["webapp.api.throttling.UserRateThrottle", "webapp.api.throttling.AnonRateThrottle"],
     # A live page polls about twice a second; a script polling a sweep far less.
     "DEFAULT_THROTTLE_RATES": {"user": envstr("API_USER_RATE", "3000/min"), "anon": envstr("API_ANON_RATE", "60/min")},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -182,3 +182,19 @@ def test_a_finished_run_is_deleted_with_its_files_and_a_running_one_is_refused(c
 
     assert client.delete(f"/api/v1/experiments/{experiment.pk}/", **auth(key)).status_code == 204
     assert not Experiment.objects.exists() and not experiment.output_dir.exists()
+
+
+def test_the_api_keeps_serving_when_the_throttling_cache_is_down(client, team_users, token, settings):
+    from django.core.cache import caches
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens there
+    caches._settings = None  # noqa: SLF001 - make the cache handler read the new setting
+    if hasattr(caches._connections, "default"):
+        del caches._connections.default
+    try:
+        assert client.get("/api/v1/catalogue/", **auth(token)).status_code == 200
+    finally:
+        caches._settings = None
+        if hasattr(caches._connections, "default"):
+            del caches._connections.default

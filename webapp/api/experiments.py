@@ -215,8 +215,8 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
             if not 2 <= max_points <= MAX_POINTS:
                 raise ValidationError({"max_points": f"expected a whole number from 2 to {MAX_POINTS}"})
             from_step = _step_param(request, "from_step", 0)
-            to_step = _step_param(request, "to_step", MAX_STEP)
-            if from_step > to_step:
+            to_step = _step_param(request, "to_step", MAX_STEP) if request.query_params.get("to_step") else None
+            if to_step is not None and from_step > to_step:
                 raise ValidationError({"from_step": f"must not exceed to_step ({to_step})"})
             series = downsampled(experiment.pk, names, max(0, from_step), to_step, max_points)
             last_step = max((entry["steps"][-1] for entry in series.values()), default=-1)

@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Iterable, Iterator
 
 from django.db import connection
+from django.db.models import Max
 
 from webapp.experiments.models import MetricPoint
 
@@ -35,8 +36,16 @@ def to_series(rows: Iterable[tuple[str, int, float]]) -> Series:
     return series
 
 
-def downsampled(experiment_id: int, names: list[str], from_step: int, to_step: int, max_points: int) -> Series:
-    """At most ``max_points`` points per name between two steps (inclusive), extremes kept."""
+def downsampled(experiment_id: int, names: list[str], from_step: int, to_step: int | None, max_points: int) -> Series:
+    """At most ``max_points`` points per name between two steps (inclusive; ``to_step`` None:
+    the last stored), extremes kept."""
+    if to_step is None:
+        points = MetricPoint.objects.filter(experiment_id=experiment_id, step__gte=from_step)
+        if names:
+            points = points.filter(name__in=names)
+        to_step = points.aggregate(last=Max("step"))["last"]
+        if to_step is None:
+            return {}
     buckets = max(1, max_points // 2)
     width = max(1, to_step - from_step + 1)
     if connection.vendor == "postgresql":

@@ -198,3 +198,14 @@ def test_the_api_keeps_serving_when_the_throttling_cache_is_down(client, team_us
         caches._settings = None
         if hasattr(caches._connections, "default"):
             del caches._connections.default
+
+
+def test_tokens_over_the_api_are_the_users_own(client, team_users, token):
+    made = client.post("/api/v1/tokens/", {"name": "second"}, content_type="application/json", **auth(token))
+    assert made.status_code == 201 and len(made.json()["key"]) > 30
+    listed = client.get("/api/v1/tokens/", **auth(made.json()["key"])).json()["results"]
+    assert {t["name"] for t in listed} == {"tests", "second"} and all("key" not in t for t in listed)
+    theirs, _ = ApiToken.issue(team_users["charlie"], "theirs")
+    assert client.delete(f"/api/v1/tokens/{theirs.pk}/", **auth(token)).status_code == 404
+    assert client.delete(f"/api/v1/tokens/{made.json()['id']}/", **auth(token)).status_code == 204
+    assert client.get("/api/v1/tokens/", **auth(made.json()["key"])).status_code == 401

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-MAX_EXAMPLES = 10
+MAX_EXAMPLES = 5
 
 
 def test_no_operation_answers_5xx_or_off_schema(live_server, dataset, team_users, worker_process, tmp_path, client):

@@ -198,6 +198,15 @@ def celery_worker(worker_process):
     return worker_process
 
 
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its parent counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def wait_for(predicate, timeout: float = 120.0, interval: float = 0.5, message: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

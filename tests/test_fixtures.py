@@ -7,6 +7,7 @@ import sys
 import time
 
 from tests.conftest import ROOT
+from tests.conftest import process_alive as alive
 
 PARENT = """
 import subprocess, sys, time
@@ -15,14 +16,6 @@ child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], 
 print(child.pid, flush=True)
 time.sleep(60)
 """
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_worker_started_by_the_fixture_dies_with_its_parent():

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import warnings
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from engine.data import DatasetError, DatasetInfo, Limits, inspect_dataset, load
 from engine.data import index as index_module
 from engine.data.layouts import voc_color
 from engine.data.masks import read_mask
+from tests.pngs import png_declaring, with_broken_pixel_data
 
 
 def blocks(values: list[int], size: int = 16) -> np.ndarray:
@@ -28,32 +27,6 @@ def blocks(values: list[int], size: int = 16) -> np.ndarray:
 
 def messages(error: pytest.ExceptionInfo) -> dict[str, str]:
     return {file: message for file, message in error.value.errors}
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny greyscale PNG whose header declares ``width`` x ``height`` (its pixel data is one row)."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(bytes(width + 1)))
-            + png_chunk(b"IEND", b""))
-
-
-def with_broken_pixel_data(png: bytes) -> bytes:
-    """``png`` with bytes flipped inside its compressed data and the chunk CRC recomputed, so verify() passes."""
-    data = bytearray(png)
-    position = 8
-    while True:
-        length, kind = struct.unpack_from(">I4s", data, position)
-        if kind == b"IDAT":
-            start = position + 8
-            for offset in (length // 3, length // 2):
-                data[start + offset] ^= 0x5A
-            struct.pack_into(">I", data, start + length, zlib.crc32(bytes(data[position + 4:start + length])))
-            return bytes(data)
-        position += 12 + length
 
 
 def test_valid_dataset_is_described(write_dataset):

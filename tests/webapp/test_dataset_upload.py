@@ -1,8 +1,6 @@
 """Uploading a dataset zip through the web form: valid data lands whole, bad data not at all."""
 import io
-import struct
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,37 +10,13 @@ from PIL import Image
 
 from tests.conftest import PASSWORD
 from webapp.datasets.models import Dataset
+from tests.pngs import png_declaring, with_broken_pixel_data
 
 
 def png(array) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny greyscale PNG whose header declares ``width`` x ``height`` (a decompression bomb's header)."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(bytes(width + 1)))
-            + png_chunk(b"IEND", b""))
-
-
-def with_broken_pixel_data(data: bytes) -> bytes:
-    """A PNG with bytes flipped inside its compressed data and the chunk CRC recomputed (verify() passes)."""
-    data = bytearray(data)
-    position = 8
-    while True:
-        length, kind = struct.unpack_from(">I4s", data, position)
-        if kind == b"IDAT":
-            start = position + 8
-            data[start + length // 2] ^= 0x5A
-            struct.pack_into(">I", data, start + length, zlib.crc32(bytes(data[position + 4:start + length])))
-            return bytes(data)
-        position += 12 + length
 
 
 def make_zip(files: dict[str, bytes]) -> bytes:

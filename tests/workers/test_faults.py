@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import TINY_RUN, wait_for
+from tests.conftest import TINY_RUN, process_alive, wait_for
 from webapp.experiments import lifecycle
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Experiment, MetricPoint
@@ -37,14 +37,6 @@ def running_at(experiment, step: int, timeout=120):
 def finished(experiment, timeout=180):
     return wait_for(lambda: (lambda r: r if r.is_finished else None)(row(experiment)), timeout=timeout,
                     message="the run to finish")
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def loss_steps(experiment) -> list[int]:

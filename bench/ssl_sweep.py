@@ -68,14 +68,9 @@ RUN_SETTINGS = {"crop_size": 64, "batch_size": 8, "optimizer": "adamw", "lr": 2e
 
 def parse_method(spec: str) -> tuple[str, dict[str, str]]:
     """``unimatch`` or ``unimatch:threshold_mode=distribution,feature_dropout=0.3`` -> (name, options)."""
-    name, _, rest = spec.partition(":")
-    options = {}
-    for item in filter(None, rest.split(",")):
-        key, equals, value = item.partition("=")
-        if not equals:
-            raise ValueError(f"method option {item!r} of {spec!r} is not NAME=VALUE")
-        options[key] = value
-    return name, options
+    from engine.sweeps import parse_method as parse  # imported here: torch must not load before ``pin``
+
+    return parse(spec)
 
 
 #: Evaluations per run: the curve shows whether a run had converged (the last two points agree).
@@ -87,13 +82,12 @@ def run_config(data: str, arch: str, arch_options: dict, method: str, budget: st
                **overrides: Any):
     """The engine config of one sweep run (``bench/method_trace.py`` retraces the same run from it)."""
     from engine.config import RunConfig
+    from engine.sweeps import Cell, run_settings
 
-    name, method_options = parse_method(method)
-    return RunConfig.from_flat({**RUN_SETTINGS, "data": data, "arch": arch, "model_options": arch_options,
-                                "method": name, "method_options": method_options, "labeled": budget, "seed": seed,
-                                "iters": iters, "eval_every": max(1, iters // EVALUATIONS_PER_RUN),
-                                "device": device, "num_workers": workers,
-                                "min_scale": scale[0], "max_scale": scale[1], "strong_blur": blur, **overrides})
+    base = {**RUN_SETTINGS, "data": data, "arch": arch, "model_options": arch_options, "iters": iters,
+            "eval_every": max(1, iters // EVALUATIONS_PER_RUN), "device": device, "num_workers": workers,
+            "min_scale": scale[0], "max_scale": scale[1], "strong_blur": blur}
+    return RunConfig.from_flat({**run_settings(base, Cell(method, budget, seed)), **overrides})
 
 
 def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str, seed: int, iters: int,
@@ -240,18 +234,28 @@ def markdown_table(stored: dict[str, Any], command: str) -> str:
         "| method | " + " | ".join(f"labels {b}" for b in budgets) + " |",
         "| --- | " + " | ".join("---:" for _ in budgets) + " |",
     ]
-    for method, by_budget in stored["results"].items():
+    for row in seed_summary(stored, budgets).rows:
         cells = []
-        for budget in budgets:
-            mious = [100 * run["miou"] for run in by_budget.get(budget, [])]
-            if len(mious) > 1:
-                cells.append(f"{statistics.mean(mious):.1f} +- {statistics.stdev(mious):.1f} ({len(mious)})")
+        for cell in row.cells:
+            if cell.n > 1:
+                cells.append(f"{cell.mean:.1f} +- {cell.sd:.1f} ({cell.n})")
             else:  # one seed has no spread to show
-                cells.append(f"{mious[0]:.1f} (1)" if mious else "-")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+                cells.append(f"{cell.mean:.1f} (1)" if cell.n else "-")
+        lines.append(f"| {row.method} | " + " | ".join(cells) + " |")
     lines += per_seed_table(stored, budgets)
     lines += per_class_table(stored, budgets)
     return "\n".join(lines) + "\n"
+
+
+def seed_summary(stored: dict[str, Any], budgets: list[str]):
+    """Mean, sample sd and n of the mIoU (%) over seeds per method and budget (``engine.sweeps.summarize``,
+    as the web's sweep table): methods in the results file's order, budgets in ``budgets``'."""
+    from engine.sweeps import summarize
+
+    runs = [{"method": method, "budget": budget, "score": 100 * run["miou"]}
+            for method, by_budget in stored["results"].items() for budget, budget_runs in by_budget.items()
+            for run in budget_runs]
+    return summarize(runs, methods=list(stored["results"]), budgets=budgets)
 
 
 def per_seed_table(stored: dict[str, Any], budgets: list[str]) -> list[str]:
@@ -321,9 +325,11 @@ def resolve_data(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.config import ConfigError
     from engine.data.transforms import BLUR_MODES
     from engine.methods import METHODS
     from engine.options import clean_options
+    from engine.sweeps import Grid, cells
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="+", default=METHODS.names(),
@@ -386,10 +392,13 @@ def main(argv: list[str] | None = None) -> int:
         settings["cpu_kernels"] = kernels
     stored = load_results(args.results, settings)
     command = "PYTHONPATH=. python bench/ssl_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    # Seed-major order: a sweep cut short still has one seed of every method (the screening).
-    todo = [(m, b, s) for s in args.seeds for b in args.budgets for m in args.methods if not is_done(stored, m, b, s)]
-    print(f"{len(todo)} runs to train ({len(args.methods) * len(args.budgets) * len(args.seeds) - len(todo)} already done)",
-          file=sys.stderr)
+    # Seed-major order (engine.sweeps, as a web sweep): a sweep cut short still has one seed of every method.
+    try:
+        planned = cells(Grid(methods=args.methods, budgets=args.budgets, seeds=args.seeds), max_runs=None)
+    except ConfigError as error:
+        parser.error(str(error))
+    todo = [(c.method, c.budget, c.seed) for c in planned if not is_done(stored, c.method, c.budget, c.seed)]
+    print(f"{len(todo)} runs to train ({len(planned) - len(todo)} already done)", file=sys.stderr)
 
     # Workers are spawned, never forked: CUDA cannot be used in a forked child, torch picks its CPU
     # kernels when it is imported (which a spawned worker does after ``pin``), and a child forked

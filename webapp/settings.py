@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "webapp.teams",
     "webapp.datasets",
     "webapp.experiments",
+    "webapp.sweeps",
 ]
 
 MIDDLEWARE = [

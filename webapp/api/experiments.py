@@ -18,6 +18,7 @@ from webapp.experiments.deletion import ExperimentInUse, delete_experiment
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation, Experiment
 from webapp.experiments.series import csv_rows, downsampled, to_series
+from webapp.sweeps.models import Sweep
 from webapp.teams.access import get_rw_for_user, require_write, visible
 
 #: Most points one metrics request returns; the page asks again for the rest.
@@ -56,10 +57,10 @@ class ExperimentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Experiment
-        fields = ["id", "name", "team", "dataset", "config", "queue", "status", "position", "progress", "current_step",
-                  "total_steps", "steps_per_second", "eta_seconds", "best_miou", "final_miou", "throughput", "error",
-                  "traceback", "log_tail", "cancel_requested", "attempt", "crashes", "worker", "device_name",
-                  "device_memory_mb", "heartbeat_at", "created_at", "started_at", "finished_at"]
+        fields = ["id", "name", "team", "dataset", "sweep", "config", "queue", "status", "position", "progress",
+                  "current_step", "total_steps", "steps_per_second", "eta_seconds", "best_miou", "final_miou",
+                  "throughput", "error", "traceback", "log_tail", "cancel_requested", "attempt", "crashes", "worker",
+                  "device_name", "device_memory_mb", "heartbeat_at", "created_at", "started_at", "finished_at"]
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
@@ -130,6 +131,8 @@ class ExperimentFilter(django_filters.FilterSet):
     method = django_filters.CharFilter(field_name="config__method", help_text="Semi-supervised method name")
     arch = django_filters.CharFilter(field_name="config__arch", help_text="Architecture name")
     owner = django_filters.CharFilter(field_name="created_by__username", help_text="Username of who launched it")
+    sweep = django_filters.ModelChoiceFilter(queryset=lambda request: visible(Sweep.objects.all(), request.user),
+                                             help_text="Id of the sweep that launched the runs")
 
     class Meta:
         model = Experiment

@@ -4,11 +4,13 @@ from rest_framework.routers import DefaultRouter
 from webapp.api.catalogue import catalogue
 from webapp.api.datasets import DatasetViewSet
 from webapp.api.experiments import ExperimentViewSet
+from webapp.api.sweeps import SweepViewSet
 from webapp.api.tokens import TokenViewSet
 
 router = DefaultRouter()
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("experiments", ExperimentViewSet, basename="experiment")
+router.register("sweeps", SweepViewSet, basename="sweep")
 router.register("tokens", TokenViewSet, basename="token")
 
 urlpatterns = [

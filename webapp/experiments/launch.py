@@ -40,8 +40,13 @@ def default_name(dataset: Dataset, config: dict[str, Any]) -> str:
     return f"{config['arch']} {config['method']} {config['labeled']} on {dataset.name} (seed {config['seed']})"
 
 
-def launch_experiment(dataset: Dataset, values: dict[str, Any], user=None, name: str = "") -> Experiment:
-    """Raises ConfigError (field -> message) and stores nothing when the config is invalid."""
-    config = validate_config(dataset, values)
+def queue_run(dataset: Dataset, config: dict[str, Any], user=None, name: str = "", sweep=None) -> Experiment:
+    """Queue a run whose config ``validate_config`` returned (a sweep validates all its runs first)."""
     return lifecycle.create_queued(team=dataset.team, dataset=dataset, name=name or default_name(dataset, config),
-                                   config=config, queue=queue_for(config), total_steps=config["iters"], created_by=user)
+                                   config=config, queue=queue_for(config), total_steps=config["iters"], created_by=user,
+                                   sweep=sweep)
+
+
+def launch_experiment(dataset: Dataset, values: dict[str, Any], user=None, name: str = "", sweep=None) -> Experiment:
+    """Raises ConfigError (field -> message) and stores nothing when the config is invalid."""
+    return queue_run(dataset, validate_config(dataset, values), user, name, sweep)

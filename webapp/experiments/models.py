@@ -25,6 +25,8 @@ class Experiment(models.Model):
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="experiments")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="experiments")
+    sweep = models.ForeignKey("sweeps.Sweep", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="experiments", help_text="The sweep that launched the run, if any")
     name = models.CharField(max_length=200)
     config = models.JSONField(help_text="The engine's flat run configuration, validated (without the data path)")
     queue = models.CharField(max_length=20, default="gpu")

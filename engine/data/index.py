@@ -311,6 +311,57 @@ def cached_description(index: DatasetIndex) -> DatasetInfo | None:
     return DatasetInfo.from_dict(payload["info"])
 
 
+def relabel_classes(root: str | Path, names: list[str], colors: list[str | list[int]]) -> DatasetInfo:
+    """Rename and recolour the classes of the folder's ``dataset.json``, the description runs read.
+
+    ``names`` and ``colors`` give every class in order; a colour is either form classes.json
+    accepts and is stored as ``"#rrggbb"``. Only display colours change: RGB masks are still
+    decoded through the colours of classes.json (``mask_colors``), which is never touched.
+    The description keeps its version and fingerprint and is replaced atomically. A folder
+    whose description is missing or no longer matches its files is refused, since
+    ``load_index`` would inspect it again and the new names would be lost. Raises
+    DatasetError listing every problem; nothing is written then.
+    """
+    index, errors = scan(find_dataset_root(Path(root)))
+    if index is None or errors:
+        raise DatasetError(errors)
+    info = cached_description(index)
+    if info is None:
+        raise DatasetError([(DESCRIPTION_FILE, "is missing or no longer matches the dataset's files; inspect the "
+                                               "folder again (engine.data.inspect_dataset), then change its classes")])
+    if len(names) != info.num_classes or len(colors) != info.num_classes:
+        raise DatasetError([("", f"got {len(names)} names and {len(colors)} colours for a dataset of "
+                                 f"{info.num_classes} classes; give one of each per class")])
+    problems: list[str] = []
+    hex_colors: list[str | None] = []
+    first_with: dict[str, int] = {}
+    for i, (name, color) in enumerate(zip(names, colors)):
+        valid_name, rgb, found = _read_class(i, {"name": name, "color": color})
+        if valid_name is not None and rgb is None and not found:
+            found = [f"class {i} ({_shown(name)}): colour must be {COLOR_FORMS}; got null"]
+        problems += found
+        hex_colors.append(rgb_to_hex(rgb) if rgb else None)
+        if valid_name is not None and valid_name in first_with:
+            problems.append(f"class {i} ({_shown(name)}): class {first_with[valid_name]} has that name too; "
+                            "every class needs its own name")
+        elif valid_name is not None:
+            first_with[valid_name] = i
+    if problems:
+        raise DatasetError([("", problem) for problem in problems])
+    info.classes = [{**described, "name": name, "color": color}
+                    for described, name, color in zip(info.classes, names, hex_colors)]
+    payload = {"version": DESCRIPTION_VERSION, "fingerprint": fingerprint(index), "info": info.to_dict()}
+    target = index.root / DESCRIPTION_FILE
+    partial = target.with_suffix(".json.partial")
+    try:
+        partial.write_text(json.dumps(payload, indent=1))
+        partial.replace(target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise DatasetError([(DESCRIPTION_FILE, f"cannot be written ({error.strerror}); nothing was changed")]) from None
+    return info
+
+
 def load_index(path: str | Path, info: DatasetInfo | None = None) -> DatasetIndex:
     """The index of a valid dataset folder, with classes resolved.
 

@@ -92,7 +92,9 @@ class MetricPoint(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["experiment", "name", "step"], name="one_point_per_step")]
-        indexes = [models.Index(fields=["experiment", "name", "step"])]
+        # The unique constraint's index serves lookups; this one carries the value too, so a
+        # downsampled series (webapp/experiments/series.py) is read from the index alone.
+        indexes = [models.Index(fields=["experiment", "name", "step"], include=["value"], name="metric_series_covering")]
 
 
 class Evaluation(models.Model):

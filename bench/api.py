@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| request | requests | p50 (ms) | p95 (ms) | response bytes |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for row in rows:
-        print(f"| `{row['url'].replace(str(watched.pk), '{id}')}` | {row['requests']} | {row['p50_ms']:.1f} | "
+        print(f"| `{row['url'].replace(f'/{watched.pk}/', '/{id}/')}` | {row['requests']} | {row['p50_ms']:.1f} | "
               f"{row['p95_ms']:.1f} | {row['bytes']:,} |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"points": args.points, "experiments": args.experiments, "machine": platform.node(),

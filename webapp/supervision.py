@@ -48,6 +48,7 @@ class Supervisor:
     def run(self) -> int:
         """Start everything and keep it up until SIGTERM or Ctrl-C; then stop everything."""
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
         try:
             for service in self.services:
                 self.start(service)

@@ -84,3 +84,14 @@ def test_a_9_mib_description_is_refused_by_the_form_and_the_api(client, team_use
                                             "archive": SimpleUploadedFile("d.zip", demo_zip)})
     assert api.status_code == 400 and "2000" in api.json()["fields"]["description"]
     assert not Dataset.objects.exists()
+
+
+def test_the_refusal_names_what_keeps_the_dataset(dataset, team_users):
+    from webapp.datasets.deletion import DatasetInUse, delete_dataset
+    from webapp.sweeps.services import launch_sweep
+
+    config = {k: v for k, v in TINY_RUN.items() if k != "labeled"}
+    launch_sweep(dataset, {"methods": ["supervised"], "budgets": ["1/2", "1/4"], "seeds": [0], "config": config},
+                 team_users["alice"], "grid")
+    with pytest.raises(DatasetInUse, match="is used by 2 experiments and 1 sweep; delete those first"):
+        delete_dataset(dataset)

@@ -23,7 +23,9 @@ def delete_dataset(dataset: Dataset) -> None:
         try:
             dataset.delete()
         except ProtectedError as error:
-            count = len(error.protected_objects)
-            raise DatasetInUse(f"dataset {dataset.name!r} is used by {count} experiment{'s' if count != 1 else ''}; "
-                               "delete those first") from None
+            kinds: dict[str, int] = {}
+            for obj in error.protected_objects:
+                kinds[obj._meta.verbose_name] = kinds.get(obj._meta.verbose_name, 0) + 1
+            users = " and ".join(f"{n} {name}{'s' if n != 1 else ''}" for name, n in sorted(kinds.items()))
+            raise DatasetInUse(f"dataset {dataset.name!r} is used by {users}; delete those first") from None
         transaction.on_commit(lambda: remove_dataset_files(folder))

@@ -20,7 +20,7 @@ from typing import Callable
 
 from django.db import connection, connections, transaction
 
-from webapp.experiments.models import MetricPoint
+from webapp.experiments.models import MetricPoint, MetricSummary
 
 Batch = dict[tuple[str, int], float]
 #: A batch is handed to the writer when it holds this many points...
@@ -28,9 +28,21 @@ MAX_POINTS = 5000
 #: ...or when its first point is this old.
 MAX_SECONDS = 1.0
 _STOP = None
+#: Each touched block's extremes, from its points (a rewritten step can lower a block's maximum).
+SUMMARIZE_SQL = (
+    f"INSERT INTO {MetricSummary._meta.db_table} (experiment_id, name, block, low_value, low_step, high_value, high_step) "
+    f"SELECT experiment_id, name, step / {MetricSummary.BLOCK_STEPS}, "
+    "(min(ARRAY[value, step::double precision]))[1], (min(ARRAY[value, step::double precision]))[2]::integer, "
+    "(max(ARRAY[value, step::double precision]))[1], (max(ARRAY[value, step::double precision]))[2]::integer "
+    f"FROM {MetricPoint._meta.db_table}")
+SUMMARY_GROUPS = f" GROUP BY experiment_id, name, step / {MetricSummary.BLOCK_STEPS}"
+SUMMARY_CONFLICT = (" ON CONFLICT (experiment_id, name, block) DO UPDATE SET low_value = EXCLUDED.low_value, "
+                    "low_step = EXCLUDED.low_step, high_value = EXCLUDED.high_value, high_step = EXCLUDED.high_step")
 
 
 def upsert_points(experiment_id: int, batch: Batch) -> None:
+    """Store a batch (the one way points are written) and, on PostgreSQL, refresh the block
+    summaries it touched."""
     if not batch:
         return
     if connection.vendor == "postgresql":
@@ -44,6 +56,10 @@ def upsert_points(experiment_id: int, batch: Batch) -> None:
                 "ON CONFLICT (experiment_id, name, step) DO UPDATE SET value = EXCLUDED.value",
                 [experiment_id, list(names), list(steps), list(values)],
             )
+            block = MetricSummary.BLOCK_STEPS
+            first, last = min(steps) // block * block, (max(steps) // block + 1) * block - 1
+            cursor.execute(f"{SUMMARIZE_SQL} WHERE experiment_id = %s AND name = ANY(%s) AND step BETWEEN %s AND %s "
+                           f"{SUMMARY_GROUPS}{SUMMARY_CONFLICT}", [experiment_id, list(set(names)), first, last])
         return
     points = [MetricPoint(experiment_id=experiment_id, name=name, step=step, value=value)
               for (name, step), value in batch.items()]

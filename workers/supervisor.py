@@ -23,8 +23,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from webapp.experiments import lifecycle
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
 from workers.child import die_with_parent
+from workers.metric_writer import upsert_points
 from workers.system_metrics import SystemSampler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,10 +106,7 @@ def images_per_step(config: dict) -> int:
 
 
 def record_system_metrics(experiment: Experiment, values: dict[str, float]) -> None:
-    points = [MetricPoint(experiment=experiment, name=name, step=experiment.current_step, value=value)
-              for name, value in values.items()]
-    MetricPoint.objects.bulk_create(points, update_conflicts=True, unique_fields=["experiment", "name", "step"],
-                                    update_fields=["value"])
+    upsert_points(experiment.pk, {(name, experiment.current_step): value for name, value in values.items()})
 
 
 def _kill(child: subprocess.Popen) -> None:

@@ -40,10 +40,9 @@ def test_bad_after_step_is_a_400_naming_the_field(client, experiment):
 
 
 def store(experiment, name, values):
-    from webapp.experiments.models import MetricPoint
+    from workers.metric_writer import upsert_points
 
-    MetricPoint.objects.bulk_create([MetricPoint(experiment=experiment, name=name, step=step, value=value)
-                                     for step, value in values])
+    upsert_points(experiment.pk, {(name, step): value for step, value in values})
 
 
 def test_a_downsampled_series_keeps_its_spikes_and_its_bounds(client, experiment):
@@ -107,3 +106,22 @@ def test_checkpoints_download_for_the_team_only(client, experiment):
     client.login(username="charlie", password=PASSWORD)
     assert client.get(f"/api/v1/experiments/{experiment.pk}/checkpoint/").status_code == 404
     assert client.get(f"/api/v1/experiments/{experiment.pk}/metrics-csv/").status_code == 404
+
+
+def test_a_long_run_is_downsampled_from_block_summaries_that_follow_rewrites(client, experiment):
+    from webapp.experiments.series import SUMMARY_MIN_SPAN
+
+    values = [(step, 1.0 + (step % 7) / 100) for step in range(1, 60_001)]
+    values[31_336] = (31_337, 50.0)
+    store(experiment, "long", values)
+    client.login(username="alice", password=PASSWORD)
+    url = f"/api/v1/experiments/{experiment.pk}/metrics/?names=long&max_points=20"
+    assert 60_000 // 10 >= SUMMARY_MIN_SPAN  # this view reads the summaries
+
+    series = client.get(url).json()["metrics"]["long"]
+    assert (31_337, 50.0) in zip(series["steps"], series["values"]) and len(series["steps"]) <= 20
+    store(experiment, "long", [(31_337, 1.0)])  # a resumed run logs the step again, without the spike
+    assert 50.0 not in client.get(url).json()["metrics"]["long"]["values"]
+
+    window = client.get(url + "&from_step=100&to_step=59900").json()["metrics"]["long"]["steps"]
+    assert min(window) >= 100 and max(window) <= 59_900

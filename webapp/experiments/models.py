@@ -97,6 +97,25 @@ class MetricPoint(models.Model):
         indexes = [models.Index(fields=["experiment", "name", "step"], include=["value"], name="metric_series_covering")]
 
 
+class MetricSummary(models.Model):
+    """The lowest and highest point of each block of ``BLOCK_STEPS`` steps of a metric, kept by
+    the metric writer with every batch, so a downsampled view of a long run reads blocks,
+    not every point (``webapp/experiments/series.py``)."""
+
+    BLOCK_STEPS = 128
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metric_summaries")
+    name = models.CharField(max_length=100)
+    block = models.PositiveIntegerField()
+    low_value = models.FloatField()
+    low_step = models.PositiveIntegerField()
+    high_value = models.FloatField()
+    high_step = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["experiment", "name", "block"], name="one_summary_per_block")]
+
+
 class Evaluation(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="evaluations")
     step = models.PositiveIntegerField()

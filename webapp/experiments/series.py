@@ -3,9 +3,10 @@
 Downsampling keeps the shape of a curve: the steps ``from_step..to_step`` are cut into
 ``max_points / 2`` equal buckets and each bucket gives its lowest and its highest point
 (at the steps where they occur), so a spike or a collapse survives at any zoom; plain
-striding would hide it. On PostgreSQL each bucket's extremes come from one aggregate
-query (``min``/``max`` over ``ARRAY[value, step]`` pairs), so a million stored points
-never travel to Python. Values that JSON cannot carry (NaN, infinities: a diverged
+striding would hide it. On PostgreSQL a wide view reads the block summaries the metric
+writer keeps (each block's lowest and highest point; a block's extreme is always kept, so
+a spike survives) and a narrow one aggregates the points in one query (``min``/``max``
+over ``ARRAY[value, step]`` pairs), so a million stored points never travel to Python. Values that JSON cannot carry (NaN, infinities: a diverged
 loss) are given as null.
 """
 from __future__ import annotations
@@ -17,7 +18,10 @@ from typing import Iterable, Iterator
 from django.db import connection
 from django.db.models import Max
 
-from webapp.experiments.models import MetricPoint
+from webapp.experiments.models import MetricPoint, MetricSummary
+
+#: Output buckets at least this many steps wide are read from block summaries.
+SUMMARY_MIN_SPAN = 4 * MetricSummary.BLOCK_STEPS  # 512 steps
 
 Series = dict[str, dict[str, list]]
 
@@ -48,7 +52,9 @@ def downsampled(experiment_id: int, names: list[str], from_step: int, to_step: i
             return {}
     buckets = max(1, max_points // 2)
     width = max(1, to_step - from_step + 1)
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and width // buckets >= SUMMARY_MIN_SPAN:
+        rows = _summary_extremes(experiment_id, names, from_step, to_step, buckets, width)
+    elif connection.vendor == "postgresql":
         rows = _postgres_extremes(experiment_id, names, from_step, to_step, buckets, width)
     else:
         rows = _python_extremes(experiment_id, names, from_step, to_step, buckets, width)
@@ -69,6 +75,34 @@ def _postgres_extremes(experiment_id, names, from_step, to_step, buckets, width)
             f"FROM {table} WHERE experiment_id = %s AND step BETWEEN %s AND %s {name_filter} "
             "GROUP BY name, ((step - %s)::bigint * %s) / %s", params)
         return [(name, low[0], low[1], high[0], high[1]) for name, low, high in cursor.fetchall()]
+
+
+def _summary_extremes(experiment_id, names, from_step, to_step, buckets, width):
+    """Bucket extremes from the block summaries (whole blocks inside the range) and the points
+    of the two partial blocks at its ends: a few thousand rows for any length of run."""
+    block = MetricSummary.BLOCK_STEPS
+    first_block, last_block = -(-from_step // block), (to_step + 1) // block - 1
+    candidates: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    summaries = MetricSummary.objects.filter(experiment_id=experiment_id, block__gte=first_block, block__lte=last_block)
+    points = MetricPoint.objects.filter(experiment_id=experiment_id, step__gte=from_step, step__lte=to_step).exclude(
+        step__gte=first_block * block, step__lte=(last_block + 1) * block - 1)
+    if names:
+        summaries, points = summaries.filter(name__in=names), points.filter(name__in=names)
+    for name, low_value, low_step, high_value, high_step in summaries.values_list(
+            "name", "low_value", "low_step", "high_value", "high_step"):
+        candidates[name] += [(low_step, low_value), (high_step, high_value)]
+    for name, step, value in points.values_list("name", "step", "value"):
+        candidates[name].append((step, value))
+    extremes: dict[tuple[str, int], list] = {}
+    for name, pairs in candidates.items():
+        for step, value in pairs:
+            key = (name, (step - from_step) * buckets // width)
+            low_high = extremes.setdefault(key, [value, step, value, step])
+            if value < low_high[0]:
+                low_high[0:2] = [value, step]
+            if value > low_high[2]:
+                low_high[2:4] = [value, step]
+    return [(name, *values) for (name, _), values in extremes.items()]
 
 
 def _python_extremes(experiment_id, names, from_step, to_step, buckets, width):

@@ -192,6 +192,14 @@ def worker_process(django_db_setup, django_db_blocker, media_root):
 
 
 @pytest.fixture
+def without_worker(worker_process):
+    """For tests that claim and train runs in their own process: the session's worker, if an
+    earlier test started it, is stopped so that it cannot take their runs first."""
+    if worker_process.process is not None:
+        worker_process.stop()
+
+
+@pytest.fixture
 def celery_worker(worker_process):
     """The session's worker, (re)started if an earlier test killed it."""
     worker_process.ensure_running()

@@ -111,7 +111,7 @@ def run(experiment: Experiment, attempt: int, interrupted: Callable[[], bool] = 
         lifecycle.cancelled(experiment.pk, attempt, f"stopped at step {result.steps} as asked")
         return "cancelled"
     last = result.last
-    lifecycle.succeed(experiment.pk, attempt, f"final mIoU {last.miou:.4f}" if last else "finished",
+    lifecycle.succeed(experiment.pk, attempt, f"final mIoU {100 * last.miou:.1f}" if last else "finished",
                       current_step=result.steps, final_miou=last.miou if last else None,
                       throughput=last.throughput if last else None)
     return "succeeded"

@@ -106,8 +106,16 @@ def test_user_data_is_shown_as_text_on_every_page(page, live_server, team_users,
     assert_only_text(page, dialogs, "experiment_detail")
     assert page.locator("h1").text_content() == EXPERIMENT_NAME
     assert page.title() == f"{EXPERIMENT_NAME} · SegLab"
-    assert page.locator("#evaluation table tbody tr td:first-child").all_text_contents() == CLASS_NAMES
-    assert page.locator("#evaluation table thead th").all_text_contents() == ["Class", "IoU"]
+    assert page.locator("#class-iou tbody tr td:first-child").all_text_contents() == CLASS_NAMES
+    assert page.locator("#class-iou thead th").all_text_contents() == ["Class", "IoU"]
+    # The confusion matrix: class names as row and column headers, each true class's row in percent
+    assert page.locator("#confusion thead th").all_text_contents() == ["truth \\ prediction", *CLASS_NAMES]
+    assert page.locator("#confusion tbody th").all_text_contents() == CLASS_NAMES
+    for row in page.locator("#confusion tbody tr").all():
+        cells = [cell for cell in row.locator("td").all_text_contents() if cell != "—"]
+        assert not cells or abs(sum(float(cell) for cell in cells) - 100) < 1
+    best = Experiment.objects.get(pk=experiment.pk).best_miou
+    assert page.locator("#best-miou").text_content() == f"{100 * best:.1f}"  # percent, as the list shows it
     captions = page.locator("#predictions figcaption").all_text_contents()
     assert captions[:2] == [f"{stem}: image · ground truth · prediction" for stem in shown_stems]
     images = page.locator("#predictions img")

@@ -167,7 +167,8 @@ def test_experiments_filter_and_order(client, dataset, token, team_users):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_finished_run_is_deleted_with_its_files_and_a_running_one_is_refused(client, dataset, team_users):
+def test_a_finished_run_is_deleted_with_its_files_and_a_running_one_is_refused(client, dataset, team_users,
+                                                                               without_worker):
     from webapp.experiments import lifecycle
     from webapp.experiments.launch import launch_experiment
 

@@ -7,7 +7,7 @@ from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation, Experiment, MetricPoint
 from workers import runner
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("without_worker")]
 
 
 def claimed(dataset, user, **config):

@@ -9,7 +9,7 @@ from workers import runner
 from workers.reporter import DatabaseReporter
 
 # The reporter's writer thread has its own database connection: it sees committed rows only.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("without_worker")]
 
 
 def claimed(dataset, user, **config):

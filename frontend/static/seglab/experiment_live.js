@@ -52,8 +52,9 @@ function extend(chart, name, steps, values) {
   Plotly.extendTraces(chart.el, { x: [steps], y: [values] }, [chart.traces.get(name)]);
 }
 
+// Scores in percent with one decimal, as the papers and every SegLab page show them.
 function formatScore(value) {
-  return value === null || value === undefined ? "—" : value.toFixed(4);
+  return value === null || value === undefined ? "—" : (100 * value).toFixed(1);
 }
 
 function showStatus(body) {
@@ -77,9 +78,9 @@ function showEvaluation(evaluation) {
     `, pixel accuracy ${formatScore(evaluation.pixel_accuracy)}${throughput}`);
   const rows = evaluation.class_names.map((name, i) =>
     el("tr", {}, el("td", {}, name), el("td", {}, formatScore(evaluation.iou[i]))));
-  const table = el("table", { class: "table compact" },
+  const table = el("table", { class: "table compact", id: "class-iou" },
     el("thead", {}, el("tr", {}, el("th", {}, "Class"), el("th", {}, "IoU"))), el("tbody", {}, rows));
-  document.getElementById("evaluation").replaceChildren(summary, table);
+  document.getElementById("evaluation").replaceChildren(summary, table, confusionTable(evaluation));
   document.getElementById("predictions").replaceChildren(...evaluation.predictions.map((p) =>
     el("figure", {}, el("img", { src: mediaUrl(p.overlay), alt: p.id }),
       el("figcaption", {}, `${p.id}: image · ground truth · prediction`))));
@@ -88,6 +89,22 @@ function showEvaluation(evaluation) {
 // Each segment is percent-encoded, so a file name holding `#`, `?` or `%` still names its file.
 function mediaUrl(path) {
   return `/media/${path.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+// Rows: ground truth, columns: prediction, each row in percent of its pixels; the shade
+// of a cell follows its share, so a class that loses its pixels to another stands out.
+function confusionTable(evaluation) {
+  const names = evaluation.class_names;
+  const head = el("tr", {}, el("th", {}, "truth \\ prediction"), names.map((name) => el("th", {}, name)));
+  const rows = evaluation.confusion_matrix.map((counts, i) => {
+    const total = counts.reduce((sum, count) => sum + count, 0);
+    return el("tr", {}, el("th", {}, names[i]), counts.map((count) => {
+      const share = total ? count / total : 0;
+      return el("td", { style: `background: rgba(37, 99, 235, ${share.toFixed(3)})` }, total ? (100 * share).toFixed(1) : "—");
+    }));
+  });
+  return el("details", { id: "confusion", open: "" }, el("summary", {}, "Confusion matrix (% of each true class's pixels)"),
+    el("table", { class: "table compact confusion" }, el("thead", {}, head), el("tbody", {}, rows)));
 }
 
 async function poll() {

@@ -82,7 +82,7 @@ def describe_error(error: BaseException, experiment: Experiment) -> str:
         return (f"CUDA out of memory at iteration {step:,} (batch {config.get('batch_size')}, crop "
                 f"{config.get('crop_size')}); lower batch_size or crop_size")
     if isinstance(error, DatasetError):
-        return "dataset problem: " + "; ".join(f"{f}: {m}" if f else m for f, m in error.errors)
+        return f"dataset problem: {error}"
     if isinstance(error, TrainingError):
         return str(error)
     return f"{error.__class__.__name__}: {error}"

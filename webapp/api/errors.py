@@ -40,8 +40,7 @@ def exception_handler(exc, context):
     if isinstance(exc, ConfigError):
         return error_response("Invalid experiment configuration: " + str(exc), exc.errors)
     if isinstance(exc, UploadError):
-        return error_response("The dataset was refused: " + str(exc),
-                              {"archive": "; ".join(f"{f}: {m}" if f else m for f, m in exc.errors)})
+        return error_response("The dataset was refused: " + str(exc), {"archive": str(exc)})
     if isinstance(exc, RequestDataTooBig):
         return error_response(f"the request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 2**20} MiB",
                               status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)

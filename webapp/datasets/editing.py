@@ -102,7 +102,7 @@ def _relabel(row: Dataset, names: list[str], colors: list) -> None:
     try:
         info = relabel_classes(row.path, names, colors)
     except DatasetError as error:
-        raise UpdateRefused({"classes": "; ".join(f"{f}: {m}" if f else m for f, m in error.errors)}) from None
+        raise UpdateRefused({"classes": str(error)}) from None
     row.classes = _with_labels(row.classes, info.classes)
     row.info = {**row.info, "classes": _with_labels(row.info.get("classes", row.classes), info.classes)}
     row.save(update_fields=["classes", "info"])

@@ -26,7 +26,7 @@ def validate_config(dataset: Dataset, values: dict[str, Any]) -> dict[str, Any]:
     except TrainingError as error:  # a budget, batch or crop this dataset cannot fill
         raise ConfigError({error.field or "labeled": str(error)}) from None
     except DatasetError as error:
-        raise ConfigError({"dataset": "; ".join(f"{f}: {m}" if f else m for f, m in error.errors)}) from None
+        raise ConfigError({"dataset": str(error)}) from None
     flat = config.to_flat()
     del flat["data"]
     return flat

@@ -15,7 +15,7 @@ from engine.data.budget import parse_labeled
 from engine.data.transforms import BLUR_MODES
 from engine.methods import METHODS
 from engine.models import MODELS
-from engine.options import Option, OptionError, clean_options
+from engine.options import Option, OptionError, clean_options, shorten
 from engine.registry import RegistryError
 
 
@@ -177,8 +177,7 @@ class RunConfig:
         errors: dict[str, str] = {}
         for name in values:
             if name not in FIELD_BY_NAME and name not in OPTION_KEYS:
-                shown = str(name) if len(str(name)) <= MAX_SHOWN_NAME else str(name)[:MAX_SHOWN_NAME] + "..."
-                errors[shown] = "unknown field; valid fields: " + ", ".join([*FIELD_BY_NAME, *OPTION_KEYS])
+                errors[shorten(str(name), MAX_SHOWN_NAME)] = "unknown field; valid fields: " + ", ".join([*FIELD_BY_NAME, *OPTION_KEYS])
         cleaned: dict[str, Any] = {}
         for f in FIELDS:
             name = f.option.name
@@ -200,8 +199,8 @@ class RunConfig:
                 if name in cleaned and cleaned[name] > cleaned["iters"] and cleaned[name] != FIELD_BY_NAME[name].option.default:
                     errors[name] = f"must not exceed iters ({cleaned['iters']}), the length of the run; got {cleaned[name]}"
         if "device" in cleaned and not _valid_device(cleaned["device"]):
-            shown = cleaned["device"] if len(cleaned["device"]) <= MAX_SHOWN_NAME else cleaned["device"][:MAX_SHOWN_NAME] + "..."
-            errors["device"] = f"expected auto, cpu, cuda or cuda:N (N at most {MAX_CUDA_INDEX}); got {shown!r}"
+            errors["device"] = (f"expected auto, cpu, cuda or cuda:N (N at most {MAX_CUDA_INDEX}); "
+                                f"got {shorten(cleaned['device'], MAX_SHOWN_NAME)!r}")
         elif cleaned.get("gpus", 1) > 1 and cleaned.get("device", "").startswith("cuda:"):
             errors["device"] = (f"with gpus {cleaned['gpus']} use cuda or auto: process r trains on cuda:r of the GPUs "
                                 "that CUDA_VISIBLE_DEVICES shows")

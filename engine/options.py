@@ -108,10 +108,14 @@ def _number(value: Any, whole: bool) -> int | float:
     return number
 
 
+def shorten(text: str, limit: int = 40) -> str:
+    """``text`` cut to ``limit`` characters, so an error never echoes a huge value whole."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _show(value: Any, limit: int = 40) -> str:
     """A value as an error message quotes it: short, whatever the user sent."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(repr(value), limit)
 
 
 def clean_options(options: Iterable[Option], values: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:

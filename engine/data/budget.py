@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from engine.data.index import DatasetIndex
+from engine.options import shorten
 
 DEFAULT_VAL_FRACTION = 0.2
 #: The budgets that forms and sweeps offer, smallest first (the semi-supervised papers'
@@ -42,7 +43,7 @@ def parse_labeled(value: str | int | float) -> Fraction | int:
     A bare ``1`` is refused: beside 1/16 ... 1/2 a person reads it as "all", but as a
     count it means one labelled image.
     """
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    shown = shorten(repr(value))
     if isinstance(value, bool):
         raise ValueError(f"expected {BUDGET_HELP}; got {shown}")
     if isinstance(value, str):

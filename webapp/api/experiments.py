@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from engine.config import config_json_schema
 from webapp.api.fields import VisibleRelatedField
+from webapp.api.params import whole_number
 from webapp.datasets.models import Dataset
 from webapp.experiments import lifecycle
 from webapp.experiments.deletion import ExperimentInUse, delete_experiment
@@ -92,17 +93,13 @@ def _refusable(transition, *args):
         raise ValidationError({"status": str(error)}) from None
 
 
-def _step_param(request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw) if len(raw) <= 12 else None
-    except ValueError:
-        value = None
-    if value is None or not -1 <= value <= MAX_STEP:
-        raise ValidationError({name: f"expected a whole number from -1 to {MAX_STEP}, got {raw[:40]!r}"})
-    return value
+def _step_param(request, name: str, default: int | None) -> int | None:
+    return whole_number(request, name, default, -1, MAX_STEP)
+
+
+def _names(request) -> list[str]:
+    """The ``names`` parameter: comma-separated metric names, at most 100."""
+    return [n for n in request.query_params.get("names", "").split(",") if n][:100]
 
 
 class MetricSeriesSerializer(serializers.Serializer):
@@ -212,13 +209,11 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         """Points after ``after_step`` for ``names``, at most 5,000 per call, oldest first; or, with
         ``max_points``, a downsampled series between ``from_step`` and ``to_step`` that keeps its shape."""
         experiment = self.get_object()
-        names = [n for n in request.query_params.get("names", "").split(",") if n][:100]
+        names = _names(request)
         if request.query_params.get("max_points"):
-            max_points = _step_param(request, "max_points", MAX_POINTS)
-            if not 2 <= max_points <= MAX_POINTS:
-                raise ValidationError({"max_points": f"expected a whole number from 2 to {MAX_POINTS}"})
+            max_points = whole_number(request, "max_points", MAX_POINTS, 2, MAX_POINTS)
             from_step = _step_param(request, "from_step", 0)
-            to_step = _step_param(request, "to_step", MAX_STEP) if request.query_params.get("to_step") else None
+            to_step = _step_param(request, "to_step", None)
             if to_step is not None and from_step > to_step:
                 raise ValidationError({"from_step": f"must not exceed to_step ({to_step})"})
             series = downsampled(experiment.pk, names, max(0, from_step), to_step, max_points)
@@ -246,7 +241,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
     def metrics_csv(self, request, pk=None):
         """Every stored point as CSV (name, step, value), streamed."""
         experiment = self.get_object()
-        names = [n for n in request.query_params.get("names", "").split(",") if n][:100]
+        names = _names(request)
         response = StreamingHttpResponse(csv_rows(experiment.pk, names), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="experiment-{experiment.pk}-metrics.csv"'
         return response

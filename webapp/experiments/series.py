@@ -82,35 +82,34 @@ def _summary_extremes(experiment_id, names, from_step, to_step, buckets, width):
     of the two partial blocks at its ends: a few thousand rows for any length of run."""
     block = MetricSummary.BLOCK_STEPS
     first_block, last_block = -(-from_step // block), (to_step + 1) // block - 1
-    candidates: dict[str, list[tuple[int, float]]] = defaultdict(list)
     summaries = MetricSummary.objects.filter(experiment_id=experiment_id, block__gte=first_block, block__lte=last_block)
     points = MetricPoint.objects.filter(experiment_id=experiment_id, step__gte=from_step, step__lte=to_step).exclude(
         step__gte=first_block * block, step__lte=(last_block + 1) * block - 1)
     if names:
         summaries, points = summaries.filter(name__in=names), points.filter(name__in=names)
-    for name, low_value, low_step, high_value, high_step in summaries.values_list(
-            "name", "low_value", "low_step", "high_value", "high_step"):
-        candidates[name] += [(low_step, low_value), (high_step, high_value)]
-    for name, step, value in points.values_list("name", "step", "value"):
-        candidates[name].append((step, value))
-    extremes: dict[tuple[str, int], list] = {}
-    for name, pairs in candidates.items():
-        for step, value in pairs:
-            key = (name, (step - from_step) * buckets // width)
-            low_high = extremes.setdefault(key, [value, step, value, step])
-            if value < low_high[0]:
-                low_high[0:2] = [value, step]
-            if value > low_high[2]:
-                low_high[2:4] = [value, step]
-    return [(name, *values) for (name, _), values in extremes.items()]
+
+    def candidates():
+        for name, low_value, low_step, high_value, high_step in summaries.values_list(
+                "name", "low_value", "low_step", "high_value", "high_step"):
+            yield name, low_step, low_value
+            yield name, high_step, high_value
+        yield from points.values_list("name", "step", "value")
+
+    return _bucket_extremes(candidates(), from_step, buckets, width)
 
 
 def _python_extremes(experiment_id, names, from_step, to_step, buckets, width):
     points = MetricPoint.objects.filter(experiment_id=experiment_id, step__gte=from_step, step__lte=to_step)
     if names:
         points = points.filter(name__in=names)
+    return _bucket_extremes(points.values_list("name", "step", "value").iterator(chunk_size=10_000), from_step,
+                            buckets, width)
+
+
+def _bucket_extremes(points: Iterable[tuple[str, int, float]], from_step: int, buckets: int, width: int):
+    """(name, step, value) points -> (name, low value, its step, high value, its step) per bucket."""
     extremes: dict[tuple[str, int], list] = {}
-    for name, step, value in points.values_list("name", "step", "value").iterator(chunk_size=10_000):
+    for name, step, value in points:
         key = (name, (step - from_step) * buckets // width)
         low_high = extremes.setdefault(key, [value, step, value, step])
         if value < low_high[0]:

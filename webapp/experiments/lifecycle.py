@@ -93,6 +93,11 @@ def _transition(experiment_id: int, name: str, message: str = "", attempt: int |
         return _apply(experiment, name, message, **changes)
 
 
+def _back_of_the_queue() -> int:
+    """A position after every run's."""
+    return (Experiment.objects.aggregate(last=Max("position"))["last"] or 0) + 1
+
+
 def announce(queue: str) -> None:
     """Tell the workers of ``queue`` that there is work; which run is decided at claim time."""
     celery_app.send_task(TAKE_WORK_TASK, args=[queue], queue=queue)
@@ -110,8 +115,7 @@ def _announce_on_commit(experiment: Experiment | None) -> Experiment | None:
 def create_queued(**fields: Any) -> Experiment:
     """A new run at the back of its queue, announced once the caller's transaction commits."""
     with transaction.atomic():
-        last = Experiment.objects.aggregate(last=Max("position"))["last"] or 0
-        experiment = Experiment.objects.create(status=Status.QUEUED, position=last + 1, **fields)
+        experiment = Experiment.objects.create(status=Status.QUEUED, position=_back_of_the_queue(), **fields)
         ExperimentEvent.objects.create(experiment=experiment, kind=Kind.QUEUED, message=f"on the {experiment.queue} queue")
         _announce_on_commit(experiment)
     return experiment
@@ -207,10 +211,9 @@ def retry(experiment_id: int) -> Experiment:
         experiment = _locked(experiment_id, "retry")
         if experiment is None:
             raise TransitionRefused("only a failed or cancelled run can be retried")
-        last = Experiment.objects.aggregate(last=Max("position"))["last"] or 0
         message = f"resumes from step {experiment.current_step}" if experiment.current_step else "starts again"
         experiment = _apply(experiment, "retry", message, crashes=0, cancel_requested=False, cancel_requested_at=None,
-                            finished_at=None, error="", traceback="", position=last + 1)
+                            finished_at=None, error="", traceback="", position=_back_of_the_queue())
         return _announce_on_commit(experiment)
 
 

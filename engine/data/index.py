@@ -191,12 +191,7 @@ def _read_ignore(payload: dict, num_classes: int) -> tuple[int, tuple[int, int, 
     elif ignore_index < num_classes:
         problems.append(f"ignore_index {ignore_index} must not be a class index (0-{num_classes - 1}); "
                         f"use {IGNORE_INDEX}")
-    ignore_rgb = None
-    if payload.get("ignore_color") is not None:
-        try:
-            ignore_rgb = hex_to_rgb(payload["ignore_color"])
-        except ValueError:
-            problems.append(f"ignore_color must be {COLOR_FORMS}; got {_shown(payload['ignore_color'])}")
+    ignore_rgb = _read_color(payload.get("ignore_color"), "ignore_color", problems)
     return ignore_index, ignore_rgb, problems
 
 
@@ -216,13 +211,19 @@ def _read_class(i: int, item: object) -> tuple[str | None, tuple[int, int, int] 
         problems.append(f"{label}: name is {len(name)} characters long; at most {MAX_CLASS_NAME} are allowed")
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
         problems.append(f"{label}: name holds control characters or broken text; use letters, digits and punctuation")
-    rgb = None
-    if item.get("color") is not None:
-        try:
-            rgb = hex_to_rgb(item["color"])
-        except ValueError:
-            problems.append(f"{label}: colour must be {COLOR_FORMS}; got {_shown(item['color'])}")
+    rgb = _read_color(item.get("color"), f"{label}: colour", problems)
     return name, rgb, problems
+
+
+def _read_color(value: object, what: str, problems: list[str]) -> tuple[int, int, int] | None:
+    """A colour in either form of classes.json, or None (absent, or wrong: then ``problems`` says so)."""
+    if value is None:
+        return None
+    try:
+        return hex_to_rgb(value)
+    except ValueError:
+        problems.append(f"{what} must be {COLOR_FORMS}; got {_shown(value)}")
+        return None
 
 
 def _shown(value: object) -> str:

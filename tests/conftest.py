@@ -172,15 +172,18 @@ class WorkerProcess:
             self.start()
 
 
-@pytest.fixture(scope="session")
-def worker_process(django_db_setup, django_db_blocker, media_root):
+def database_url_of_tests() -> str:
+    """The test database as DATABASE_URL, for the processes a test starts (workers, make run, sbatch)."""
     from django.db import connection
 
-    from webapp.celery import app
-
     database = connection.settings_dict
+    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def worker_process(django_db_setup, django_db_blocker, media_root):
     env = dict(os.environ)
-    env["DATABASE_URL"] = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    env["DATABASE_URL"] = database_url_of_tests()
     env["MEDIA_ROOT"] = str(media_root)
     env["OMP_NUM_THREADS"] = "1"
     env.update(WORKER_TIMINGS)

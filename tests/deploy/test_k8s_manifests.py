@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, database_url_of_tests
 
 K8S = ROOT / "deploy" / "k8s"
 #: The oldest Kubernetes a lab is likely to run still, and the newest the package knows.
@@ -162,10 +162,7 @@ def test_the_web_service_reaches_gunicorn_and_the_probes_ask_healthz():
 def test_the_probe_gets_200_over_http_with_the_pods_settings(tmp_path):
     """SEGLAB_HTTPS redirects plain http and ALLOWED_HOSTS refuses unknown hosts: the probe
     must be neither redirected nor refused, as Django answers it with the ConfigMap's settings."""
-    from django.db import connection
-
-    database = connection.settings_dict
-    database_url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    database_url = database_url_of_tests()
     probe = pod_templates()["seglab-web"]["containers"][0]["readinessProbe"]["httpGet"]
     host = next(header["value"] for header in probe["httpHeaders"] if header["name"] == "Host")
     env = {**os.environ, **named("ConfigMap", CONFIG_MAP_NAME)["data"], "MEDIA_ROOT": str(tmp_path),

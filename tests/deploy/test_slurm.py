@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ROOT, TINY_RUN, wait_for
+from tests.conftest import ROOT, TINY_RUN, wait_for, database_url_of_tests
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Experiment
 
@@ -13,17 +13,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 BATCH_SCRIPT = ROOT / "deploy" / "slurm" / "seglab-worker.sbatch"
 
 
-def test_a_worker_started_by_sbatch_trains_a_queued_run(slurm_cluster, worker_process, dataset, team_users,
+def test_a_worker_started_by_sbatch_trains_a_queued_run(slurm_cluster, without_worker, dataset, team_users,
                                                       media_root, tmp_path):
     from django.conf import settings
-    from django.db import connection
 
-    # Given a queued CPU run, and no other worker that could take it first
-    if worker_process.process is not None and worker_process.process.poll() is None:
-        worker_process.stop()
+    # Given a queued CPU run, and no other worker that could take it first (without_worker)
     experiment = launch_experiment(dataset, dict(TINY_RUN), team_users["alice"])
-    database = connection.settings_dict
-    database_url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    database_url = database_url_of_tests()
 
     # When the batch script is submitted; the secret travels in sbatch's environment, not its
     # command line, and --time bounds a job that a killed pytest would leave behind

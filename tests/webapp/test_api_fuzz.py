@@ -19,11 +19,10 @@ MAX_EXAMPLES = 5
 MAX_SECONDS = 75
 
 
-def test_no_operation_answers_5xx_or_off_schema(live_server, dataset, team_users, worker_process, tmp_path, client):
+def test_no_operation_answers_5xx_or_off_schema(live_server, dataset, team_users, without_worker, tmp_path, client):
+    """``without_worker``: runs the fuzzer launches must not train; the database is flushed after the test."""
     from webapp.accounts.models import ApiToken
 
-    if worker_process.process is not None:
-        worker_process.stop()  # runs the fuzzer launches must not train: the database is flushed after the test
     _, key = ApiToken.issue(team_users["alice"], "fuzz")
     schema = client.get("/api/schema/?format=json", HTTP_AUTHORIZATION=f"Token {key}")
     assert schema.status_code == 200

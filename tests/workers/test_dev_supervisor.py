@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, WORKER_TIMINGS, die_with_parent, wait_for
+from tests.conftest import ROOT, WORKER_TIMINGS, die_with_parent, wait_for, database_url_of_tests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PORT = 8765
@@ -24,12 +24,9 @@ def healthy() -> bool:
 
 def test_a_killed_worker_is_restarted_and_the_web_server_stays_up(tmp_path, media_root):
     from django.conf import settings
-    from django.db import connection
 
-    database = connection.settings_dict
     env = {**os.environ, **WORKER_TIMINGS, "SEGLAB_PORT": str(PORT), "MEDIA_ROOT": str(media_root),
-           "REDIS_URL": settings.CELERY_BROKER_URL,
-           "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"}
+           "REDIS_URL": settings.CELERY_BROKER_URL, "DATABASE_URL": database_url_of_tests()}
     log_path = tmp_path / "dev.log"
     with open(log_path, "w") as log:
         dev = subprocess.Popen([sys.executable, "scripts/dev.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

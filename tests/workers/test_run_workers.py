@@ -7,7 +7,7 @@ import sys
 import pytest
 from django.core.management.base import CommandError
 
-from tests.conftest import ROOT, TINY_RUN, WORKER_TIMINGS, die_with_parent, wait_for
+from tests.conftest import ROOT, TINY_RUN, WORKER_TIMINGS, die_with_parent, wait_for, database_url_of_tests
 from webapp.experiments.management.commands.run_workers import plan_workers
 
 
@@ -28,18 +28,14 @@ def test_impossible_choices_are_refused_in_words(gpus, available, message):
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-def test_a_cpu_worker_started_by_the_command_trains_a_run(dataset, team_users, worker_process, media_root, tmp_path):
+def test_a_cpu_worker_started_by_the_command_trains_a_run(dataset, team_users, without_worker, media_root, tmp_path):
     from django.conf import settings
-    from django.db import connection
 
     from webapp.experiments.launch import launch_experiment
     from webapp.experiments.models import Experiment
 
-    if worker_process.process is not None:
-        worker_process.stop()  # the session's worker must not take the run
-    database = connection.settings_dict
     env = {**os.environ, **WORKER_TIMINGS, "MEDIA_ROOT": str(media_root), "REDIS_URL": settings.CELERY_BROKER_URL,
-           "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"}
+           "DATABASE_URL": database_url_of_tests()}
     log = open(tmp_path / "run_workers.log", "w")
     command = subprocess.Popen([sys.executable, "manage.py", "run_workers", "--gpus", "none"], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)

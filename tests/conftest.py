@@ -242,11 +242,48 @@ def browser():
         browser.close()
 
 
+#: Where browser tests keep their screenshots (one per test, taken when it ends).
+SCREENSHOTS = ROOT / "artifacts" / "e2e"
+
+
+class PageWatch:
+    """What a page did that a user would call broken: script errors, console errors and
+    requests that left localhost (Plotly and htmx are served by the app, never a CDN)."""
+
+    def __init__(self, page):
+        self.errors: list[str] = []
+        self.off_host: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        page.on("request", self._request)
+
+    def _request(self, request) -> None:
+        host = request.url.split("/")[2] if "://" in request.url else ""
+        if request.url.startswith(("http://", "https://", "ws://")) and host.split(":")[0] not in ("localhost", "127.0.0.1"):
+            self.off_host.append(request.url)
+
+    def assert_clean(self, expected_errors: tuple[str, ...] = ()) -> None:
+        """No script or console error (but those containing one of ``expected_errors``), no request off localhost."""
+        unexpected = [e for e in self.errors if not any(part in e for part in expected_errors)]
+        assert unexpected == [], unexpected
+        assert self.off_host == [], self.off_host
+
+
 @pytest.fixture
-def page(browser):
-    context = browser.new_context()
+def page(browser, request):
+    """A fresh browser context; ``page.watch`` records errors and off-host requests, and the
+    page's last state is kept as ``artifacts/e2e/<test>.png``."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
+    page.watch = PageWatch(page)
     yield page
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.node.name)[:150]
+    try:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        if page.url.startswith("http"):
+            page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+    except Exception:  # a page that crashed or closed keeps no screenshot; the test says why it failed
+        pass
     context.close()
 
 

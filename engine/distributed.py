@@ -30,6 +30,7 @@ import os
 import pickle
 import signal
 import socket
+import sys
 import traceback
 from contextlib import contextmanager
 from datetime import timedelta
@@ -151,7 +152,22 @@ def _run_rank(rank: int, fn, args, environment, threads, requests, replies) -> N
         _send(requests, "error", (_picklable(error), rank, traceback.format_exc()))
         raise
     if rank == 0:
-        _send(requests, "result", result)
+        _send(requests, "result", result)  # a pipe write: in the launcher's pipe when it returns
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """End a rank that finished, skipping the interpreter's teardown.
+
+    A spawned process otherwise exits through ``sys.exit``, and the C++ destructors that run
+    then can meet a gloo or store thread that is still joinable: ``std::terminate``
+    ("terminate called without an active exception", SIGABRT) after a run that succeeded,
+    seen about once in ten two-process CPU runs here; cf. pytorch/pytorch#190489 and the
+    atexit discussion in pytorch/pytorch#179291. Everything the run wrote is closed by now.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)
 
 
 def _send(requests, kind: str, payload: Any) -> None:
@@ -201,6 +217,7 @@ def process_group(device: torch.device) -> Iterator[None]:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
     try:
         yield
+        dist.barrier()  # no rank tears its group down while another still talks to it (rank 0 saving)
     finally:
         dist.destroy_process_group()
 

@@ -99,7 +99,8 @@ def _serve(reporter: Reporter, requests, replies, processes) -> Any:
     """Answer rank 0's reporter calls until it sends its result; raise the first rank's error."""
     while True:
         if requests.empty():
-            if processes.join(timeout=POLL_SECONDS):  # raises ProcessRaisedException if one died
+            # join raises if a rank died; once all have ended, what they sent last may still be in the pipe
+            if processes.join(timeout=POLL_SECONDS) and requests.empty():
                 raise RuntimeError("the training processes ended without a result")
             continue
         kind, payload = pickle.loads(requests.get())

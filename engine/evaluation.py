@@ -7,6 +7,7 @@ Cityscapes configs use a stride of two thirds of the crop, 769/513, which we kee
 """
 from __future__ import annotations
 
+import heapq
 import statistics
 import time
 from contextlib import nullcontext
@@ -22,12 +23,14 @@ from engine.config import RunConfig, upgrade_saved
 from engine.data.loaders import worker_options
 from engine.data.transforms import denormalize
 from engine.methods import build_method
-from engine.metrics import ConfusionMatrix
+from engine.metrics import ConfusionMatrix, image_scores
 from engine.models import build_model
-from engine.reporting import EvaluationResult, PredictionSample
+from engine.reporting import EvaluationResult, ImageScore, PredictionSample
 
 #: Validation images shown as overlays on the experiment page (the first ones, so the same every time).
 PREDICTION_SAMPLES = 4
+#: And the evaluation's hardest images (lowest own mIoU), so the page can open the worst cases.
+HARDEST_SAMPLES = 4
 #: Windows per forward pass in slide inference: bounds memory on large images.
 WINDOWS_PER_BATCH = 8
 #: Timed forward passes for throughput, after warm-up passes that fill caches and pick kernels.
@@ -108,31 +111,46 @@ def validation_loader(dataset: Dataset, num_workers: int) -> DataLoader:
                       generator=torch.Generator())  # its seed draw must not advance the training RNG
 
 
+def _sample(item: dict, prediction: torch.Tensor) -> PredictionSample:
+    return PredictionSample(item["id"], denormalize(item["image"]), item["mask"].to(torch.uint8),
+                            prediction.to(torch.uint8).cpu())
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, class_names: list[str],
              device: torch.device, inference: Inference, step: int) -> tuple[EvaluationResult, list[PredictionSample]]:
-    """Scores over every validation image (one confusion matrix on the device) and the first samples."""
+    """Scores over every validation image (one confusion matrix on the device), each image's
+    own scores, and the samples: the first ``PREDICTION_SAMPLES`` images, then the
+    ``HARDEST_SAMPLES`` others with the lowest own mIoU (a bounded heap: memory stays flat)."""
     was_training = model.training
     model.eval()
     confusion = ConfusionMatrix(num_classes, device)
-    samples: list[PredictionSample] = []
+    first: list[PredictionSample] = []
+    hardest: list[tuple[float, int, PredictionSample]] = []  # max-heap on mIoU via its negation
+    scores: list[ImageScore] = []
     try:
-        for item in loader:
+        for position, item in enumerate(loader):
             image, mask = item["image"][None].to(device), item["mask"].to(device)
             prediction = predict_logits(model, image, inference).argmax(1)[0]
-            confusion.update(prediction, mask)
-            if len(samples) < PREDICTION_SAMPLES:
-                samples.append(PredictionSample(item["id"], denormalize(item["image"]), item["mask"].to(torch.uint8),
-                                                prediction.to(torch.uint8).cpu()))
+            score = ImageScore(id=item["id"], **image_scores(confusion.update(prediction, mask)))
+            scores.append(score)
+            if len(first) < PREDICTION_SAMPLES:
+                first.append(_sample(item, prediction))
+            elif score.miou is not None and HARDEST_SAMPLES:
+                entry = (-score.miou, -position)
+                if len(hardest) < HARDEST_SAMPLES:
+                    heapq.heappush(hardest, (*entry, _sample(item, prediction)))
+                elif entry > hardest[0][:2]:
+                    heapq.heapreplace(hardest, (*entry, _sample(item, prediction)))
     finally:
         model.train(was_training)
-    scores = confusion.scores()
+    totals = confusion.scores()
     result = EvaluationResult(
-        step=step, miou=scores["miou"], iou=scores["iou"], pixel_accuracy=scores["pixel_accuracy"],
-        mean_accuracy=scores["mean_accuracy"], mean_dice=scores["mean_dice"], dice=scores["dice"],
-        confusion_matrix=confusion.counts.cpu().tolist(), class_names=list(class_names),
+        step=step, miou=totals["miou"], iou=totals["iou"], pixel_accuracy=totals["pixel_accuracy"],
+        mean_accuracy=totals["mean_accuracy"], mean_dice=totals["mean_dice"], dice=totals["dice"],
+        confusion_matrix=confusion.counts.cpu().tolist(), class_names=list(class_names), images=scores,
     )
-    return result, samples
+    return result, first + [sample for *_, sample in sorted(hardest, reverse=True)]
 
 
 def _synchronize(device: torch.device) -> None:

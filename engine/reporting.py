@@ -5,10 +5,21 @@ list. ``should_stop`` is polled between steps: cancellation is cooperative.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
+
+
+@dataclass
+class ImageScore:
+    """One validation image's own scores at one evaluation (``engine.metrics.image_scores``)."""
+
+    id: str
+    miou: float | None  # over the classes in this image's truth or prediction; None when all pixels are ignored
+    pixel_accuracy: float | None
+    pixels: int  # pixels scored (not ignored)
+    confusions: list[tuple[int, int, int]]  # (true class, predicted class, pixels), largest first, bounded
 
 
 @dataclass
@@ -23,9 +34,14 @@ class EvaluationResult:
     confusion_matrix: list[list[int]]  # rows: ground truth, columns: prediction
     class_names: list[str]
     throughput: float | None = None  # images/s at the evaluation resolution, final evaluation only
+    images: list[ImageScore] = field(default_factory=list, repr=False)  # every validation image, in loader order
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def without_images(self) -> "EvaluationResult":
+        """The summary alone, as checkpoints keep it: per-image scores are the reporter's to store."""
+        return replace(self, images=[])
 
 
 @dataclass
@@ -55,7 +71,8 @@ class Reporter(Protocol):
         """Every ``evaluation_interval`` steps and at the end (the final one carries ``throughput``)."""
 
     def log_predictions(self, step: int, samples: list[PredictionSample]) -> None:
-        """With each evaluation: the same first validation images every time."""
+        """With each evaluation: the same first validation images every time, then that
+        evaluation's hardest ones (lowest own mIoU), each image once."""
 
     def log_checkpoint(self, path: str, step: int, is_best: bool) -> None:
         """After writing last.pt (each evaluation, and when stopped) or best.pt (mIoU improved)."""

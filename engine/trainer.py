@@ -131,7 +131,7 @@ class Run:
             "scaler": self.scaler.state_dict(),
             "rng": rng[0],
             **({"rng_per_rank": rng} if len(rng) > 1 else {}),
-            "best_evaluation": self.best.to_dict() if self.best else None,
+            "best_evaluation": self.best.without_images().to_dict() if self.best else None,
             "num_classes": self.data.num_classes,
             "class_names": list(self.data.index.class_names),
             "class_colors": list(self.data.index.class_colors),

@@ -1,7 +1,7 @@
 """Masks as pictures: colour masks, overlays on the image, and index PNGs with a palette.
 
 Used by ``python -m engine predict`` and by the worker that writes the prediction
-overlays the experiment page shows. Colours are the dataset's ``classes.json`` colours
+masks the experiment page colours in the browser. Colours are the dataset's ``classes.json`` colours
 (``"#rrggbb"`` strings or RGB triples); ignored pixels (255) are left uncoloured.
 """
 from __future__ import annotations
@@ -89,4 +89,19 @@ def index_png(mask: ArrayLike, colors: Sequence[Color]) -> Image.Image:
     """A palette ("P") image: pixel values are the class indices, viewers show the class colours."""
     image = Image.fromarray(_as_mask(mask), mode="P")
     image.putpalette(_lookup_table(colors).reshape(-1).tolist())
+    return image
+
+
+def grey_index_png(mask: ArrayLike) -> Image.Image:
+    """An index PNG whose palette entry k is grey (k, k, k), 255 (ignored) included.
+
+    A browser canvas only hands out colours, and dataset colours may repeat or equal the
+    ignore colour (a black background), so ``index_png``'s masks cannot be read back to class
+    indices there; these can, from any channel. The experiment page's overlay viewer reads
+    them and colours each class itself, so a class can be toggled or recoloured without a
+    new file. Any PNG reader that keeps palette indices (Pillow, numpy) reads the classes
+    directly, as with ``index_png``.
+    """
+    image = Image.fromarray(_as_mask(mask), mode="P")
+    image.putpalette(np.repeat(np.arange(256, dtype=np.uint8), 3).tolist())
     return image

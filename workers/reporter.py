@@ -17,16 +17,19 @@ from pathlib import Path
 from typing import Callable
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from PIL import Image
 
-from engine.reporting import EvaluationResult, PredictionSample
-from engine.visualize import overlay
-from webapp.experiments.models import Evaluation, Experiment
+from engine.reporting import EvaluationResult, ImageScore, PredictionSample
+from engine.visualize import grey_index_png
+from webapp.experiments.models import Evaluation, Experiment, ImageScore as ImageScoreRow, confusion_key
 from workers.metric_writer import MetricWriter
 
 CANCEL_POLL_SECONDS = 1.0
+#: Rows per INSERT when storing an evaluation's per-image scores.
+SCORE_BATCH = 1000
 #: Weight of the newest measurement in the steps/s estimate behind the page's ETA.
 RATE_SMOOTHING = 0.3
 
@@ -80,34 +83,45 @@ class DatabaseReporter:
         return self.rate
 
     def log_evaluation(self, step: int, result: EvaluationResult) -> None:
+        """The evaluation and its per-image scores in one transaction; a redelivered or resumed run
+        that evaluates the same step again replaces both, so nothing is duplicated or half-stored."""
         self.log_metrics(step, {"val_miou": result.miou, "val_pixel_accuracy": result.pixel_accuracy})
         self.flush()
-        Evaluation.objects.update_or_create(
-            experiment=self.experiment, step=step,
-            defaults={
-                "miou": result.miou, "iou": result.iou, "pixel_accuracy": result.pixel_accuracy,
-                "mean_accuracy": result.mean_accuracy, "confusion_matrix": result.confusion_matrix,
-                "class_names": result.class_names, "throughput": result.throughput,
-            },
-        )
+        with transaction.atomic():
+            evaluation, _ = Evaluation.objects.update_or_create(
+                experiment=self.experiment, step=step,
+                defaults={
+                    "miou": result.miou, "iou": result.iou, "pixel_accuracy": result.pixel_accuracy,
+                    "mean_accuracy": result.mean_accuracy, "confusion_matrix": result.confusion_matrix,
+                    "class_names": result.class_names, "throughput": result.throughput,
+                },
+            )
+            evaluation.image_scores.all().delete()
+            ImageScoreRow.objects.bulk_create([_score_row(evaluation, score) for score in result.images],
+                                              batch_size=SCORE_BATCH)
         best = max(result.miou, self.experiment.best_miou or 0.0)
         self.experiment.best_miou = best
         Experiment.objects.filter(pk=self.experiment.pk).update(best_miou=best)
 
     def log_predictions(self, step: int, samples: list[PredictionSample]) -> None:
-        folder = self.experiment.output_dir / "predictions" / f"step_{step:07d}"
-        folder.mkdir(parents=True, exist_ok=True)
+        """Each sample's prediction as a grey index PNG per step; its image and ground truth once per
+        run (they do not change between steps). The page colours the masks in the browser."""
+        root = self.experiment.output_dir / "predictions"
+        folders = {name: root / name for name in ("images", "truth", f"step_{step:07d}")}
+        for folder in folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
         written = []
         for sample in samples:
-            image = sample.image.permute(1, 2, 0).cpu().numpy()
-            panels = [Image.fromarray(image), overlay(image, sample.ground_truth.cpu().numpy(), self.colors),
-                      overlay(image, sample.prediction.cpu().numpy(), self.colors)]
-            strip = Image.new("RGB", (sum(p.width for p in panels), panels[0].height))
-            for i, panel in enumerate(panels):
-                strip.paste(panel, (i * panels[0].width, 0))
-            path = folder / f"{sample.id}.png"
-            strip.save(path)
-            written.append({"id": sample.id, "overlay": str(path.relative_to(settings.MEDIA_ROOT))})
+            name = f"{sample.id}.png"
+            paths = {"image": folders["images"] / name, "ground_truth": folders["truth"] / name,
+                     "prediction": folders[f"step_{step:07d}"] / name}
+            if not paths["image"].is_file():
+                _save(Image.fromarray(sample.image.permute(1, 2, 0).cpu().numpy()), paths["image"])
+            if not paths["ground_truth"].is_file():
+                _save(grey_index_png(sample.ground_truth), paths["ground_truth"])
+            _save(grey_index_png(sample.prediction), paths["prediction"])
+            written.append({"id": sample.id, **{kind: str(path.relative_to(settings.MEDIA_ROOT))
+                                                for kind, path in paths.items()}})
         Evaluation.objects.filter(experiment=self.experiment, step=step).update(predictions=written)
 
     def log_checkpoint(self, path: str, step: int, is_best: bool) -> None:
@@ -125,3 +139,16 @@ class DatabaseReporter:
             self.stop = (row is None or row["cancel_requested"] or row["status"] != Experiment.Status.RUNNING
                          or (self.attempt is not None and row["attempt"] != self.attempt))
         return self.stop
+
+
+def _score_row(evaluation: Evaluation, score: ImageScore) -> ImageScoreRow:
+    return ImageScoreRow(evaluation=evaluation, image_id=score.id, miou=score.miou, pixel_accuracy=score.pixel_accuracy,
+                         pixels=score.pixels,
+                         confusions={confusion_key(true, predicted): pixels for true, predicted, pixels in score.confusions})
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    """Write through a temporary name: a page never reads a half-written PNG."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    image.save(temporary, format="PNG")
+    temporary.replace(path)

@@ -101,8 +101,10 @@ def test_user_data_is_shown_as_text_on_every_page(page, live_server, team_users,
 
     # Then the live page renders the evaluation and the predictions as text
     page.reload()
-    wait_for(lambda: page.locator("#predictions figure").count() == len(latest.predictions), timeout=30,
-             message="the live page to render the predictions")
+    image_ids = sorted(latest.image_scores.values_list("image_id", flat=True))
+    wait_for(lambda: page.locator("#viewer-caption").text_content() == shown_stems[0]
+             and page.locator("#image-grid figure").count() == len(image_ids), timeout=30,
+             message="the live page to render the overlay viewer and the per-image grid")
     assert_only_text(page, dialogs, "experiment_detail")
     assert page.locator("h1").text_content() == EXPERIMENT_NAME
     assert page.title() == f"{EXPERIMENT_NAME} · SegLab"
@@ -116,11 +118,16 @@ def test_user_data_is_shown_as_text_on_every_page(page, live_server, team_users,
         assert not cells or abs(sum(float(cell) for cell in cells) - 100) < 1
     best = Experiment.objects.get(pk=experiment.pk).best_miou
     assert page.locator("#best-miou").text_content() == f"{100 * best:.1f}"  # percent, as the list shows it
-    captions = page.locator("#predictions figcaption").all_text_contents()
-    assert captions[:2] == [f"{stem}: image · ground truth · prediction" for stem in shown_stems]
-    images = page.locator("#predictions img")
-    assert [images.nth(i).get_attribute("alt") for i in range(2)] == shown_stems
-    assert page.evaluate("() => [...document.querySelectorAll('#predictions img')].every((i) => i.naturalWidth > 0)")
+    # The overlay viewer and the per-image grid: class names and image ids as text
+    assert page.locator("#viewer-class-toggles label").all_text_contents() == CLASS_NAMES
+    assert sorted(page.locator("#image-grid .tile-id").all_text_contents()) == image_ids
+    images = page.locator("#image-grid img")
+    assert images.count() > 0 and all(images.nth(i).get_attribute("alt") in image_ids for i in range(images.count()))
+    wait_for(lambda: page.evaluate("() => [...document.querySelectorAll('#image-grid img')].every((i) => i.naturalWidth > 0)"),
+             timeout=10, message="the grid's thumbnails to load")
+    page.locator("#confusion td.clickable").first.click()
+    wait_for(lambda: page.locator("#confusion-images li").count() > 0, timeout=10, message="the confusion's images")
+    assert_only_text(page, dialogs, "experiment_detail_confusion")
 
     page.goto(f"{live_server.url}/experiments/")
     assert_only_text(page, dialogs, "experiment_list")

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from PIL import Image
 
-from engine.visualize import colorize, index_png, overlay
+from engine.visualize import colorize, grey_index_png, index_png, overlay
 
 COLORS = ["#000000", "#ff0000", (0, 0, 255)]
 
@@ -37,3 +38,13 @@ def test_index_png_keeps_class_indices_with_a_palette():
     assert image.mode == "P"
     assert np.array_equal(np.array(image), mask)
     assert image.getpalette()[3:6] == [255, 0, 0]
+
+
+def test_grey_index_png_reads_back_as_indices_from_its_colours(tmp_path):
+    mask = np.array([[0, 1], [7, 255]], dtype=np.uint8)
+
+    grey_index_png(mask).save(tmp_path / "mask.png")
+
+    with Image.open(tmp_path / "mask.png") as saved:
+        assert np.array_equal(np.array(saved), mask)  # indices, as index_png keeps them
+        assert np.array_equal(np.array(saved.convert("RGB"))[..., 0], mask)  # and what a canvas sees

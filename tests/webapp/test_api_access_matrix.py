@@ -7,12 +7,15 @@ from tests.conftest import TINY_RUN
 from webapp.accounts.models import ApiToken
 from webapp.experiments import lifecycle
 from webapp.experiments.launch import launch_experiment
+from webapp.experiments.models import Evaluation
 
 WRITES = ("post", "patch", "put", "delete")
 #: Operations on the caller's own account, not on a team's objects.
 OWN = ("/api/v1/tokens/",)
 #: Collection writes check the team inside the body; tested with bodies in their own files.
 BODY_CHECKED = ("/api/v1/datasets/", "/api/v1/experiments/", "/api/v1/sweeps/")
+#: The step of the world's one evaluation, for paths under ``evaluations/{step}/``.
+EVALUATED_STEP = 3
 
 
 @pytest.fixture
@@ -22,6 +25,8 @@ def world(client, dataset, team_users):
     experiment = launch_experiment(dataset, dict(TINY_RUN), team_users["alice"])
     lifecycle.claim_next(experiment.queue, "w")
     lifecycle.fail(experiment.pk, "boom", attempt=1)
+    Evaluation.objects.create(experiment=experiment, step=EVALUATED_STEP, miou=0.5, iou=[0.5], pixel_accuracy=0.5,
+                              mean_accuracy=0.5, confusion_matrix=[[1]], class_names=["a"])
     sweep = launch_sweep(dataset, {"methods": ["supervised"], "budgets": ["1/2"], "seeds": [0],
                           "config": {k: v for k, v in TINY_RUN.items() if k != "labeled"}},
                          team_users["alice"], "grid")
@@ -41,7 +46,7 @@ def operations(client, key):
 
 def call(client, world, path, method, who):
     resource = path.split("/")[3]
-    url = path.replace("{id}", str(world["ids"].get(resource, 0)))
+    url = path.replace("{id}", str(world["ids"].get(resource, 0))).replace("{step}", str(EVALUATED_STEP))
     headers = {"HTTP_AUTHORIZATION": f"Token {world['keys'][who]}"} if who else {}
     return getattr(client, method)(url, {}, content_type="application/json", **headers)
 

@@ -32,6 +32,9 @@ def test_run_trains_and_records_everything(dataset, team_users):
     assert [e.step for e in evaluations] == [3, 6]
     last = evaluations.last()
     assert len(last.confusion_matrix) == dataset.num_classes and last.predictions
+    scores = list(last.image_scores.all())  # every validation image, whose pixels add up to the matrix's
+    assert scores and sum(score.pixels for score in scores) == sum(map(sum, last.confusion_matrix))
+    assert {sample["id"] for sample in last.predictions} <= {score.image_id for score in scores}
     assert (experiment.output_dir / "last.pt").is_file()
     assert experiment.checkpoint.endswith("last.pt")
     assert [e.kind for e in experiment.events.all()] == ["queued", "started", "succeeded"]

@@ -1,4 +1,5 @@
-"""The experiments API: launch, list with filters, watch (metrics, evaluations), control (cancel, retry, move, clone, delete)."""
+"""The experiments API: launch, list with filters, watch (metrics, evaluations, per-image scores and
+prediction samples: ``webapp/api/evaluation_images.py``), control (cancel, retry, move, clone, delete)."""
 import json
 
 import django_filters
@@ -11,6 +12,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from engine.config import config_json_schema
+from webapp.api.evaluation_images import EvaluationImagesMixin, PredictionSampleSerializer, sample_urls
 from webapp.api.fields import VisibleRelatedField
 from webapp.api.params import whole_number
 from webapp.datasets.models import Dataset
@@ -80,10 +82,17 @@ class MoveSerializer(serializers.Serializer):
 
 
 class EvaluationSerializer(serializers.ModelSerializer):
+    predictions = serializers.SerializerMethodField(help_text="The prediction samples: the first validation images, "
+                                                              "then the step's hardest")
+
     class Meta:
         model = Evaluation
         fields = ["step", "miou", "iou", "pixel_accuracy", "mean_accuracy", "confusion_matrix", "class_names",
                   "throughput", "predictions", "created_at"]
+
+    @extend_schema_field(PredictionSampleSerializer(many=True))
+    def get_predictions(self, evaluation):
+        return [sample_urls(self.context["request"], sample) for sample in evaluation.predictions]
 
 
 def _refusable(transition, *args):
@@ -136,7 +145,7 @@ class ExperimentFilter(django_filters.FilterSet):
         fields = ["status", "dataset", "queue"]
 
 
-class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+class ExperimentViewSet(EvaluationImagesMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                         mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = ExperimentSerializer
     filter_backends = [django_filters.rest_framework.DjangoFilterBackend, filters.OrderingFilter]
@@ -266,4 +275,5 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
     def evaluations(self, request, pk=None):
         experiment = self.get_object()
         evaluations = experiment.evaluations.filter(step__gt=_step_param(request, "after_step", -1))
-        return Response(EvaluationsSerializer({"experiment": experiment.pk, "evaluations": evaluations}).data)
+        return Response(EvaluationsSerializer({"experiment": experiment.pk, "evaluations": evaluations},
+                                              context={"request": request}).data)

@@ -126,12 +126,40 @@ class Evaluation(models.Model):
     confusion_matrix = models.JSONField(help_text="Rows: ground truth, columns: prediction")
     class_names = models.JSONField(default=list)
     throughput = models.FloatField(null=True, blank=True)
-    predictions = models.JSONField(default=list, help_text="[{id, overlay}] overlay PNGs relative to MEDIA_ROOT")
+    predictions = models.JSONField(default=list, help_text="[{id, image, ground_truth, prediction}] PNGs relative to "
+                                                           "MEDIA_ROOT (masks: grey index PNGs); older runs [{id, overlay}]")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["step"]
         constraints = [models.UniqueConstraint(fields=["experiment", "step"], name="one_evaluation_per_step")]
+
+
+def confusion_key(true_class: int, predicted_class: int) -> str:
+    """The key of one confusion in ``ImageScore.confusions``."""
+    return f"{true_class},{predicted_class}"
+
+
+class ImageScore(models.Model):
+    """One validation image's own scores at one evaluation (``engine.metrics.image_scores``).
+
+    ``confusions`` maps ``"true,predicted"`` to pixels for the image's largest confusions
+    (bounded by the engine), so "the images that lose most of class i to class j" is a key
+    lookup and an order on its value within one evaluation's rows, on PostgreSQL and SQLite
+    alike; the index on (evaluation, miou) serves the hardest-first grid.
+    """
+
+    evaluation = models.ForeignKey(Evaluation, on_delete=models.CASCADE, related_name="image_scores")
+    image_id = models.CharField(max_length=500)
+    miou = models.FloatField(null=True, help_text="Over the classes in the image's truth or prediction; "
+                                                  "null when every pixel is ignored")
+    pixel_accuracy = models.FloatField(null=True)
+    pixels = models.PositiveBigIntegerField(help_text="Pixels scored (not ignored)")
+    confusions = models.JSONField(default=dict, help_text='{"true,predicted": pixels} for the largest confusions')
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["evaluation", "image_id"], name="one_score_per_image")]
+        indexes = [models.Index(fields=["evaluation", "miou"], name="image_score_hardest_first")]
 
 
 class ExperimentEvent(models.Model):

@@ -81,26 +81,23 @@ function showEvaluation(evaluation) {
   const table = el("table", { class: "table compact", id: "class-iou" },
     el("thead", {}, el("tr", {}, el("th", {}, "Class"), el("th", {}, "IoU"))), el("tbody", {}, rows));
   document.getElementById("evaluation").replaceChildren(summary, table, confusionTable(evaluation));
-  document.getElementById("predictions").replaceChildren(...evaluation.predictions.map((p) =>
-    el("figure", {}, el("img", { src: mediaUrl(p.overlay), alt: p.id }),
-      el("figcaption", {}, `${p.id}: image · ground truth · prediction`))));
-}
-
-// Each segment is percent-encoded, so a file name holding `#`, `?` or `%` still names its file.
-function mediaUrl(path) {
-  return `/media/${path.split("/").map(encodeURIComponent).join("/")}`;
 }
 
 // Rows: ground truth, columns: prediction, each row in percent of its pixels; the shade
 // of a cell follows its share, so a class that loses its pixels to another stands out.
+// Cells carry their classes and step: overlay_viewer.js lists the images behind a click.
 function confusionTable(evaluation) {
   const names = evaluation.class_names;
   const head = el("tr", {}, el("th", {}, "truth \\ prediction"), names.map((name) => el("th", {}, name)));
   const rows = evaluation.confusion_matrix.map((counts, i) => {
     const total = counts.reduce((sum, count) => sum + count, 0);
-    return el("tr", {}, el("th", {}, names[i]), counts.map((count) => {
+    return el("tr", {}, el("th", {}, names[i]), counts.map((count, j) => {
       const share = total ? count / total : 0;
-      return el("td", { style: `background: rgba(37, 99, 235, ${share.toFixed(3)})` }, total ? (100 * share).toFixed(1) : "—");
+      const clickable = i !== j && count > 0;
+      return el("td", { style: `background: rgba(37, 99, 235, ${share.toFixed(3)})`, "data-step": evaluation.step,
+                        "data-true-class": i, "data-predicted-class": j, class: clickable ? "clickable" : null,
+                        title: clickable ? `images where ${names[i]} is predicted as ${names[j]}` : null },
+                total ? (100 * share).toFixed(1) : "—");
     }));
   });
   return el("details", { id: "confusion", open: "" }, el("summary", {}, "Confusion matrix (% of each true class's pixels)"),
@@ -122,6 +119,7 @@ async function poll() {
     const latest = evaluations.evaluations[evaluations.evaluations.length - 1];
     afterEvaluation = latest.step;
     showEvaluation(latest);
+    document.dispatchEvent(new CustomEvent("seglab:evaluations", { detail: evaluations.evaluations }));
   }
   return FINISHED.has(body.status);
 }

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from webapp.review import services
 from webapp.review.markdown import render
+from webapp.teams.access import require_write
 from webapp.review.models import MAX_COMMENT_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, Comment
 
 
@@ -35,8 +36,10 @@ class CommentWriteSerializer(serializers.Serializer):
 
 
 class TagsSerializer(serializers.Serializer):
-    tags = serializers.ListField(child=serializers.CharField(max_length=MAX_TAG_LENGTH, trim_whitespace=False),
-                                 max_length=MAX_TAGS, help_text="The whole set: tags left out are removed")
+    # The limits are checked by webapp.review.services.clean_tags, which names the tag at fault.
+    tags = serializers.ListField(child=serializers.CharField(trim_whitespace=False, allow_blank=True),
+                                 help_text=f"The whole set (at most {MAX_TAGS}, each 1-{MAX_TAG_LENGTH} letters, digits, "
+                                           "spaces or . : + / - _): tags left out are removed")
 
 
 class StarSerializer(serializers.Serializer):
@@ -99,6 +102,7 @@ class ReviewActions:
         target = self.get_object()
         if request.method == "GET":
             return Response({"tags": services.tag_names(target)})
+        require_write(target.team, request.user)  # before the body: a 403 says more than a 400
         payload = TagsSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         return Response({"tags": services.set_tags(target, request.user, payload.validated_data["tags"])})
@@ -124,6 +128,7 @@ class CommentViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewse
     @extend_schema(request=CommentWriteSerializer, responses=CommentSerializer)
     def partial_update(self, request, *args, **kwargs):
         comment = self.get_object()
+        services.require_author(comment, request.user)  # before the body: a 403 says more than a 400
         payload = CommentWriteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         return Response(CommentSerializer(services.edit_comment(comment, request.user, payload.validated_data["body"])).data)

@@ -71,20 +71,20 @@ def add_comment(target: Model, user, body) -> Comment:
     return Comment.objects.create(**{_field(target): target}, author=user, body=clean_body(body))
 
 
-def _require_author(comment: Comment, user) -> None:
+def require_author(comment: Comment, user) -> None:
     if comment.author_id != user.pk:
         raise PermissionDenied("Only its author can change or delete a comment")
 
 
 def edit_comment(comment: Comment, user, body) -> Comment:
-    _require_author(comment, user)
+    require_author(comment, user)
     comment.body, comment.edited_at = clean_body(body), timezone.now()
     comment.save(update_fields=["body", "edited_at"])
     return comment
 
 
 def delete_comment(comment: Comment, user) -> None:
-    _require_author(comment, user)
+    require_author(comment, user)
     comment.delete()
 
 

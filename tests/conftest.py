@@ -254,8 +254,15 @@ class PageWatch:
         self.errors: list[str] = []
         self.off_host: list[str] = []
         page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
-        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        page.on("console", self._console)
         page.on("request", self._request)
+        page.on("response", lambda response: response.status >= 400 and self.errors.append(
+            f"{response.status} for {response.request.method} {response.url}"))
+
+    def _console(self, message) -> None:
+        # A failed load is also a response above, which names its URL.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(message.text)
 
     def _request(self, request) -> None:
         host = request.url.split("/")[2] if "://" in request.url else ""

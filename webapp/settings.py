@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "webapp.datasets",
     "webapp.experiments",
     "webapp.sweeps",
+    "webapp.review",
 ]
 
 MIDDLEWARE = [

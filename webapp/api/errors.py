@@ -7,6 +7,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import ValidationError as ModelValidationError
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
@@ -41,6 +42,10 @@ def exception_handler(exc, context):
         return error_response("Invalid experiment configuration: " + str(exc), exc.errors)
     if isinstance(exc, UploadError):
         return error_response("The dataset was refused: " + str(exc), {"archive": str(exc)})
+    if isinstance(exc, ModelValidationError):  # a rule of a plain service function (webapp.review.services)
+        fields = {name: " ".join(messages) for name, messages in exc.message_dict.items()} if hasattr(
+            exc, "error_dict") else {}
+        return error_response(_flatten(fields) if fields else " ".join(exc.messages), fields)
     if isinstance(exc, RequestDataTooBig):
         return error_response(f"the request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 2**20} MiB",
                               status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)

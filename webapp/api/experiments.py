@@ -15,13 +15,15 @@ from engine.config import config_json_schema
 from webapp.api.evaluation_images import EvaluationImagesMixin, PredictionSampleSerializer, sample_urls
 from webapp.api.fields import VisibleRelatedField
 from webapp.api.params import whole_number
+from webapp.api.review import REVIEW_FIELDS, ReviewActions, ReviewFields
+from webapp.review.services import with_review
 from webapp.datasets.models import Dataset
 from webapp.experiments import lifecycle
+from webapp.experiments.filters import ORDERINGS, ExperimentFilter
 from webapp.experiments.deletion import ExperimentInUse, delete_experiment
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation, Experiment
 from webapp.experiments.series import csv_rows, downsampled, to_series
-from webapp.sweeps.models import Sweep
 from webapp.teams.access import get_rw_for_user, require_write, visible
 
 #: Most points one metrics request returns; the page asks again for the rest.
@@ -52,7 +54,7 @@ class ConfigField(serializers.Field):
         return value
 
 
-class ExperimentSerializer(serializers.ModelSerializer):
+class ExperimentSerializer(ReviewFields, serializers.ModelSerializer):
     dataset = serializers.PrimaryKeyRelatedField(read_only=True)
     team = serializers.StringRelatedField()
     progress = serializers.FloatField(read_only=True)
@@ -63,7 +65,8 @@ class ExperimentSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "team", "dataset", "sweep", "config", "queue", "status", "position", "progress",
                   "current_step", "total_steps", "steps_per_second", "eta_seconds", "best_miou", "final_miou",
                   "throughput", "error", "traceback", "log_tail", "cancel_requested", "attempt", "crashes", "worker",
-                  "device_name", "device_memory_mb", "heartbeat_at", "created_at", "started_at", "finished_at"]
+                  "device_name", "device_memory_mb", "heartbeat_at", "created_at", "started_at", "finished_at",
+                  *REVIEW_FIELDS]
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
@@ -133,28 +136,17 @@ class EvaluationsSerializer(serializers.Serializer):
     evaluations = EvaluationSerializer(many=True)
 
 
-class ExperimentFilter(django_filters.FilterSet):
-    method = django_filters.CharFilter(field_name="config__method", help_text="Semi-supervised method name")
-    arch = django_filters.CharFilter(field_name="config__arch", help_text="Architecture name")
-    owner = django_filters.CharFilter(field_name="created_by__username", help_text="Username of who launched it")
-    sweep = django_filters.ModelChoiceFilter(queryset=lambda request: visible(Sweep.objects.all(), request.user),
-                                             help_text="Id of the sweep that launched the runs")
-
-    class Meta:
-        model = Experiment
-        fields = ["status", "dataset", "queue"]
-
-
-class ExperimentViewSet(EvaluationImagesMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                        mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class ExperimentViewSet(ReviewActions, EvaluationImagesMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = ExperimentSerializer
     filter_backends = [django_filters.rest_framework.DjangoFilterBackend, filters.OrderingFilter]
     filterset_class = ExperimentFilter
-    ordering_fields = ["created_at", "best_miou", "final_miou", "position"]
+    ordering_fields = sorted({field.lstrip("-") for field in ORDERINGS} | {"final_miou"})
     ordering = ["-created_at"]
 
     def get_queryset(self):
-        return visible(Experiment.objects.select_related("team", "dataset"), self.request.user)
+        return with_review(visible(Experiment.objects.select_related("team", "dataset"), self.request.user),
+                           self.request.user)
 
     @extend_schema(request=ExperimentCreateSerializer, responses={201: ExperimentSerializer})
     def create(self, request, *args, **kwargs):
@@ -163,7 +155,7 @@ class ExperimentViewSet(EvaluationImagesMixin, mixins.ListModelMixin, mixins.Ret
         data = payload.validated_data
         require_write(data["dataset"].team, request.user)
         experiment = launch_experiment(data["dataset"], data["config"], request.user, data["name"])
-        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(experiment).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
         require_write(instance.team, self.request.user)
@@ -176,14 +168,14 @@ class ExperimentViewSet(EvaluationImagesMixin, mixins.ListModelMixin, mixins.Ret
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         experiment = get_rw_for_user(self.get_queryset(), request.user, pk)
-        return Response(ExperimentSerializer(lifecycle.request_cancel(experiment.pk)).data)
+        return Response(self.get_serializer(lifecycle.request_cancel(experiment.pk)).data)
 
     @extend_schema(request=None, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Queue a failed or cancelled run again; it resumes from its last checkpoint."""
         experiment = get_rw_for_user(self.get_queryset(), request.user, pk)
-        return Response(ExperimentSerializer(_refusable(lifecycle.retry, experiment.pk)).data)
+        return Response(self.get_serializer(_refusable(lifecycle.retry, experiment.pk)).data)
 
     @extend_schema(request=MoveSerializer, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])
@@ -192,7 +184,7 @@ class ExperimentViewSet(EvaluationImagesMixin, mixins.ListModelMixin, mixins.Ret
         experiment = get_rw_for_user(self.get_queryset(), request.user, pk)
         payload = MoveSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        return Response(ExperimentSerializer(_refusable(lifecycle.move, experiment.pk, payload.validated_data["where"])).data)
+        return Response(self.get_serializer(_refusable(lifecycle.move, experiment.pk, payload.validated_data["where"])).data)
 
     @extend_schema(request=CloneSerializer, responses={201: ExperimentSerializer})
     @action(detail=True, methods=["post"])
@@ -204,7 +196,7 @@ class ExperimentViewSet(EvaluationImagesMixin, mixins.ListModelMixin, mixins.Ret
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         experiment = launch_experiment(source.dataset, {**source.config, **data["config"]}, request.user, data["name"])
-        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(experiment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=MetricsSerializer, parameters=[
         OpenApiParameter("names", str, description="Comma-separated metric names (all when absent)"),

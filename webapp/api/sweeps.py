@@ -1,4 +1,5 @@
 """The sweeps API: launch a grid of runs in one call, list sweeps, read one back with its runs and table."""
+import django_filters
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
@@ -8,6 +9,8 @@ from engine.config import MAX_SEED
 from engine.sweeps import MAX_RUNS
 from webapp.api.experiments import ConfigField
 from webapp.api.fields import VisibleRelatedField
+from webapp.api.review import REVIEW_FIELDS, ReviewActions, ReviewFields
+from webapp.review.services import with_review
 from webapp.datasets.models import Dataset
 from webapp.experiments.models import Experiment
 from webapp.sweeps.models import Sweep
@@ -38,7 +41,7 @@ class SweepCreateSerializer(serializers.Serializer):
                                    "given and without method, labeled and seed; left-out fields take their defaults")
 
 
-class SweepSerializer(serializers.ModelSerializer):
+class SweepSerializer(ReviewFields, serializers.ModelSerializer):
     team = serializers.StringRelatedField()
     dataset = serializers.PrimaryKeyRelatedField(read_only=True)
     methods = serializers.ListField(child=serializers.CharField(), source="grid.methods", read_only=True)
@@ -54,7 +57,7 @@ class SweepSerializer(serializers.ModelSerializer):
     class Meta:
         model = Sweep
         fields = ["id", "name", "team", "dataset", "methods", "budgets", "seeds", "archs", "config", "created_by",
-                  "created_at", "experiments"]
+                  "created_at", "experiments", *REVIEW_FIELDS]
 
 
 class SweepRunSerializer(serializers.Serializer):
@@ -108,13 +111,25 @@ class SweepDetailSerializer(SweepSerializer):
         return SweepTableSerializer({"score": TABLE_SCORE, "budgets": table.budgets, "rows": table.rows}).data
 
 
-class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+class SweepFilter(django_filters.FilterSet):
+    tag = django_filters.CharFilter(field_name="tags__name", help_text="Sweeps with this tag")
+    starred = django_filters.BooleanFilter(field_name="starred", help_text="true: only the sweeps you starred")
+
+    class Meta:
+        model = Sweep
+        fields = ["dataset"]
+
+
+class SweepViewSet(ReviewActions, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                    mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = SweepSerializer
+    filter_backends = [django_filters.rest_framework.DjangoFilterBackend]
+    filterset_class = SweepFilter
 
     def get_queryset(self):
         runs = Prefetch("experiments", queryset=Experiment.objects.only("pk", "sweep_id").order_by("pk"))
-        return visible(Sweep.objects.select_related("team", "created_by").prefetch_related(runs), self.request.user)
+        sweeps = visible(Sweep.objects.select_related("team", "created_by").prefetch_related(runs), self.request.user)
+        return with_review(sweeps, self.request.user)
 
     @extend_schema(request=SweepCreateSerializer, responses={201: SweepSerializer})
     def create(self, request, *args, **kwargs):
@@ -124,14 +139,14 @@ class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
         data = payload.validated_data
         require_write(data["dataset"].team, request.user)
         sweep = launch_sweep(data["dataset"], data, request.user, data["name"])
-        return Response(SweepSerializer(self.get_queryset().get(pk=sweep.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(self.get_queryset().get(pk=sweep.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=SweepDetailSerializer)
     def retrieve(self, request, *args, **kwargs):
         """The sweep, its runs, and the method x budget table (mean, sd, n over seeds)."""
         sweep = self.get_object()
         runs = sweep_runs(sweep)
-        return Response(SweepDetailSerializer(sweep, context={"runs": runs, "table": sweep_table(sweep, runs)}).data)
+        return Response(SweepDetailSerializer(sweep, context={"request": request, "runs": runs, "table": sweep_table(sweep, runs)}).data)
 
     def perform_destroy(self, instance):
         """The sweep goes; its runs stay, outside any sweep (delete them one by one)."""

@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 from webapp.api.catalogue import catalogue
 from webapp.api.datasets import DatasetViewSet
 from webapp.api.experiments import ExperimentViewSet
+from webapp.api.review import CommentViewSet
 from webapp.api.sweeps import SweepViewSet
 from webapp.api.tokens import TokenViewSet
 
@@ -12,6 +13,7 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("sweeps", SweepViewSet, basename="sweep")
 router.register("tokens", TokenViewSet, basename="token")
+router.register("comments", CommentViewSet, basename="comment")
 
 urlpatterns = [
     path("catalogue/", catalogue, name="catalogue"),

@@ -1,20 +1,42 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from engine.config import ConfigError
 from webapp.experiments import lifecycle
 from webapp.experiments.forms import ExperimentForm, catalogue_options, dataset_choices, initial_from
 from webapp.experiments.launch import launch_experiment
+from webapp.review.services import review_context, with_review
+from webapp.datasets.models import Dataset
+from webapp.experiments.filters import ORDERINGS, ExperimentFilter
 from webapp.experiments.models import Experiment
-from webapp.teams.access import can_write, get_for_user, get_rw_for_user, visible
+from webapp.teams.access import can_write, get_for_user, get_rw_for_user, visible, writable_teams_of
+
+LIST_PAGE_SIZE = 50
 
 
 @login_required
 def experiment_list(request):
-    experiments = visible(Experiment.objects.select_related("dataset", "team"), request.user)
-    return render(request, "experiments/list.html", {"experiments": experiments[:200]})
+    """Filters, search and sort (the API's, ``webapp.experiments.filters``), 50 rows a page."""
+    experiments = with_review(visible(Experiment.objects.select_related("dataset", "created_by"), request.user),
+                              request.user)
+    filters = ExperimentFilter(request.GET, queryset=experiments, request=request)
+    ordering = request.GET.get("sort") if request.GET.get("sort") in ORDERINGS else "-created_at"
+    rows = filters.qs.order_by(ordering, "-pk") if filters.is_valid() else experiments.none()
+    page = Paginator(rows, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    positions = {**lifecycle.queue_positions("gpu"), **lifecycle.queue_positions("cpu")}
+    for experiment in page:
+        experiment.queue_position = positions.get(experiment.pk)
+    context = {
+        "page": page, "filters": filters, "orderings": ORDERINGS, "ordering": ordering,
+        "writable_teams": set(writable_teams_of(request.user).values_list("pk", flat=True)), "moves": lifecycle.MOVES,
+        "datasets": visible(Dataset.objects.all(), request.user).only("pk", "name"),
+        "statuses": Experiment.Status.choices,
+    }
+    return render(request, "experiments/list.html", context)
 
 
 @login_required
@@ -48,6 +70,7 @@ def experiment_detail(request, pk):
         "can_write": can_write(experiment.team, request.user),
         "queue_position": lifecycle.queue_positions(experiment.queue).get(experiment.pk),
         "moves": lifecycle.MOVES,
+        **review_context("experiments", experiment, request.user),
     }
     return render(request, "experiments/detail.html", context)
 
@@ -81,4 +104,7 @@ def experiment_move(request, pk):
         lifecycle.move(experiment.pk, request.POST.get("where", ""))
     except lifecycle.TransitionRefused as error:
         messages.error(request, str(error))
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}) and back.startswith("/experiments/"):
+        return redirect(back)  # the list the buttons were pressed on, with its filters
     return redirect("experiments:detail", pk=experiment.pk)

@@ -20,7 +20,6 @@ from django.utils import timezone
 from webapp.experiments.models import Experiment
 from webapp.review.models import MAX_COMMENT_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, Comment, Star, Tag
 from webapp.sweeps.models import Sweep
-from webapp.review.markdown import render
 from webapp.teams.access import can_write, get_for_user, require_write, teams_of
 
 #: What a review row can hang on, by the name the URLs use.
@@ -146,11 +145,8 @@ def is_starred(target: Model, user) -> bool:
 
 def review_context(kind: str, target: Model, user) -> dict:
     """What a page's review panel shows (``review/_panel.html``)."""
-    comments = list(comments_on(target))
-    for comment in comments:
-        comment.html = render(comment.body)
     return {
-        "kind": kind, "target": target, "comments": comments, "tags": tag_names(target),
+        "kind": kind, "target": target, "comments": comments_on(target), "tags": tag_names(target),
         "starred": is_starred(target, user), "stars": Star.objects.filter(**{_field(target): target}).count(),
         "can_tag": can_write(target.team, user),
     }

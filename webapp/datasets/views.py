@@ -91,7 +91,9 @@ def _render_detail(request, dataset, form, writable, status=200):
                "can_write": writable, "form": form, "splits": split_summary(dataset),
                "class_rows": form.rows() if form else [(entry, None, None, []) for entry in classes],
                "samples": sample_pictures(dataset),
-               "overlay_classes": [{"index": c["index"], "name": c["name"], "color": c["color"]} for c in classes]}
+               "overlay_classes": classes,
+               # Only what the overlay script needs: the page's scripts carry no user text.
+               "overlay_colors": [{"index": c["index"], "color": c["color"]} for c in classes]}
     return render(request, "datasets/detail.html", context, status=status)
 
 

@@ -4,7 +4,7 @@
 // ignore), so the page reads class indices whatever the uploaded masks' encoding.
 
 const IGNORE_INDEX = 255;
-const classesNode = document.getElementById("overlay-classes");
+const colorsNode = document.getElementById("overlay-colors");
 
 function hexToRgb(color) {
   const text = color.replace("#", "");
@@ -28,7 +28,7 @@ async function load(url) {
 }
 
 function setUp() {
-  const classes = JSON.parse(classesNode.textContent);
+  const classes = JSON.parse(colorsNode.textContent);
   const palette = new Uint8ClampedArray(256 * 3);
   const shown = new Uint8Array(256);
   for (const c of classes) {
@@ -76,4 +76,4 @@ function setUp() {
   }
 }
 
-if (classesNode) setUp();
+if (colorsNode) setUp();

@@ -1,9 +1,11 @@
 """Media files served only to members of the owning team.
 
-Two kinds are served: prediction overlays (``experiments/<id>/predictions/...``) and
-dataset preview sheets (``datasets/<folder>.preview.png``); nothing else under
-MEDIA_ROOT (datasets, checkpoints) is reachable through the web.
+Three kinds are served: prediction overlays (``experiments/<id>/predictions/...``),
+dataset preview sheets (``datasets/<folder>.preview.png``) and the sample pictures of
+the dataset page (``datasets/<folder>.samples/NN-image.png``, ``NN-labels.png``);
+nothing else under MEDIA_ROOT (datasets, checkpoints) is reachable through the web.
 """
+import re
 from pathlib import Path
 
 from django.conf import settings
@@ -15,6 +17,8 @@ from webapp.experiments.models import Experiment
 from webapp.teams.access import visible
 
 PREVIEW_SUFFIX = ".preview.png"
+SAMPLES_SUFFIX = ".samples"
+SAMPLE_FILE = re.compile(r"\d+-(image|labels)\.png")
 
 
 def _allowed(parts: tuple[str, ...], user) -> bool:
@@ -24,6 +28,10 @@ def _allowed(parts: tuple[str, ...], user) -> bool:
         return visible(Experiment.objects.filter(pk=int(parts[1])), user).exists()
     if len(parts) == 2 and parts[0] == "datasets" and parts[1].endswith(PREVIEW_SUFFIX):
         folder = f"datasets/{parts[1][: -len(PREVIEW_SUFFIX)]}"
+        return visible(Dataset.objects.filter(storage_path=folder), user).exists()
+    if (len(parts) == 3 and parts[0] == "datasets" and parts[1].endswith(SAMPLES_SUFFIX)
+            and SAMPLE_FILE.fullmatch(parts[2])):
+        folder = f"datasets/{parts[1][: -len(SAMPLES_SUFFIX)]}"
         return visible(Dataset.objects.filter(storage_path=folder), user).exists()
     return False
 

@@ -94,10 +94,14 @@ def validation_ids(index: DatasetIndex, val_fraction: float = DEFAULT_VAL_FRACTI
         outside = [i for i in masked if i not in listed]
         if outside:
             return outside
-    if len(masked) < 2:
-        return []
-    count = min(len(masked) - 1, max(1, round(len(masked) * val_fraction)))
-    return sorted(_stable_order(masked)[:count])
+    return sorted(_stable_order(masked)[:validation_count(len(masked), val_fraction)])
+
+
+def validation_count(num_masked: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> int:
+    """How many masked images a dataset without split files holds out: the share, at least one, never all."""
+    if num_masked < 2:
+        return 0
+    return min(num_masked - 1, max(1, round(num_masked * val_fraction)))
 
 
 def split_label_budget(index: DatasetIndex, labeled: str | int | float, seed: int = 0,

@@ -1,6 +1,7 @@
 """A picture of a dataset: samples beside their colour-coded masks (for docs and pages)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from engine.data.masks import MaskError, hex_to_rgb, read_mask
 
 #: Shown for ignored pixels: white, which no class colour uses by default.
 IGNORE_RGB = (255, 255, 255)
+#: The list of samples ``write_samples`` writes beside their pictures.
+SAMPLES_MANIFEST = "samples.json"
 
 
 def colorize(labels: np.ndarray, colors: list[str]) -> np.ndarray:
@@ -61,8 +64,42 @@ def sample_sheet(dataset: str | Path, out_png: str | Path, ids: list[str] | None
     return out
 
 
-def _pair(index: DatasetIndex, sample: Sample, table: np.ndarray) -> np.ndarray:
-    """(H, 2W + 2, 3) uint8: the image, a white gap, its colour-coded mask (``table``: stored value -> label)."""
+def write_samples(dataset: str | Path, out_dir: str | Path, count: int = 12, max_side: int = 384) -> list[dict]:
+    """``count`` labelled samples as pictures a browser overlays itself: for each, the image
+    (RGB PNG) and its training labels (single-channel PNG, one byte per pixel: the class
+    index, ``IGNORE_INDEX`` for ignored pixels), both scaled down to ``max_side``.
+
+    Browsers decode palette, RGB and 16-bit masks to colours, so a page cannot read class
+    indices from the uploaded mask files; these label pictures carry them whatever the
+    masks' encoding. The samples are spread evenly over the labelled images. Writes
+    ``samples.json`` (the returned list: id, image, labels, width, height) beside them.
+    A file that cannot be read raises DatasetError naming it.
+    """
+    index = load_index(dataset)
+    labelled = [sample for sample in index.samples if sample.mask is not None]
+    step = max(1, len(labelled) // count) if count else 1
+    chosen = labelled[::step][:count]
+    table = index.label_table()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = []
+    for number, sample in enumerate(chosen):
+        rgb, labels = _read_pair(index, sample, table)
+        image, mask = Image.fromarray(rgb), Image.fromarray(labels.astype(np.uint8), mode="L")
+        if max(image.size) > max_side:
+            ratio = max_side / max(image.size)
+            size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
+            image, mask = image.resize(size, Image.BILINEAR), mask.resize(size, Image.NEAREST)
+        names = {"image": f"{number:02d}-image.png", "labels": f"{number:02d}-labels.png"}
+        image.save(out / names["image"])
+        mask.save(out / names["labels"])
+        manifest.append({"id": sample.id, **names, "width": image.width, "height": image.height})
+    (out / SAMPLES_MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _read_pair(index: DatasetIndex, sample: Sample, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 image and (H, W) uint8 training labels (``table``: stored value -> label)."""
     try:
         with Image.open(sample.image) as image:
             rgb = np.array(image.convert("RGB"))
@@ -76,5 +113,11 @@ def _pair(index: DatasetIndex, sample: Sample, table: np.ndarray) -> np.ndarray:
         raise DatasetError([(mask_name, str(error))]) from error
     except Exception as error:
         raise DatasetError([(mask_name, f"unreadable mask: {read_problem(error, index.root)}")]) from error
+    return rgb, labels
+
+
+def _pair(index: DatasetIndex, sample: Sample, table: np.ndarray) -> np.ndarray:
+    """(H, 2W + 2, 3) uint8: the image, a white gap, its colour-coded mask."""
+    rgb, labels = _read_pair(index, sample, table)
     gap = np.full((rgb.shape[0], 2, 3), 255, np.uint8)
     return np.concatenate([rgb, gap, colorize(labels, index.class_colors)], 1)

@@ -71,7 +71,9 @@ def test_user_data_is_shown_as_text_on_every_page(page, live_server, team_users,
     assert_only_text(page, dialogs, "dataset_detail")
     assert page.locator("h1").text_content() == DATASET_NAME
     assert DESCRIPTION in page.locator("p.muted").first.text_content()
-    assert page.locator("table.table tbody tr td:nth-child(2)").all_text_contents() == CLASS_NAMES
+    names = page.locator("#class-table tbody tr td:nth-child(2) input")
+    assert names.evaluate_all("(inputs) => inputs.map((input) => input.value)") == CLASS_NAMES
+    assert [text.strip() for text in page.locator("#overlay-toggles label").all_text_contents()] == CLASS_NAMES
 
     page.goto(f"{live_server.url}/datasets/")
     assert_only_text(page, dialogs, "dataset_list")

@@ -105,3 +105,10 @@ def test_the_offered_budgets_come_from_the_engine_and_parse():
 
     assert STANDARD_BUDGETS[-1] == "all" and "1" not in STANDARD_BUDGETS
     assert [parse_labeled(b) for b in STANDARD_BUDGETS] == sorted(parse_labeled(b) for b in STANDARD_BUDGETS)
+
+
+def test_the_validation_count_is_the_share_at_least_one_and_never_every_masked_image():
+    from engine.data.budget import validation_count
+
+    assert [validation_count(n) for n in (0, 1, 2, 4, 24, 100)] == [0, 0, 1, 1, 5, 20]
+    assert validation_count(10, 0.9) == 9 and validation_count(10, 0.0) == 1

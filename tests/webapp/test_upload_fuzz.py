@@ -230,7 +230,8 @@ def test_any_zip_is_a_dataset_or_a_refusal_that_names_its_files(team_users, tmp_
         else:
             outcomes["accepted"] += 1
             assert Dataset.objects.filter(pk=dataset.pk).exists() and dataset.path.is_dir()
-            assert datasets_folder() - before == {dataset.path.name, f"{dataset.path.name}.preview.png"}
+            assert datasets_folder() - before == {dataset.path.name, f"{dataset.path.name}.preview.png",
+                                                  f"{dataset.path.name}.samples"}
             index = load_index(dataset.path)
             for sample in index.samples:  # what a run reads decodes
                 read_image(sample.image, index.root)

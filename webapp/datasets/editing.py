@@ -10,6 +10,7 @@ classes.json is never touched, so RGB masks are still decoded through its colour
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from django.db import IntegrityError, transaction
@@ -20,15 +21,21 @@ from webapp.datasets.ingest import UploadError, write_preview
 from webapp.datasets.models import MAX_DESCRIPTION_LENGTH, Dataset
 
 MAX_NAME_LENGTH = Dataset._meta.get_field("name").max_length
+_CLASS_PROBLEM = re.compile(r"class (\d+)\b")
 
 logger = logging.getLogger(__name__)
 
 
 class UpdateRefused(ValueError):
-    """A refused change; ``fields`` maps each field to what is wrong with it, in the user's words."""
+    """A refused change; ``fields`` maps each field to what is wrong with it, in the user's words.
 
-    def __init__(self, fields: dict[str, str]):
+    ``by_class`` maps a class index to the problems that name that class, so a form can
+    show each one beside the class it is about.
+    """
+
+    def __init__(self, fields: dict[str, str], by_class: dict[int, list[str]] | None = None):
         self.fields = fields
+        self.by_class = by_class or {}
         super().__init__("; ".join(f"{field}: {message}" for field, message in fields.items()))
 
 
@@ -102,7 +109,7 @@ def _relabel(row: Dataset, names: list[str], colors: list) -> None:
     try:
         info = relabel_classes(row.path, names, colors)
     except DatasetError as error:
-        raise UpdateRefused({"classes": str(error)}) from None
+        raise UpdateRefused({"classes": str(error)}, _by_class(error.errors)) from None
     row.classes = _with_labels(row.classes, info.classes)
     row.info = {**row.info, "classes": _with_labels(row.info.get("classes", row.classes), info.classes)}
     row.save(update_fields=["classes", "info"])
@@ -111,6 +118,15 @@ def _relabel(row: Dataset, names: list[str], colors: list) -> None:
     except UploadError as error:
         _put_back(row.path, *before)
         raise UpdateRefused({"classes": f"nothing was changed: {error}"}) from None
+
+
+def _by_class(errors: list[tuple[str, str]]) -> dict[int, list[str]]:
+    """The engine's problems that begin "class <i>" (``relabel_classes`` names the class first), by class."""
+    found: dict[int, list[str]] = {}
+    for _, message in errors:
+        if match := _CLASS_PROBLEM.match(message):
+            found.setdefault(int(match.group(1)), []).append(message)
+    return found
 
 
 def _with_labels(entries: list[dict], described: list[dict]) -> list[dict]:

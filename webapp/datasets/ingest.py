@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from engine.data import DatasetError, extract_zip, inspect_dataset
-from engine.data.preview import sample_sheet
+from engine.data.preview import sample_sheet, write_samples
 from webapp.datasets.models import Dataset
 from webapp.teams.models import Team
 
@@ -24,6 +24,9 @@ DATASETS_DIR = "datasets"
 #: Widest preview sheet stored; sheets of large images are scaled down to it.
 PREVIEW_MAX_WIDTH = 1600
 PREVIEW_COLUMNS = 4
+#: Labelled samples the dataset page overlays in the browser, and their longest side in pixels.
+SAMPLE_COUNT = 12
+SAMPLE_MAX_SIDE = 384
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +56,13 @@ def ingest_folder(team: Team, name: str, source: Path, user=None, description: s
     shutil.move(source, final)
     try:
         write_preview(final)
+        write_sample_pictures(final)
         with transaction.atomic():
             return Dataset.objects.create(
                 team=team, name=name, description=description, created_by=user,
                 storage_path=str(final.relative_to(settings.MEDIA_ROOT)), classes=info.classes,
                 num_images=info.num_images, num_labeled=info.num_labeled, num_unlabeled=info.num_unlabeled,
-                info=info.to_dict(),
+                info=info.to_dict(), size_bytes=disk_usage(final),
             )
     except IntegrityError:
         remove_dataset_files(final)
@@ -96,8 +100,44 @@ def write_preview(folder: Path) -> None:
                                 "nothing was stored (the server log has the details)")]) from None
 
 
+def samples_path(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".samples")
+
+
+def write_sample_pictures(folder: Path) -> list[dict]:
+    """The samples the dataset page overlays (``engine.data.preview.write_samples``); raises UploadError.
+
+    Like the preview sheet, they sit beside the dataset folder, never inside it, so the
+    engine's file listing and fingerprint of the dataset do not see them.
+    """
+    try:
+        return write_samples(folder, samples_path(folder), count=SAMPLE_COUNT, max_side=SAMPLE_MAX_SIDE)
+    except DatasetError as error:
+        found = [(file, f"{message} (found while drawing the samples)") for file, message in error.errors]
+        raise UploadError(found) from None
+    except Exception:
+        logger.exception("drawing the samples of %s failed", folder)
+        raise UploadError([("", "the dataset passed its checks but its sample pictures could not be drawn; "
+                                "nothing was stored (the server log has the details)")]) from None
+
+
+def disk_usage(folder: Path) -> int:
+    """Bytes of the dataset's files on disk: its folder, preview sheet and sample pictures.
+
+    Walked once, at upload (and by the migration that filled in older datasets), and stored.
+    """
+    total = 0
+    for path in (folder, preview_path(folder), samples_path(folder)):
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            total += sum(entry.stat().st_size for entry in path.rglob("*") if entry.is_file())
+    return total
+
+
 def remove_dataset_files(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(samples_path(folder), ignore_errors=True)
     preview_path(folder).unlink(missing_ok=True)
 
 

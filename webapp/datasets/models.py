@@ -26,6 +26,8 @@ class Dataset(models.Model):
     num_labeled = models.PositiveIntegerField(default=0)
     num_unlabeled = models.PositiveIntegerField(default=0)
     info = models.JSONField(default=dict, help_text="The engine's full description (sizes, splits, layout)")
+    size_bytes = models.BigIntegerField(null=True, blank=True,
+                                        help_text="Bytes on disk (folder, preview, samples), measured at upload")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -43,6 +45,11 @@ class Dataset(models.Model):
     @property
     def preview_url(self) -> str:
         return f"{settings.MEDIA_URL}{self.storage_path}.preview.png"
+
+    @property
+    def samples_url(self) -> str:
+        """Where the sample pictures of ``engine.data.preview.write_samples`` are served from."""
+        return f"{settings.MEDIA_URL}{self.storage_path}.samples/"
 
     @property
     def num_classes(self) -> int:

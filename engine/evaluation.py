@@ -187,6 +187,7 @@ class LoadedModel:
     class_names: list[str]
     class_colors: list[str]
     step: int
+    best_evaluation: dict[str, Any] | None = None  # the run's own best validation scores (EvaluationResult fields)
 
 
 def load_trained_model(path: str | Path, device: torch.device) -> LoadedModel:
@@ -201,4 +202,5 @@ def load_trained_model(path: str | Path, device: torch.device) -> LoadedModel:
     method = build_method(config.method.method, model_factory, num_classes, **config.method.options)
     method.load_state_dict(state["method"])
     model = method.eval_model().to(device).eval()
-    return LoadedModel(model, config, list(state["class_names"]), list(state["class_colors"]), state["step"])
+    return LoadedModel(model, config, list(state["class_names"]), list(state["class_colors"]), state["step"],
+                       state.get("best_evaluation"))

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "webapp.experiments",
     "webapp.sweeps",
     "webapp.review",
+    "webapp.transfer",
 ]
 
 MIDDLEWARE = [

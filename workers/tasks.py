@@ -15,7 +15,9 @@ from celery.signals import worker_shutting_down
 
 from webapp.celery import app
 from webapp.experiments import lifecycle
+from webapp.transfer import lifecycle as transfer_lifecycle
 from workers.supervisor import supervise
+from workers.transfer_supervisor import supervise_transfer
 
 logger = logging.getLogger(__name__)
 #: Set when the worker is asked to stop (Ctrl-C, SIGTERM): the run in progress stops at
@@ -30,14 +32,23 @@ def _stop_training(**_):
 
 @app.task(bind=True, name=lifecycle.TAKE_WORK_TASK)
 def take_work(self, queue: str) -> int:
-    """Train queued runs of ``queue`` one after another until none is left; returns how many."""
+    """Evaluate and train what is queued on ``queue`` until nothing is left; returns how many.
+
+    Cross-dataset evaluations go first: each takes seconds to minutes and someone is waiting
+    for it, while a run may train for hours.
+    """
     worker = self.request.hostname or socket.gethostname()
     done = 0
     while not SHUTTING_DOWN.is_set():
-        experiment = lifecycle.claim_next(queue, worker)
-        if experiment is None:
-            break
-        logger.info("experiment %s: attempt %s on %s", experiment.pk, experiment.attempt, worker)
-        supervise(experiment, SHUTTING_DOWN.is_set)
+        evaluation = transfer_lifecycle.claim_next(queue, worker)
+        if evaluation is not None:
+            logger.info("transfer evaluation %s: attempt %s on %s", evaluation.pk, evaluation.attempt, worker)
+            supervise_transfer(evaluation, SHUTTING_DOWN.is_set)
+        else:
+            experiment = lifecycle.claim_next(queue, worker)
+            if experiment is None:
+                break
+            logger.info("experiment %s: attempt %s on %s", experiment.pk, experiment.attempt, worker)
+            supervise(experiment, SHUTTING_DOWN.is_set)
         done += 1
     return done

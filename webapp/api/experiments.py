@@ -16,6 +16,7 @@ from webapp.api.evaluation_images import EvaluationImagesMixin, PredictionSample
 from webapp.api.fields import VisibleRelatedField
 from webapp.api.params import whole_number
 from webapp.api.review import REVIEW_FIELDS, ReviewActions, ReviewFields
+from webapp.api.transfer import TransferEvaluationsMixin
 from webapp.review.services import with_review
 from webapp.datasets.models import Dataset
 from webapp.experiments import lifecycle
@@ -136,7 +137,7 @@ class EvaluationsSerializer(serializers.Serializer):
     evaluations = EvaluationSerializer(many=True)
 
 
-class ExperimentViewSet(ReviewActions, EvaluationImagesMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class ExperimentViewSet(ReviewActions, EvaluationImagesMixin, TransferEvaluationsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                         mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     serializer_class = ExperimentSerializer
     filter_backends = [django_filters.rest_framework.DjangoFilterBackend, filters.OrderingFilter]

@@ -5,7 +5,9 @@ Each pass (``python manage.py reconcile`` runs one every ``SEGLAB_RECONCILE_SECO
 * a running run whose heartbeat is older than ``SEGLAB_HEARTBEAT_TIMEOUT`` lost its
   worker (killed, host gone): it is handed to ``lifecycle.crash``, which re-queues it to
   resume from its last checkpoint while restarts are left;
-* a queue with queued runs and no message waiting in the broker (Redis restarted empty,
+* a running cross-dataset evaluation whose heartbeat is as old fails with the reason
+  (``webapp.transfer.lifecycle.fail_stale``: it is asked again, nothing to resume);
+* a queue with queued runs or evaluations and no message waiting in the broker (Redis restarted empty,
   a message lost) gets one. A message too many is harmless: a worker that finds no
   queued run to claim returns at once.
 
@@ -26,6 +28,7 @@ from kombu.exceptions import ChannelError, OperationalError
 from webapp.celery import app as celery_app
 from webapp.experiments import lifecycle
 from webapp.experiments.models import Experiment
+from webapp.transfer import lifecycle as transfer_lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +54,14 @@ def reconcile() -> dict[str, list]:
                   f"its worker {experiment.worker or '?'} never sent a heartbeat")
         if lifecycle.crash(experiment.pk, experiment.attempt, reason) is not None:
             requeued.append(experiment.pk)
+    failed_evaluations = transfer_lifecycle.fail_stale()
     announced = []
     queues = Experiment.objects.filter(status=Experiment.Status.QUEUED).values_list("queue", flat=True).distinct()
-    for queue in sorted(set(queues)):
+    for queue in sorted(set(queues) | transfer_lifecycle.queued_queues()):
         try:
             if waiting_messages(queue) == 0:
                 lifecycle.announce(queue)
                 announced.append(queue)
         except OperationalError as error:
             logger.warning("the broker is unreachable (%s); queue %s is announced on a later pass", error, queue)
-    return {"requeued": requeued, "announced": announced}
+    return {"requeued": requeued, "announced": announced, "failed_evaluations": failed_evaluations}

@@ -16,8 +16,9 @@ class Command(BaseCommand):
     def handle(self, *args, once=False, **options):
         while True:
             done = reconcile()
-            if done["requeued"] or done["announced"]:
-                self.stdout.write(f"re-queued {done['requeued']}, announced {done['announced']}")
+            if done["requeued"] or done["announced"] or done["failed_evaluations"]:
+                self.stdout.write(f"re-queued {done['requeued']}, announced {done['announced']}, "
+                                  f"failed stale evaluations {done['failed_evaluations']}")
             if once:
                 return
             time.sleep(settings.SEGLAB_RECONCILE_SECONDS)

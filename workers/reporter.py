@@ -116,10 +116,10 @@ class DatabaseReporter:
             paths = {"image": folders["images"] / name, "ground_truth": folders["truth"] / name,
                      "prediction": folders[f"step_{step:07d}"] / name}
             if not paths["image"].is_file():
-                _save(Image.fromarray(sample.image.permute(1, 2, 0).cpu().numpy()), paths["image"])
+                save_png(Image.fromarray(sample.image.permute(1, 2, 0).cpu().numpy()), paths["image"])
             if not paths["ground_truth"].is_file():
-                _save(grey_index_png(sample.ground_truth), paths["ground_truth"])
-            _save(grey_index_png(sample.prediction), paths["prediction"])
+                save_png(grey_index_png(sample.ground_truth), paths["ground_truth"])
+            save_png(grey_index_png(sample.prediction), paths["prediction"])
             written.append({"id": sample.id, **{kind: str(path.relative_to(settings.MEDIA_ROOT))
                                                 for kind, path in paths.items()}})
         Evaluation.objects.filter(experiment=self.experiment, step=step).update(predictions=written)
@@ -147,7 +147,7 @@ def _score_row(evaluation: Evaluation, score: ImageScore) -> ImageScoreRow:
                          confusions={confusion_key(true, predicted): pixels for true, predicted, pixels in score.confusions})
 
 
-def _save(image: Image.Image, path: Path) -> None:
+def save_png(image: Image.Image, path: Path) -> None:
     """Write through a temporary name: a page never reads a half-written PNG."""
     temporary = path.with_name(f".{path.name}.tmp")
     image.save(temporary, format="PNG")

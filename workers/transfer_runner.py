@@ -22,7 +22,7 @@ from engine.visualize import grey_index_png
 from webapp.transfer import lifecycle
 from webapp.transfer.models import TransferEvaluation
 from webapp.transfer.services import CHECKPOINT_NAME
-from workers.reporter import _save as save_png
+from workers.reporter import save_png
 
 
 def store_samples(evaluation: TransferEvaluation, samples: list[PredictionSample]) -> list[dict]:

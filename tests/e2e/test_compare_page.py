@@ -28,7 +28,7 @@ def prediction_sums(page, run_id: int) -> list[int]:
 
 def test_two_runs_compared_from_the_list(page, live_server, team_users, dataset, without_worker):
     # Given two finished runs, one slow and accurate, one fast
-    slow = finished_run(dataset, team_users["alice"], "slow", [0.9, 0.8, 0.3, 0.7, None], 5.0)
+    slow = finished_run(dataset, team_users["alice"], "slow <b>", [0.9, 0.8, 0.3, 0.7, None], 5.0)
     fast = finished_run(dataset, team_users["alice"], "fast", [0.8, 0.6, 0.5, 0.4, None], 50.0, seed=1)
 
     # When alice ticks both in the list and presses "Compare selected"
@@ -41,8 +41,9 @@ def test_two_runs_compared_from_the_list(page, live_server, team_users, dataset,
     # Then each chart has one curve per run, named after it
     wait_for(lambda: page.evaluate("() => Boolean(document.getElementById('compare-miou-chart').data)"), timeout=15,
              message="the curves")
-    assert page.evaluate(TRACES, "compare-loss-chart") == [["fast", 6], ["slow", 6]]
-    assert page.evaluate(TRACES, "compare-miou-chart") == [["fast", 2], ["slow", 2]]
+    assert page.evaluate(TRACES, "compare-loss-chart") == [["fast", 6], ["slow &lt;b&gt;", 6]]
+    assert page.locator("#compare-loss-chart .legendtext").all_text_contents() == ["fast", "slow <b>"]  # names as text
+    assert page.evaluate(TRACES, "compare-miou-chart") == [["fast", 2], ["slow &lt;b&gt;", 2]]
 
     # The same samples side by side for both runs at the last shared step
     last = f"{EVALUATION_STEPS[-1]}:{','.join(SAMPLE_IDS)}"

@@ -134,4 +134,4 @@ def test_user_data_is_shown_as_text_on_every_page(page, live_server, team_users,
     page.goto(f"{live_server.url}/experiments/")
     assert_only_text(page, dialogs, "experiment_list")
     assert page.locator("table.table tbody td a").all_text_contents() == [EXPERIMENT_NAME]
-    assert page.locator("table.table tbody td:nth-child(2)").all_text_contents() == [DATASET_NAME]
+    assert page.locator("#experiments tbody td:nth-child(9)").all_text_contents() == [DATASET_NAME]

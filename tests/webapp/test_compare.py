@@ -177,3 +177,23 @@ def test_a_sweeps_comparison_shows_its_runs_and_its_table(client, dataset, team_
     assert f'href="/experiments/compare/?sweep={sweep.pk}"' in client.get(f"/sweeps/{sweep.pk}/").content.decode()
     client.force_login(team_users["charlie"])
     assert client.get(f"{COMPARE}?sweep={sweep.pk}").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sweep_of_more_than_the_maximum_compares_its_best_runs(client, dataset, team_users, without_worker):
+    from webapp.experiments.models import Experiment
+    from webapp.sweeps.services import launch_sweep
+
+    base = {k: v for k, v in TINY_RUN.items() if k != "labeled"}
+    sweep = launch_sweep(dataset, {"methods": ["supervised"], "budgets": ["1/2"], "seeds": list(range(MAX_RUNS + 2)),
+                                   "config": base}, team_users["alice"], "many seeds")
+    ids = list(sweep.experiments.order_by("pk").values_list("pk", flat=True))
+    for rank, pk in enumerate(ids):
+        Experiment.objects.filter(pk=pk).update(final_miou=rank / 100)
+    client.force_login(team_users["alice"])
+
+    response = client.get(f"{COMPARE}?sweep={sweep.pk}")
+
+    assert response.status_code == 200
+    assert [run["id"] for run in page_data(response)["runs"]] == ids[2:]  # the two lowest left out
+    assert f"This sweep has {MAX_RUNS + 2} runs; the {MAX_RUNS} with the highest final mIoU" in response.content.decode()

@@ -19,7 +19,7 @@ def _runs(request):
     return compare.runs_by_ids(request.user, compare.parse_ids(ids)), None, None
 
 
-def _page_data(runs, last, points, front):
+def _page_data(runs, points, front):
     return {
         "runs": [{"id": run.pk, "name": run.name,
                   "metrics_url": reverse("experiment-metrics", args=[run.pk]),
@@ -43,7 +43,7 @@ def experiment_compare(request):
         "runs": runs, "sweep": sweep, "sweep_total": total, "max_runs": compare.MAX_RUNS,
         "classes": compare.class_table(runs, last), "datasets": sorted({run.dataset.name for run in runs}),
         "unplaced": [run for run in runs if run.pk not in {p.run_id for p in points}],
-        "page_data": _page_data(runs, last, points, front),
+        "page_data": _page_data(runs, points, front),
         "class_colors": runs[0].dataset.classes if runs else [],
     }
     if sweep is not None:

@@ -133,5 +133,5 @@ def test_user_data_is_shown_as_text_on_every_page(page, live_server, team_users,
 
     page.goto(f"{live_server.url}/experiments/")
     assert_only_text(page, dialogs, "experiment_list")
-    assert page.locator("#experiments tbody td:first-child a").all_text_contents() == [EXPERIMENT_NAME]
-    assert page.locator("#experiments tbody td:nth-child(8)").all_text_contents() == [DATASET_NAME]
+    assert page.locator("#experiments tbody td:nth-child(2) a").all_text_contents() == [EXPERIMENT_NAME]
+    assert page.locator("#experiments tbody td:nth-child(9)").all_text_contents() == [DATASET_NAME]

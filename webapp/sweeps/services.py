@@ -88,3 +88,10 @@ def sweep_table(sweep: Sweep, runs: list[SweepRun]) -> Table:
     results = [{"method": run.cell.method, "budget": run.cell.budget, "arch": run.cell.arch, "score": run.score}
                for run in runs]
     return grid_table(sweep.engine_grid, results)
+
+
+def sweep_plot(table: Table) -> list[dict[str, Any]]:
+    """The mIoU-versus-budget plot's lines (``sweep_table.js``): one per method (and architecture)."""
+    return [{"method": row.method, "arch": row.arch, "budgets": list(table.budgets),
+             "mean": [cell.mean for cell in row.cells], "sd": [cell.sd for cell in row.cells],
+             "n": [cell.n for cell in row.cells]} for row in table.rows]

@@ -6,7 +6,7 @@ from django.shortcuts import render
 from webapp.experiments.models import Experiment
 from webapp.review.services import review_context
 from webapp.sweeps.models import Sweep
-from webapp.sweeps.services import TABLE_SCORE, sweep_runs, sweep_table
+from webapp.sweeps.services import TABLE_SCORE, sweep_plot, sweep_runs, sweep_table
 from webapp.teams.access import get_for_user, visible
 
 PAGE_SIZE = 50
@@ -30,11 +30,8 @@ def sweep_detail(request, pk):
     sweep = get_for_user(Sweep.objects.select_related("dataset", "team", "created_by"), request.user, pk)
     runs = sweep_runs(sweep)
     table = sweep_table(sweep, runs)
-    plot = [{"method": row.method, "arch": row.arch, "budgets": list(table.budgets),
-             "mean": [cell.mean for cell in row.cells], "sd": [cell.sd for cell in row.cells],
-             "n": [cell.n for cell in row.cells]} for row in table.rows]
     context = {
-        "sweep": sweep, "runs": runs, "table": table, "plot": plot, "score": TABLE_SCORE,
+        "sweep": sweep, "runs": runs, "table": table, "plot": sweep_plot(table), "score": TABLE_SCORE,
         "finished": sum(run.experiment.is_finished for run in runs),
         **review_context("sweeps", sweep, request.user),
     }

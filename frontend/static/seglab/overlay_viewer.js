@@ -18,10 +18,10 @@
 // evaluations. The per-image grid and the confusion list read the per-image scores API.
 
 import { el } from "./dom.js";
+import { IGNORE_INDEX, decode, maskColor as sharedMaskColor, paint as paintOver, rgb } from "./index_masks.js";
 
 const root = document.getElementById("overlay-viewer");
 const imagesUrl = (step) => `${root.dataset.evaluationsUrl}${step}/images/`;
-const IGNORE_INDEX = 255;
 const ERROR_KINDS = [
   { name: "correct", color: [22, 163, 74], help: "prediction equals the truth" },
   { name: "wrong class", color: [220, 38, 38], help: "both foreground, different classes" },
@@ -34,61 +34,24 @@ const CONFUSION_LIMIT = 20;
 const evaluations = []; // ascending by step, each {step, class_names, predictions}
 const enabled = new Set(); // classes drawn; all until toggled off
 let classNames = [];
-const decoded = new Map(); // url -> Promise of {width, height, pixels (RGBA)}
 let stepIndex = 0;
 let sampleIndex = 0;
 let drawing = 0;
 
 const $ = (id) => document.getElementById(id);
 
-function rgb(color) {
-  if (Array.isArray(color)) return color.map(Number);
-  const hex = String(color || "#ffffff").replace("#", "");
-  return [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16) || 0);
-}
 const palette = JSON.parse(document.getElementById("viewer-class-colors").textContent).map(rgb);
 
 function formatScore(value) {
   return value === null || value === undefined ? "—" : (100 * value).toFixed(1);
 }
 
-function decode(url) {
-  if (!decoded.has(url)) {
-    decoded.set(url, (async () => {
-      const image = new Image();
-      image.src = url;
-      await image.decode();
-      const canvas = new OffscreenCanvas(image.naturalWidth, image.naturalHeight);
-      const context = canvas.getContext("2d");
-      context.drawImage(image, 0, 0);
-      const data = context.getImageData(0, 0, canvas.width, canvas.height);
-      return { width: canvas.width, height: canvas.height, pixels: data.data };
-    })());
-  }
-  return decoded.get(url);
-}
-
 function paint(canvas, image, colorOf) {
-  canvas.width = image.width;
-  canvas.height = image.height;
-  const context = canvas.getContext("2d");
-  const out = context.createImageData(image.width, image.height);
-  const alpha = Number($("viewer-opacity").value) / 100;
-  for (let i = 0; i < out.data.length; i += 4) {
-    const color = colorOf ? colorOf(i) : null;
-    for (let c = 0; c < 3; c++) {
-      out.data[i + c] = color ? (1 - alpha) * image.pixels[i + c] + alpha * color[c] : image.pixels[i + c];
-    }
-    out.data[i + 3] = 255;
-  }
-  context.putImageData(out, 0, 0);
+  paintOver(canvas, image, colorOf, Number($("viewer-opacity").value) / 100);
 }
 
 function maskColor(mask) {
-  return (i) => {
-    const label = mask.pixels[i];
-    return label !== IGNORE_INDEX && enabled.has(label) ? palette[label] || [255, 255, 255] : null;
-  };
+  return sharedMaskColor(mask, palette, (label) => enabled.has(label));
 }
 
 function errorKind(truth, prediction) {

@@ -1,5 +1,6 @@
-// Sweep page: final mIoU against the label budget, one line per method (and architecture),
-// with the seeds' standard deviation as error bars. Budgets are categories, smallest first.
+// A sweep's plot (on the sweep page and its compare page): final mIoU against the label budget,
+// one line per method (and architecture), with the seeds' standard deviation as error bars.
+// Budgets are categories, smallest first.
 
 const rows = JSON.parse(document.getElementById("sweep-plot").textContent);
 const percent = (v) => (v === null ? null : 100 * v);

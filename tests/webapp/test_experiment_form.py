@@ -131,7 +131,7 @@ def test_a_sweep_cells_option_error_lands_on_that_methods_field(dataset, team_us
                             "grid": "too many runs"})
 
     assert form.errors["method__fixmatch__confidence_threshold"] == ["Run 2 (fixmatch, labels 1/4, seed 0): wrong"]
-    assert form.non_field_errors() == ["grid: too many runs"]
+    assert form.non_field_errors() == ["too many runs"]
 
 
 def test_clone_prefills_the_option_fields(alice, dataset, team_users):
@@ -187,6 +187,8 @@ def test_a_sweep_takes_typed_budgets_several_seeds_and_one_architecture_with_its
     ({"sweep_name": " "}, "sweep_name", "Name the sweep"),
     ({"batch_size": 64}, "batch_size", "batch_size 64 is larger than"),
     ({"sweep_archs": ["unet", "segformer_b0"]}, "arch__unet__base_width", "With several architectures"),
+    ({"sweep_seeds": " ".join(map(str, range(126)))}, "__all__",
+     "504 runs (2 methods x 2 budgets x 126 seeds) is more than the 500 one sweep may hold"),
 ])
 def test_a_bad_sweep_is_refused_beside_its_field_and_nothing_is_stored(alice, dataset, changes, field, message):
     response = alice.post("/experiments/new/", sweep_data(dataset, **changes))

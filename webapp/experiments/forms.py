@@ -17,8 +17,6 @@ from django import forms
 
 from engine.config import FIELD_BY_NAME, ConfigError, config_schema
 from engine.data.budget import STANDARD_BUDGETS, parse_labeled
-from engine.methods import list_methods
-from engine.models import list_models
 from engine.sweeps import Grid, cells, parse_method
 from webapp.datasets.models import Dataset
 from webapp.experiments.option_fields import (KIND_BY_CONFIG_KEY, KIND_BY_SETTING, KINDS, OptionGroup,
@@ -37,16 +35,20 @@ SWEEP_FIELDS = ("sweep_name", "sweep_methods", "sweep_budgets", "sweep_counts", 
 SWEEP_ERROR_FIELDS = {"name": "sweep_name", "methods": "sweep_methods", "method": "sweep_methods",
                       "budgets": "sweep_budgets", "labeled": "sweep_budgets", "seeds": "sweep_seeds",
                       "seed": "sweep_seeds", "archs": "sweep_archs"}
+#: Engine error keys whose message says what is wrong without naming the key.
+SELF_EXPLAINED = ("grid",)
 #: How ``engine.sweeps.cell_errors`` names a field of one run.
 CELL_ERROR = re.compile(r"run (\d+) \((.*)\): (.+)", re.DOTALL)
 LIST_SEPARATORS = re.compile(r"[,\s]+")
+#: Longest typed list of seeds or budgets (a grid holds at most engine.sweeps.MAX_RUNS runs anyway).
+MAX_LIST_LENGTH = 2000
 
 
 def _schema_field(spec: dict) -> forms.Field | None:
     if spec["name"] == "data":
         return None  # the chosen dataset sets it
     if spec["name"] in KIND_BY_SETTING:
-        catalogue = list_models() if spec["name"] == "arch" else list_methods()
+        catalogue = KIND_BY_SETTING[spec["name"]].catalogue()
         return forms.ChoiceField(choices=[(m["name"], f"{m['name']} ({m['family']})") for m in catalogue],
                                  label=spec["label"], help_text=spec["help"], initial=spec["default"], required=False)
     return field_for(spec)
@@ -72,9 +74,9 @@ class ExperimentForm(forms.Form):
                                               help_text="Each ticked method runs with its options below.")
     sweep_budgets = forms.MultipleChoiceField(choices=[(b, b) for b in STANDARD_BUDGETS], required=False,
                                               widget=forms.CheckboxSelectMultiple, label="Label budgets")
-    sweep_counts = forms.CharField(required=False, label="Other label budgets",
+    sweep_counts = forms.CharField(required=False, max_length=MAX_LIST_LENGTH, label="Other label budgets",
                                    help_text="Counts of labelled images (or fractions), separated by commas: 16, 32.")
-    sweep_seeds = forms.CharField(required=False, initial="0", label="Seeds",
+    sweep_seeds = forms.CharField(required=False, max_length=MAX_LIST_LENGTH, initial="0", label="Seeds",
                                   help_text="Whole numbers separated by commas: 0, 1, 2. Each seed also draws the "
                                             "labelled images.")
     sweep_archs = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
@@ -107,9 +109,6 @@ class ExperimentForm(forms.Form):
 
     def advanced_fields(self):
         return [self[name] for name in self.schema_fields if name not in BASIC_FIELDS]
-
-    def sweep_fields(self):
-        return [self[name] for name in SWEEP_FIELDS]
 
     def groups_of(self, setting: str) -> list[dict]:
         return [{"group": group, "fields": [self[name] for name in group.field_names()]}
@@ -173,7 +172,7 @@ class ExperimentForm(forms.Form):
         """Forget the fields this launch does not read (their errors too); check a sweep's axes are filled."""
         cleaned = super().clean()
         for name in self._unused_fields():
-            self._errors.pop(name, None)
+            self._errors.pop(name, None)  # added by the field's own clean, before this one
             cleaned.pop(name, None)
         if self.is_sweep:
             self._clean_sweep(cleaned)
@@ -245,7 +244,7 @@ class ExperimentForm(forms.Form):
                 position, shown, key = cell.groups()
                 message = f"Run {position} ({shown}): {message}"
             target = self._field_for_error(key, self._cell(int(cell.group(1))) if cell else None)
-            self.add_error(target, message if target else f"{key}: {message}")
+            self.add_error(target, message if target or key in SELF_EXPLAINED else f"{key}: {message}")
 
     def _field_for_error(self, key: str, cell) -> str | None:
         config_key, dot, option = key.partition(".")

@@ -21,7 +21,7 @@ def test_upload_launch_train_and_see_the_final_miou(client, team_users, demo_zip
 
     form = {"dataset": dataset.pk, "arch": "unet", "method": "supervised", "labeled": "1/2", "iters": 20,
             "batch_size": 4, "crop_size": 32, "device": "cpu", "eval_every": 10, "log_every": 2,
-            "model_options": '{"base_width": 4, "depth": 2}'}
+            "arch__unet__base_width": 4, "arch__unet__depth": 2}
     response = client.post("/experiments/new/", form)
     assert response.status_code == 302, response.context["form"].errors if response.context else response
     experiment = Experiment.objects.get()

@@ -83,14 +83,17 @@ def test_user_data_is_shown_as_text_on_every_page(page, live_server, team_users,
     page.goto(f"{live_server.url}/experiments/new/")
     assert_only_text(page, dialogs, "experiment_new")
     assert page.locator("#id_dataset option").all_text_contents() == [DATASET_NAME]
-    assert page.locator("#arch-options tr[data-name]").count() > 0
+    assert page.locator('fieldset.option-group[data-entry="unet"] input').count() > 0
     page.fill("#id_name", EXPERIMENT_NAME)
     page.click("details summary")  # eval_every and log_every are under "Advanced"
     for field, value in TINY_RUN.items():
         if field == "arch":
             page.select_option("#id_arch", value)
+        elif field == "model_options":
+            for option, option_value in value.items():
+                page.fill(f"#id_arch__{TINY_RUN['arch']}__{option}", str(option_value))
         else:
-            page.fill(f"#id_{field}", json.dumps(value) if isinstance(value, dict) else str(value))
+            page.fill(f"#id_{field}", str(value))
     page.click("main button[type=submit]")
     page.wait_for_url(re.compile(r"/experiments/\d+/$"))
     experiment = Experiment.objects.get()

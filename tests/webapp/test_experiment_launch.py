@@ -4,16 +4,20 @@ from webapp.experiments.models import Experiment
 
 
 def form_data(dataset, **changes):
-    """What the browser posts: the schema's defaults (the form's initial values) plus the user's choices."""
+    """What the browser posts: the schema's and every option's defaults (the form's initial values,
+    a checkbox only when ticked) plus the user's choices."""
     from engine.config import config_schema
+    from webapp.experiments.option_fields import option_groups
 
     data = {spec["name"]: spec["default"] for spec in config_schema() if spec["name"] != "data"}
+    for group in option_groups():
+        data.update(zip(group.field_names(), (option["default"] for option in group.options)))
     data = {name: value for name, value in data.items() if not isinstance(value, bool) or value}
-    data.update({"dataset": dataset.pk, "name": "", "labeled": "1/2", "iters": 6, "batch_size": 4, "crop_size": 32,
-                 "device": "cpu", "eval_every": 3, "log_every": 2,
-                 "model_options": '{"base_width": 4, "depth": 2}', "method_options": ""})
+    data.update({"mode": "run", "dataset": dataset.pk, "name": "", "labeled": "1/2", "iters": 6, "batch_size": 4,
+                 "crop_size": 32, "device": "cpu", "eval_every": 3, "log_every": 2,
+                 "arch__unet__base_width": 4, "arch__unet__depth": 2})
     data.update(changes)
-    return data
+    return {name: value for name, value in data.items() if value is not None}
 
 
 def test_form_lists_registered_architectures_and_methods(client, dataset):
@@ -40,19 +44,11 @@ def test_form_launches_a_queued_experiment(client, dataset):
 
 def test_form_shows_engine_errors_and_stores_nothing(client, dataset):
     client.login(username="alice", password=PASSWORD)
-    response = client.post("/experiments/new/", form_data(dataset, labeled="3/2", model_options='{"base_width": 1}'))
+    response = client.post("/experiments/new/", form_data(dataset, labeled="3/2"))
     assert response.status_code == 400
     errors = response.context["form"].errors
     assert "fraction of labelled images must be in (0, 1]" in errors["labeled"][0]
-    assert "model_options.base_width: must be at least 4" in errors["model_options"][0]
     assert not Experiment.objects.exists()
-
-
-def test_form_refuses_malformed_json(client, dataset):
-    client.login(username="alice", password=PASSWORD)
-    response = client.post("/experiments/new/", form_data(dataset, method_options="{oops"))
-    assert response.status_code == 400
-    assert "Not valid JSON" in response.context["form"].errors["method_options"][0]
 
 
 def test_api_launch_and_error_shape(client, dataset):
@@ -98,7 +94,8 @@ def test_cancel_a_queued_experiment(client, dataset):
 def test_the_form_offers_all_not_a_bare_1_and_refuses_1_with_the_way_out(client, dataset):
     client.login(username="alice", password=PASSWORD)
     page = client.get("/experiments/new/").content.decode()
-    assert '<option value="all">' in page and '<option value="1">' not in page
+    budgets = page.split('<datalist id="label-budgets">', 1)[1].split("</datalist>", 1)[0]
+    assert '<option value="all">' in budgets and '<option value="1">' not in budgets
 
     response = client.post("/experiments/new/", form_data(dataset, labeled="1"))
 

@@ -2,17 +2,20 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from engine.config import ConfigError
 from webapp.experiments import lifecycle
-from webapp.experiments.forms import ExperimentForm, catalogue_options, dataset_choices, initial_from
-from webapp.experiments.launch import launch_experiment
-from webapp.review.services import review_context, with_review
+from webapp.experiments.forms import ExperimentForm, dataset_choices, initial_from
 from webapp.datasets.models import Dataset
 from webapp.experiments.filters import ORDERINGS, ExperimentFilter
+from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Experiment
+from webapp.review.services import review_context, with_review
+from webapp.sweeps.services import launch_sweep
 from webapp.teams.access import can_write, get_for_user, get_rw_for_user, visible, writable_teams_of
 
 LIST_PAGE_SIZE = 50
@@ -41,6 +44,7 @@ def experiment_list(request):
 
 @login_required
 def experiment_new(request):
+    """One run, or a sweep (a grid of runs) when the form's mode says so; refusals beside their fields."""
     initial = {"dataset": request.GET.get("dataset")} if request.GET.get("dataset") else None
     if request.GET.get("clone"):
         source = get_for_user(Experiment.objects.select_related("dataset"), request.user, request.GET["clone"])
@@ -48,16 +52,26 @@ def experiment_new(request):
     form = ExperimentForm(request.POST or None, datasets=dataset_choices(request.user), initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            experiment = launch_experiment(form.cleaned_data["dataset"], form.config_values(), request.user,
-                                           form.cleaned_data["name"])
+            where = _launch(form, request)
         except ConfigError as error:
             form.add_config_errors(error.errors)
         else:
-            messages.success(request, "Experiment queued.")
-            return redirect("experiments:detail", pk=experiment.pk)
+            return redirect(where)
     status = 400 if request.method == "POST" else 200
-    context = {"form": form, "label_budgets": form.label_budgets, "catalogue": catalogue_options()}
-    return render(request, "experiments/new.html", context, status=status)
+    return render(request, "experiments/new.html", {"form": form, "label_budgets": form.label_budgets}, status=status)
+
+
+def _launch(form: ExperimentForm, request) -> str:
+    """Queue what the valid form asks for; the URL to show next (the run, or the sweep's page)."""
+    dataset = form.cleaned_data["dataset"]
+    if form.is_sweep:
+        sweep = launch_sweep(dataset, form.sweep_values(), request.user, form.cleaned_data["sweep_name"].strip())
+        count = sweep.experiments.count()
+        messages.success(request, f"Sweep “{sweep.name}” launched: {count} run{pluralize(count)} queued.")
+        return reverse("sweeps:detail", kwargs={"pk": sweep.pk})
+    experiment = launch_experiment(dataset, form.config_values(), request.user, form.cleaned_data["name"])
+    messages.success(request, "Experiment queued.")
+    return reverse("experiments:detail", kwargs={"pk": experiment.pk})
 
 
 @login_required

@@ -256,8 +256,13 @@ class PageWatch:
         page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
         page.on("console", self._console)
         page.on("request", self._request)
-        page.on("response", lambda response: response.status >= 400 and self.errors.append(
-            f"{response.status} for {response.request.method} {response.url}"))
+        page.on("response", self._response)
+
+    def _response(self, response) -> None:
+        # A page's own status (a refused form's 400, another team's 404) is the test's to assert;
+        # a script, style, image or API call that fails is a broken page.
+        if response.status >= 400 and response.request.resource_type != "document":
+            self.errors.append(f"{response.status} for {response.request.method} {response.url}")
 
     def _console(self, message) -> None:
         # A failed load is also a response above, which names its URL.

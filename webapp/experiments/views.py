@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 from engine.config import ConfigError
 from webapp.experiments import lifecycle
 from webapp.experiments.forms import ExperimentForm, catalogue_options, dataset_choices, initial_from
+from webapp.experiments.downloads import checkpoints, has_metrics
 from webapp.experiments.launch import launch_experiment
 from webapp.review.services import review_context, with_review
 from webapp.datasets.models import Dataset
@@ -67,6 +68,8 @@ def experiment_detail(request, pk):
         "experiment": experiment,
         "last_evaluation": experiment.evaluations.order_by("-step").first(),
         "events": experiment.events.all(),
+        "checkpoints": checkpoints(experiment),
+        "has_metrics": has_metrics(experiment),
         "can_write": can_write(experiment.team, request.user),
         "queue_position": lifecycle.queue_positions(experiment.queue).get(experiment.pk),
         "moves": lifecycle.MOVES,

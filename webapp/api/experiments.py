@@ -1,5 +1,5 @@
-"""The experiments API: launch, list with filters, watch (metrics, evaluations, per-image scores and
-prediction samples: ``webapp/api/evaluation_images.py``), control (cancel, retry, move, clone, delete)."""
+"""The experiments API: launch, list with filters, watch (metrics, events and the run's live state,
+evaluations, per-image scores and prediction samples: ``webapp/api/evaluation_images.py``), control (cancel, retry, move, clone, delete)."""
 import json
 
 import django_filters
@@ -22,8 +22,9 @@ from webapp.datasets.models import Dataset
 from webapp.experiments import lifecycle
 from webapp.experiments.filters import ORDERINGS, ExperimentFilter
 from webapp.experiments.deletion import ExperimentInUse, delete_experiment
+from webapp.experiments.downloads import checkpoints
 from webapp.experiments.launch import launch_experiment
-from webapp.experiments.models import Evaluation, Experiment
+from webapp.experiments.models import Evaluation, Experiment, ExperimentEvent
 from webapp.experiments.series import csv_rows, downsampled, to_series
 from webapp.teams.access import get_rw_for_user, require_write, visible
 
@@ -31,6 +32,10 @@ from webapp.teams.access import get_rw_for_user, require_write, visible
 MAX_POINTS = 5000
 #: Steps are stored as 32-bit integers.
 MAX_STEP = 2**31 - 1
+#: Most events one events request returns; the page asks again with ``after`` for the rest.
+MAX_EVENTS = 500
+#: Event ids are 64-bit integers.
+MAX_EVENT_ID = 2**63 - 1
 
 
 @extend_schema_field(config_json_schema())
@@ -130,6 +135,43 @@ class MetricsSerializer(serializers.Serializer):
     error = serializers.CharField(allow_blank=True)
     last_step = serializers.IntegerField(help_text="Ask again with after_step=last_step for the points after these")
     metrics = serializers.DictField(child=MetricSeriesSerializer(), help_text="name -> its points after after_step")
+
+
+class EventSerializer(serializers.ModelSerializer):
+    kind_display = serializers.CharField(source="get_kind_display", help_text="The kind in words, as the page shows it")
+
+    class Meta:
+        model = ExperimentEvent
+        fields = ["id", "kind", "kind_display", "message", "created_at"]
+
+
+class CheckpointsSerializer(serializers.Serializer):
+    best = serializers.BooleanField(help_text="best.pt exists (checkpoint?which=best)")
+    last = serializers.BooleanField(help_text="last.pt exists (checkpoint?which=last)")
+
+
+class RunStateSerializer(serializers.ModelSerializer):
+    """What the experiment page's facts table, error box and log tail show, read on every poll."""
+    progress = serializers.FloatField(read_only=True)
+    eta_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    checkpoints = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Experiment
+        fields = ["status", "current_step", "total_steps", "progress", "steps_per_second", "eta_seconds", "attempt",
+                  "crashes", "worker", "device_name", "device_memory_mb", "heartbeat_at", "started_at", "finished_at",
+                  "error", "traceback", "log_tail", "checkpoints"]
+
+    @extend_schema_field(CheckpointsSerializer)
+    def get_checkpoints(self, experiment):
+        return checkpoints(experiment)
+
+
+class EventsSerializer(serializers.Serializer):
+    experiment = serializers.IntegerField()
+    events = EventSerializer(many=True, help_text="Oldest first, after the id given as after")
+    last_event = serializers.IntegerField(help_text="Ask again with after=last_event for the events after these")
+    run = RunStateSerializer(help_text="The run's state now: status, worker, heartbeat, ETA, error, log tail")
 
 
 class EvaluationsSerializer(serializers.Serializer):
@@ -261,6 +303,20 @@ class ExperimentViewSet(ReviewActions, EvaluationImagesMixin, TransferEvaluation
         if not path.is_file():
             raise NotFound(f"this run has no {which}.pt yet")
         return FileResponse(open(path, "rb"), as_attachment=True, filename=f"experiment-{experiment.pk}-{which}.pt")
+
+    @extend_schema(responses=EventsSerializer, parameters=[
+        OpenApiParameter("after", int, description="Live clients: only events with a larger id (-1: all)")])
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        """The run's lifecycle events after ``after`` (at most 500, oldest first) and its state now,
+        for a page that shows both live."""
+        experiment = self.get_object()
+        after = whole_number(request, "after", -1, -1, MAX_EVENT_ID)
+        events = list(experiment.events.filter(pk__gt=after).order_by("pk")[:MAX_EVENTS])
+        return Response(EventsSerializer({
+            "experiment": experiment.pk, "events": events, "last_event": events[-1].pk if events else after,
+            "run": experiment,
+        }).data)
 
     @extend_schema(responses=EvaluationsSerializer, parameters=[
         OpenApiParameter("after_step", int, description="Only evaluations after this step (-1: all)")])

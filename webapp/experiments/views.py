@@ -8,10 +8,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from engine.config import ConfigError
-from webapp.experiments import lifecycle
-from webapp.experiments.forms import ExperimentForm, dataset_choices, initial_from
 from webapp.datasets.models import Dataset
+from webapp.experiments import lifecycle
+from webapp.experiments.downloads import checkpoints, has_metrics
 from webapp.experiments.filters import ORDERINGS, ExperimentFilter
+from webapp.experiments.forms import ExperimentForm, dataset_choices, initial_from
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Experiment
 from webapp.review.services import review_context, with_review
@@ -81,6 +82,8 @@ def experiment_detail(request, pk):
         "experiment": experiment,
         "last_evaluation": experiment.evaluations.order_by("-step").first(),
         "events": experiment.events.all(),
+        "checkpoints": checkpoints(experiment),
+        "has_metrics": has_metrics(experiment),
         "can_write": can_write(experiment.team, request.user),
         "queue_position": lifecycle.queue_positions(experiment.queue).get(experiment.pk),
         "moves": lifecycle.MOVES,

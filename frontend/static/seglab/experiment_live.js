@@ -1,127 +1,97 @@
-// Live experiment page: polls the versioned API for points after the last step seen
-// and extends the Plotly traces in place (no reload, no redraw of old points).
+// Live experiment page: loads each curve as the API's downsampled series, then polls the
+// versioned API for points after the last step seen (extending the Plotly traces in
+// place), for lifecycle events after the last one shown and the run's state (status,
+// worker, heartbeat, ETA, error, traceback, log tail, checkpoints), and for evaluations.
 // Polls every second while the tab is visible, every 10 s when hidden (after
 // healthchecks' adaptive-setinterval), and stops once the run has finished.
 
 import { el } from "./dom.js";
+import { MetricCharts } from "./experiment_charts.js";
+import { formatScore, showEvaluation } from "./experiment_results.js";
 
 const root = document.getElementById("experiment");
-const metricsUrl = root.dataset.metricsUrl;
-const evaluationsUrl = root.dataset.evaluationsUrl;
+const { metricsUrl, evaluationsUrl, eventsUrl } = root.dataset;
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const VISIBLE_MS = 1000;
 const HIDDEN_MS = 10000;
 
-// Each metric name goes to the first chart that accepts it; the rest are not drawn.
-const charts = {
-  loss: { el: "loss-chart", title: "Training losses", traces: new Map(), accepts: (n) => n.startsWith("loss") },
-  miou: { el: "miou-chart", title: "Validation mIoU", traces: new Map(), accepts: (n) => n === "val_miou", range: [0, 1] },
-  pseudo: { el: "pseudo-chart", title: "Pseudo-labels on the unlabelled pool", traces: new Map(),
-            accepts: (n) => n.startsWith("pseudo_label_"), range: [0, 1], hideEmpty: true },
-  system: { el: "system-chart", title: "System (CPU %, RAM MiB, GPU, images/s)", traces: new Map(),
-            accepts: (n) => n.startsWith("system/"), hideEmpty: true },
-};
+const charts = new MetricCharts(metricsUrl);
 let afterStep = -1;
 let afterEvaluation = -1;
+let afterEvent = Math.max(-1, ...[...document.querySelectorAll("#events li")].map((li) => Number(li.dataset.eventId)));
 let timer = null;
 
-function initCharts() {
-  for (const chart of Object.values(charts)) {
-    document.getElementById(chart.el).hidden = Boolean(chart.hideEmpty);
-    Plotly.newPlot(chart.el, [], {
-      title: { text: chart.title, font: { size: 14 } },
-      margin: { t: 40, r: 10, b: 90, l: 50 },
-      xaxis: { title: { text: "iteration" } },
-      yaxis: chart.range ? { range: chart.range } : {},
-      legend: { orientation: "h", y: -0.35 },
-    }, { responsive: true, displaylogo: false });
-  }
+const $ = (id) => document.getElementById(id);
+
+function capitalized(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-function extend(chart, name, steps, values) {
-  const element = document.getElementById(chart.el);
-  if (element.hidden) {
-    element.hidden = false;
-    Plotly.Plots.resize(element);
-  }
-  if (!chart.traces.has(name)) {
-    chart.traces.set(name, chart.traces.size);
-    Plotly.addTraces(chart.el, { name, x: steps, y: values, mode: "lines+markers", marker: { size: 3 } });
-    return;
-  }
-  Plotly.extendTraces(chart.el, { x: [steps], y: [values] }, [chart.traces.get(name)]);
+// An ISO timestamp as the page prints it (UTC): "2025-01-31 12:00:05".
+function utc(iso) {
+  return new Date(iso).toISOString().slice(0, 19).replace("T", " ");
 }
 
-// Scores in percent with one decimal, as the papers and every SegLab page show them.
-function formatScore(value) {
-  return value === null || value === undefined ? "—" : (100 * value).toFixed(1);
+function showMetricsStatus(body) {
+  $("step").textContent = body.current_step;
+  $("progress").value = body.current_step;
+  $("best-miou").textContent = formatScore(body.best_miou);
+  $("final-miou").textContent = formatScore(body.final_miou);
+  if (body.last_step >= 0) $("download-csv").hidden = false;
 }
 
-function showStatus(body) {
-  const status = document.getElementById("status");
-  status.textContent = body.status.charAt(0).toUpperCase() + body.status.slice(1);
-  status.className = `big status status-${body.status}`;
-  document.getElementById("step").textContent = body.current_step;
-  document.getElementById("progress").value = body.current_step;
-  document.getElementById("best-miou").textContent = formatScore(body.best_miou);
-  document.getElementById("final-miou").textContent = formatScore(body.final_miou);
-  const cancel = document.getElementById("cancel-form");
-  if (cancel && FINISHED.has(body.status)) cancel.hidden = true;
-  const error = document.getElementById("error");
-  error.hidden = !body.error;
-  error.textContent = body.error || "";
+function showRun(run) {
+  const status = $("status");
+  status.textContent = capitalized(run.status);
+  status.className = `big status status-${run.status}`;
+  const cancel = $("cancel-form");
+  if (cancel && FINISHED.has(run.status)) cancel.hidden = true;
+  $("attempt").textContent = `${run.attempt}` +
+    (run.crashes ? ` (${run.crashes} restart${run.crashes === 1 ? "" : "s"} after a crash)` : "");
+  const device = run.device_name ? ` · ${run.device_name}` + (run.device_memory_mb ? ` (${run.device_memory_mb} MiB)` : "") : "";
+  $("worker").textContent = `${run.worker || "—"}${device}`;
+  $("heartbeat").textContent = run.heartbeat_at ? `${utc(run.heartbeat_at)} UTC` : "—";
+  $("eta").textContent = run.steps_per_second ? `${run.steps_per_second.toFixed(1)} steps/s` +
+    (run.eta_seconds === null ? "" : ` · ${run.eta_seconds.toFixed(0)} s left`) : "—";
+  $("error").hidden = !run.error;
+  $("error").textContent = run.error;
+  $("traceback").hidden = !run.traceback;
+  $("traceback-text").textContent = run.traceback;
+  $("log-tail").hidden = !run.log_tail;
+  $("log-tail-text").textContent = run.log_tail;
+  $("download-best").hidden = !run.checkpoints.best;
+  $("download-last").hidden = !run.checkpoints.last;
 }
 
-function showEvaluation(evaluation) {
-  const throughput = evaluation.throughput ? `, ${evaluation.throughput.toFixed(1)} images/s` : "";
-  const summary = el("p", {}, `Step ${evaluation.step}: `, el("strong", {}, `mIoU ${formatScore(evaluation.miou)}`),
-    `, pixel accuracy ${formatScore(evaluation.pixel_accuracy)}${throughput}`);
-  const rows = evaluation.class_names.map((name, i) =>
-    el("tr", {}, el("td", {}, name), el("td", {}, formatScore(evaluation.iou[i]))));
-  const table = el("table", { class: "table compact", id: "class-iou" },
-    el("thead", {}, el("tr", {}, el("th", {}, "Class"), el("th", {}, "IoU"))), el("tbody", {}, rows));
-  document.getElementById("evaluation").replaceChildren(summary, table, confusionTable(evaluation));
+function showEvents(events) {
+  $("events").append(...events.map((event) => el("li", { "data-event-id": event.id, "data-kind": event.kind },
+    el("span", { class: "muted" }, utc(event.created_at).slice(11)), ` ${event.kind_display} ${event.message}`)));
 }
 
-// Rows: ground truth, columns: prediction, each row in percent of its pixels; the shade
-// of a cell follows its share, so a class that loses its pixels to another stands out.
-// Cells carry their classes and step: overlay_viewer.js lists the images behind a click.
-function confusionTable(evaluation) {
-  const names = evaluation.class_names;
-  const head = el("tr", {}, el("th", {}, "truth \\ prediction"), names.map((name) => el("th", {}, name)));
-  const rows = evaluation.confusion_matrix.map((counts, i) => {
-    const total = counts.reduce((sum, count) => sum + count, 0);
-    return el("tr", {}, el("th", {}, names[i]), counts.map((count, j) => {
-      const share = total ? count / total : 0;
-      const clickable = i !== j && count > 0;
-      return el("td", { style: `background: rgba(37, 99, 235, ${share.toFixed(3)})`, "data-step": evaluation.step,
-                        "data-true-class": i, "data-predicted-class": j, class: clickable ? "clickable" : null,
-                        title: clickable ? `images where ${names[i]} is predicted as ${names[j]}` : null },
-                total ? (100 * share).toFixed(1) : "—");
-    }));
-  });
-  return el("details", { id: "confusion", open: "" }, el("summary", {}, "Confusion matrix (% of each true class's pixels)"),
-    el("table", { class: "table compact confusion" }, el("thead", {}, head), el("tbody", {}, rows)));
+async function fetchJson(url) {
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  if (!response.ok) throw new Error(`${url}: ${response.status}`);
+  return response.json();
 }
 
 async function poll() {
-  const response = await fetch(`${metricsUrl}?after_step=${afterStep}`, { headers: { Accept: "application/json" } });
-  if (!response.ok) return false;
-  const body = await response.json();
-  for (const [name, series] of Object.entries(body.metrics)) {
-    const chart = Object.values(charts).find((c) => c.accepts(name));
-    if (chart) extend(chart, name, series.steps, series.values);
-  }
-  afterStep = body.last_step;
-  showStatus(body);
-  const evaluations = await fetch(`${evaluationsUrl}?after_step=${afterEvaluation}`).then((r) => r.json());
+  const metrics = await fetchJson(`${metricsUrl}?after_step=${afterStep}`);
+  charts.append(metrics.metrics);
+  afterStep = metrics.last_step;
+  showMetricsStatus(metrics);
+  const events = await fetchJson(`${eventsUrl}?after=${afterEvent}`);
+  showEvents(events.events);
+  afterEvent = events.last_event;
+  showRun(events.run);
+  const evaluations = await fetchJson(`${evaluationsUrl}?after_step=${afterEvaluation}`);
   if (evaluations.evaluations.length) {
     const latest = evaluations.evaluations[evaluations.evaluations.length - 1];
     afterEvaluation = latest.step;
     showEvaluation(latest);
     document.dispatchEvent(new CustomEvent("seglab:evaluations", { detail: evaluations.evaluations }));
   }
-  return FINISHED.has(body.status);
+  // Finished once the run says so and nothing more came: the last points and events are shown.
+  return FINISHED.has(events.run.status) && !events.events.length && !Object.keys(metrics.metrics).length;
 }
 
 function schedule() {
@@ -137,8 +107,15 @@ function schedule() {
   }, document.hidden ? HIDDEN_MS : VISIBLE_MS);
 }
 
+async function start() {
+  afterStep = await charts.loadOverview();
+  return poll();
+}
+
 document.addEventListener("visibilitychange", () => { if (!document.hidden) schedule(); });
 const config = JSON.parse(document.getElementById("config").textContent);
-document.getElementById("config-view").textContent = JSON.stringify(config, null, 2);
-initCharts();
-poll().then((finished) => { if (!finished) schedule(); });
+$("config-view").textContent = JSON.stringify(config, null, 2);
+start().then((finished) => { if (!finished) schedule(); }, (error) => {
+  console.warn("loading the page's data failed, retrying", error);
+  schedule();
+});

@@ -14,7 +14,7 @@
 // it is the pixel's truth or its prediction.
 //
 // Evaluations arrive from experiment_live.js's polling (a `seglab:evaluations` event), so
-// the page polls once. Keys: ←/→ step through the samples; a slider steps through the
+// the page polls once; a click on the confusion matrix arrives as a `seglab:confusion` event. Keys: ←/→ step through the samples; a slider steps through the
 // evaluations. The per-image grid and the confusion list read the per-image scores API.
 
 import { el } from "./dom.js";
@@ -218,12 +218,12 @@ async function listConfusion(step, trueClass, predictedClass) {
   title.scrollIntoView({ block: "nearest" });
 }
 
-// Cells of experiment_live.js's confusion matrix carry their classes and step.
-document.addEventListener("click", (event) => {
-  const cell = event.target instanceof Element ? event.target.closest("td[data-true-class]") : null;
-  if (!cell || cell.dataset.trueClass === cell.dataset.predictedClass) return;
-  listConfusion(Number(cell.dataset.step), Number(cell.dataset.trueClass), Number(cell.dataset.predictedClass))
-    .catch((error) => console.warn("confusion list failed", error));
+// A click on the confusion matrix (experiment_results.js: a heatmap cell or a table cell)
+// sends the step and the two classes.
+document.addEventListener("seglab:confusion", (event) => {
+  const { step, trueClass, predictedClass } = event.detail;
+  if (trueClass === predictedClass) return;
+  listConfusion(step, trueClass, predictedClass).catch((error) => console.warn("confusion list failed", error));
 });
 
 document.addEventListener("seglab:evaluations", (event) => {

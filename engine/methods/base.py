@@ -32,9 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.data.masks import IGNORE_INDEX
 from engine.models.base import SegmentationModel
-
-IGNORE_INDEX = 255
 
 
 def supervised_loss(output: dict, mask: torch.Tensor, aux_weight: float = 0.4) -> torch.Tensor:

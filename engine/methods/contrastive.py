@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.methods.base import IGNORE_INDEX, Method, supervised_loss
+from engine.data.masks import IGNORE_INDEX
+from engine.methods.base import Method, supervised_loss
 from engine.methods.common import (PseudoLabels, classmix_masks, ema_update, make_teacher, mix, predict, roll_batch,
                                    weighted_cross_entropy)
 from engine.methods.diagnostics import pseudo_label_diagnostics

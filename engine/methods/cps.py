@@ -25,7 +25,8 @@ from itertools import chain
 import torch
 import torch.nn.functional as F
 
-from engine.methods.base import IGNORE_INDEX, Method, supervised_loss
+from engine.data.masks import IGNORE_INDEX
+from engine.methods.base import Method, supervised_loss
 from engine.methods.common import PseudoLabels, box_masks, labeled_part, mix, roll_batch
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method

@@ -43,7 +43,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.methods.base import IGNORE_INDEX
+from engine.data.masks import IGNORE_INDEX
 from engine.methods.common import PseudoLabels
 from engine.options import Option
 

@@ -56,7 +56,7 @@ def cross_pseudo_supervision(pred_1: torch.Tensor, pred_2: torch.Tensor, inside:
 class CrossPseudoSupervision(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, cps_weight: float = 1.5, cutmix: bool = True):
+    def __init__(self, model_factory, num_classes: int, *, cps_weight: float, cutmix: bool):
         super().__init__(model_factory, num_classes)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch.initial_seed() + 1)

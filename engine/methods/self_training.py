@@ -84,8 +84,8 @@ def random_fill(images: torch.Tensor) -> torch.Tensor:
 class SelfTraining(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, teacher_fraction: float = 0.4, checkpoints: int = 3,
-                 reliable_fraction: float = 0.5):
+    def __init__(self, model_factory, num_classes: int, *, teacher_fraction: float, checkpoints: int,
+                 reliable_fraction: float):
         super().__init__(model_factory, num_classes)
         self.teacher_fraction, self.reliable_fraction = teacher_fraction, reliable_fraction
         self.checkpoints = nn.ModuleList(copy.deepcopy(self.model).requires_grad_(False) for _ in range(checkpoints))

@@ -18,7 +18,8 @@ Batches (built by ``engine.data.loaders``), all tensors on the run's device:
 back-propagates) plus any named loss terms and diagnostics (``pseudo_label_coverage``,
 ``pseudo_label_accuracy``), all of which become curves on the experiment page.
 ``engine.methods.common`` holds the pieces methods share (EMA, ramp-ups, pseudo-labels,
-mixing) and ``engine.methods.diagnostics`` the two pseudo-label curves.
+mixing), ``engine.methods.teacher`` the EMA teacher's lifecycle (``TeacherMethod``) and
+``engine.methods.diagnostics`` the two pseudo-label curves.
 
 A method that steps an optimiser of its own inside ``training_step`` (the adversarial
 discriminator) keeps that optimiser's state in ``get_extra_state``/``set_extra_state``,

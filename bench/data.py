@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.data import load_index
 from engine.data.budget import split_label_budget
 from engine.data.builtin.demo import CLASSES, render_scene
-from engine.data.index import load_index
 from engine.data.loaders import LabeledDataset, UnlabeledDataset, training_loader
 
 WIDTH, HEIGHT, CROP, BATCH = 1024, 512, 512, 8

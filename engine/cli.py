@@ -18,7 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from engine.config import RunConfig, config_schema
-from engine.data import load_index
+from engine.data import inspect_dataset, load_index
 from engine.data.budget import validation_ids
 from engine.data.loaders import ValidationDataset, read_image
 from engine.data.transforms import normalize
@@ -192,7 +192,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- list, dataset, bench -------------------------------------------------------------
+# --- list, dataset -------------------------------------------------------------------
 
 def _options_line(options: list[dict[str, Any]]) -> str:
     return " ".join(f"{option['name']}={option['default']}" for option in options) or "(no options)"
@@ -221,16 +221,11 @@ def cmd_dataset(args: argparse.Namespace) -> int:
     from engine.data.builtin import generate
 
     path = generate(args.name, args.out_dir, **parse_pairs(args.option, "--option"))
-    print(f"wrote the {args.name} dataset to {path}")
+    info = inspect_dataset(path)
+    print(f"wrote {info.num_images} images ({info.num_train} train, {info.num_val} val) of the {args.name} dataset to {path}")
+    for item in info.classes:
+        print(f"  {item['index']:>2} {item['name']:<12} {100 * item['pixel_share']:5.1f}% of labelled pixels")
     return 0
-
-
-def cmd_bench(argv: list[str]) -> int:
-    try:
-        from engine.bench import main as bench_main
-    except ImportError as error:
-        raise UsageError(f"the benchmarks are not available in this installation ({error})") from None
-    return bench_main(argv) or 0
 
 
 # --- parser and entry point -----------------------------------------------------------
@@ -284,9 +279,6 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_parser.add_argument("out_dir", help="Folder to write images/, masks/ and classes.json to.")
     dataset_parser.add_argument("--option", action="append", metavar="NAME=VALUE", help="Generator option (repeatable).")
     dataset_parser.set_defaults(handler=cmd_dataset)
-
-    # Parsed by engine.bench itself: listed here for --help only.
-    commands.add_parser("bench", help="Run a benchmark (python -m engine bench --help).", add_help=False)
     return parser
 
 
@@ -299,8 +291,6 @@ def _describe(error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv[:1] == ["bench"]:
-            return cmd_bench(argv[1:])
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except USER_ERRORS as error:

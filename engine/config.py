@@ -244,9 +244,6 @@ class RunConfig:
         flat["method_options"] = dict(self.method.options)
         return flat
 
-    def replace(self, **changes: Any) -> "RunConfig":
-        return RunConfig.from_flat({**self.to_flat(), **changes})
-
 
 def _valid_device(device: str) -> bool:
     if device in ("auto", "cpu", "cuda"):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-IGNORE_INDEX = 255
+from engine.data.masks import IGNORE_INDEX
+
 #: Off-diagonal confusion cells kept per image (see ``image_scores``).
 MAX_IMAGE_CONFUSIONS = 16
 

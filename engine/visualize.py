@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-IGNORE_INDEX = 255
+from engine.data.masks import IGNORE_INDEX
+
 #: Colour of ignored pixels in colour masks, and of labels that have no colour.
 IGNORE_COLOR = (0, 0, 0)
 UNKNOWN_COLOR = (255, 255, 255)

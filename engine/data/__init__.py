@@ -16,11 +16,13 @@ folders are recognised too (``engine.data.layouts``).
 and never re-implement it.
 """
 from engine.data.errors import DatasetError
-from engine.data.inspect import DatasetInfo, Limits, inspect_dataset
-from engine.data.index import DatasetIndex, load_index
+from engine.data.description import DatasetInfo
+from engine.data.limits import Limits
+from engine.data.index import DatasetIndex
 from engine.data.layouts import Sample
-from engine.data.budget import LabelBudget, parse_labeled, split_label_budget
 from engine.data.extract import extract_zip
+from engine.data.inspect import inspect_dataset, load_index
+from engine.data.budget import LabelBudget, parse_labeled, split_label_budget
 from engine.data.loaders import TrainingData, build_training_data
 
 __all__ = [

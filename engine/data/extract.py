@@ -22,8 +22,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from engine.data.errors import DatasetError, without_paths
-from engine.data.inspect import Limits
 from engine.data.layouts import find_dataset_root
+from engine.data.limits import Limits
 from engine.data.staging import fill_new_folder
 
 CHUNK = 1024 * 1024

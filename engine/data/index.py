@@ -1,7 +1,7 @@
 """Reading a dataset folder into an index of samples (no pixel data loaded).
 
 ``scan`` lists and pairs files in whichever layout the folder uses and reads
-classes.json; ``load_index`` adds what only the pixels tell (classes counted from the
+classes.json; ``load_index`` (``engine.data.inspect``) adds what only the pixels tell (classes counted from the
 masks, 0/255 binary masks), taken from the ``dataset.json`` description that
 ``inspect_dataset`` writes next to the data, so a training start does not re-read every
 mask. The description is keyed by the list, sizes and modification times of the
@@ -15,18 +15,14 @@ import os
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.data.description import DatasetInfo
 from engine.data.errors import DatasetError, without_paths
 from engine.data.layouts import Sample, detect_layout, find_dataset_root
-from engine.data.masks import COLOR_FORMS, hex_to_rgb, rgb_to_hex
+from engine.data.masks import COLOR_FORMS, IGNORE_INDEX, hex_to_rgb, rgb_to_hex
 
-if TYPE_CHECKING:
-    from engine.data.inspect import DatasetInfo
-
-IGNORE_INDEX = 255
 #: Class indices travel as uint8 with 255 reserved for "ignore".
 MAX_CLASSES = 255
 #: Masks are read as up to 16-bit values.
@@ -299,8 +295,6 @@ def save_description(index: DatasetIndex, info: DatasetInfo) -> None:
 
 
 def cached_description(index: DatasetIndex) -> DatasetInfo | None:
-    from engine.data.inspect import DatasetInfo
-
     try:
         payload = json.loads((index.root / DESCRIPTION_FILE).read_text())
     except (OSError, ValueError):
@@ -361,27 +355,3 @@ def relabel_classes(root: str | Path, names: list[str], colors: list[str | list[
         partial.unlink(missing_ok=True)
         raise DatasetError([(DESCRIPTION_FILE, f"cannot be written ({error.strerror}); nothing was changed")]) from None
     return info
-
-
-def load_index(path: str | Path, info: DatasetInfo | None = None) -> DatasetIndex:
-    """The index of a valid dataset folder, with classes resolved.
-
-    ``info`` is a description from ``inspect_dataset`` (the worker may pass the one stored
-    at upload); without it, ``dataset.json`` is used when it still matches the files, and
-    the folder is inspected otherwise.
-    """
-    from engine.data.inspect import inspect_dataset  # the one place that resolves classes
-
-    root = Path(path)
-    if root.is_file():
-        raise DatasetError([(root.name, "training reads a dataset folder; extract the zip first "
-                                        "(engine.data.extract_zip) and pass the folder")])
-    index, errors = scan(find_dataset_root(root))
-    if index is None or errors:
-        raise DatasetError(errors)
-    info = info or cached_description(index) or inspect_dataset(index.root)
-    index.class_names = [c["name"] for c in info.classes]
-    index.class_colors = [c["color"] for c in info.classes]
-    index.ignore_index = info.ignore_index
-    index.binary_255 = info.binary_255
-    return index

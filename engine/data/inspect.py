@@ -9,6 +9,9 @@ that declares a huge image (a decompression bomb) is refused without allocating 
 Files are checked on a pool of threads, since Pillow releases the GIL while decoding; at
 most ``INSPECT_THREADS`` decoded files are in memory at once. The process-wide warnings
 filter is never touched from those threads.
+
+``load_index`` is the reading side: the index of a valid folder with its classes resolved
+from the stored description, or from an inspection here when there is none.
 """
 from __future__ import annotations
 
@@ -17,70 +20,25 @@ import shutil
 import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from engine.data.description import DatasetInfo
 from engine.data.errors import DatasetError, read_problem
-from engine.data.index import DEFAULT_COLORS, IGNORE_INDEX, MAX_CLASSES, DatasetIndex, save_description, scan
+from engine.data.extract import extract_zip
+from engine.data.index import DEFAULT_COLORS, MAX_CLASSES, DatasetIndex, cached_description, save_description, scan
 from engine.data.layouts import Sample, find_dataset_root
-from engine.data.masks import MaskError, mask_labels
+from engine.data.limits import Limits
+from engine.data.masks import IGNORE_INDEX, MaskError, mask_labels
 
 #: Above this many distinct labels in masks without classes.json, the masks are probably not class maps.
 MANY_CLASSES_WARNING = 64
 INSPECT_THREADS = min(8, (os.cpu_count() or 1) * 2)
 #: Samples per task handed to the pool: one task per small file would cost more to schedule than to check.
 INSPECT_BATCH = 32
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Refuse uploads that would fill the disk (zip bombs) or the catalogue."""
-
-    max_files: int = 100_000
-    max_bytes: int = 20 * 1024**3  # uncompressed
-    max_image_pixels: int = 64 * 1024 * 1024
-    #: Images and masks are already compressed (PNG, JPEG): a member that deflates more
-    #: than this is a bomb, not a dataset. Checked on members above ``ratio_min_bytes``.
-    max_compression_ratio: float = 100.0
-    ratio_min_bytes: int = 1024 * 1024
-
-    def __post_init__(self) -> None:
-        # Pillow warns from Image.open above MAX_IMAGE_PIXELS and refuses above twice that;
-        # a lower limit of ours refuses the warning zone in our own words, from the header.
-        if Image.MAX_IMAGE_PIXELS is not None and self.max_image_pixels > Image.MAX_IMAGE_PIXELS:
-            raise ValueError(f"max_image_pixels must not exceed PIL.Image.MAX_IMAGE_PIXELS ({Image.MAX_IMAGE_PIXELS})")
-
-
-@dataclass
-class DatasetInfo:
-    num_images: int
-    num_labeled: int
-    num_unlabeled: int
-    classes: list[dict[str, Any]]  # index, name, color, pixel_share, num_images (masks containing it)
-    ignore_index: int
-    image_sizes: dict[str, int]  # min/max width/height
-    num_train: int | None = None  # from the layout's split files, when given
-    num_val: int | None = None
-    binary_255: bool = False
-    layout: str = "images-masks"
-    num_bytes: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "DatasetInfo":
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
 
 
 @dataclass
@@ -158,8 +116,6 @@ def inspect_dataset(path: str | Path, limits: Limits | None = None) -> DatasetIn
     limits = limits or Limits()
     path = Path(path)
     if path.is_file() and zipfile.is_zipfile(path):
-        from engine.data.extract import extract_zip
-
         staging = Path(tempfile.mkdtemp(prefix="seglab-inspect-"))
         try:
             return _inspect_folder(extract_zip(path, staging / "data", limits), limits, describe=False)
@@ -267,3 +223,25 @@ def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
 def _class_source(index: DatasetIndex) -> str:
     """Who defined the classes, for error messages."""
     return "classes.json" if (index.root / "classes.json").exists() else f"the {index.layout} layout"
+
+
+def load_index(path: str | Path, info: DatasetInfo | None = None) -> DatasetIndex:
+    """The index of a valid dataset folder, with classes resolved.
+
+    ``info`` is a description from ``inspect_dataset`` (the worker may pass the one stored
+    at upload); without it, ``dataset.json`` is used when it still matches the files, and
+    the folder is inspected otherwise.
+    """
+    root = Path(path)
+    if root.is_file():
+        raise DatasetError([(root.name, "training reads a dataset folder; extract the zip first "
+                                        "(engine.data.extract_zip) and pass the folder")])
+    index, errors = scan(find_dataset_root(root))
+    if index is None or errors:
+        raise DatasetError(errors)
+    info = info or cached_description(index) or inspect_dataset(index.root)
+    index.class_names = [c["name"] for c in info.classes]
+    index.class_colors = [c["color"] for c in info.classes]
+    index.ignore_index = info.ignore_index
+    index.binary_255 = info.binary_255
+    return index

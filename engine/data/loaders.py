@@ -21,9 +21,10 @@ from torch.utils.data import DataLoader, Dataset
 from engine.data import transforms as T
 from engine.data.budget import LabelBudget, split_label_budget
 from engine.data.errors import DatasetError, read_problem
-from engine.data.index import DatasetIndex, load_index
-from engine.data.inspect import DatasetInfo
-from engine.data.masks import MaskError, read_mask
+from engine.data.description import DatasetInfo
+from engine.data.index import DatasetIndex
+from engine.data.inspect import load_index
+from engine.data.masks import IGNORE_INDEX, MaskError, read_mask
 from engine.sampling import ResumableBatchSampler, SeededItems
 
 #: 16-bit and float images (microscopy) are scaled by their own maximum into 0-255.
@@ -74,7 +75,7 @@ class _Base(Dataset):
         sample = self.index.by_id[self.ids[i]]
         image = read_image(sample.image, self.index.root)
         if sample.mask is None:
-            return image, torch.full(image.shape[-2:], T.IGNORE_INDEX, dtype=torch.uint8)
+            return image, torch.full(image.shape[-2:], IGNORE_INDEX, dtype=torch.uint8)
         try:
             values = read_mask(sample.mask, self.index.mask_colors, self.index.ignore_color, self.index.ignore_index)
         except MaskError as error:

@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+#: The label of pixels that carry no class (padding, void, unknown): the one definition in the engine.
+IGNORE_INDEX = 255
 INDEX_MODES = ("L", "P", "I;16", "I;16L", "I;16B", "I")
 COLOR_MODES = ("RGB", "RGBA")
 
@@ -57,14 +59,14 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
 
 
 def read_mask(path: str | Path, colors: Sequence[tuple[int, int, int]] | None = None,
-              ignore_color: tuple[int, int, int] | None = None, ignore_index: int = 255) -> np.ndarray:
+              ignore_color: tuple[int, int, int] | None = None, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     """Class indices (H, W) of one mask file; raises MaskError with the fix in the message."""
     with Image.open(path) as mask:
         return mask_labels(mask, colors, ignore_color, ignore_index)
 
 
 def mask_labels(mask: Image.Image, colors: Sequence[tuple[int, int, int]] | None = None,
-                ignore_color: tuple[int, int, int] | None = None, ignore_index: int = 255) -> np.ndarray:
+                ignore_color: tuple[int, int, int] | None = None, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     """Class indices (H, W) of an opened mask (decoded here if it is not yet)."""
     if mask.mode in INDEX_MODES:
         values = np.asarray(mask)

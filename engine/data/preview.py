@@ -8,9 +8,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engine.data.errors import DatasetError, read_problem
-from engine.data.index import IGNORE_INDEX, DatasetIndex, load_index
+from engine.data.index import DatasetIndex
+from engine.data.inspect import load_index
 from engine.data.layouts import Sample
-from engine.data.masks import MaskError, hex_to_rgb, read_mask
+from engine.data.masks import IGNORE_INDEX, MaskError, hex_to_rgb, read_mask
 
 #: Shown for ignored pixels: white, which no class colour uses by default.
 IGNORE_RGB = (255, 255, 255)

@@ -25,7 +25,8 @@ import random
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = 255
+from engine.data.masks import IGNORE_INDEX
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: ITU-R 601 luma weights, as torchvision's ``rgb_to_grayscale`` and PIL's convert("L").

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.distributed import average_gradients
-from engine.methods.base import IGNORE_INDEX, Method, supervised_loss
+from engine.data.masks import IGNORE_INDEX
+from engine.methods.base import Method, supervised_loss
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
 from engine.models.base import resize_logits
@@ -81,9 +82,8 @@ def masked_bce(logits: torch.Tensor, target: float, valid: torch.Tensor) -> torc
 class Adversarial(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, lambda_adv_pred: float = 0.01, lambda_semi: float = 0.1,
-                 lambda_semi_adv: float = 0.001, trust_threshold: float = 0.2, semi_start: float = 0.25,
-                 discriminator_lr: float = 1e-4):
+    def __init__(self, model_factory, num_classes: int, *, lambda_adv_pred: float, lambda_semi: float,
+                 lambda_semi_adv: float, trust_threshold: float, semi_start: float, discriminator_lr: float):
         super().__init__(model_factory, num_classes)
         self.discriminator = FCDiscriminator(num_classes)
         self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=discriminator_lr, betas=ADAM_BETAS)

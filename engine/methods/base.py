@@ -18,7 +18,8 @@ Batches (built by ``engine.data.loaders``), all tensors on the run's device:
 back-propagates) plus any named loss terms and diagnostics (``pseudo_label_coverage``,
 ``pseudo_label_accuracy``), all of which become curves on the experiment page.
 ``engine.methods.common`` holds the pieces methods share (EMA, ramp-ups, pseudo-labels,
-mixing) and ``engine.methods.diagnostics`` the two pseudo-label curves.
+mixing), ``engine.methods.teacher`` the EMA teacher's lifecycle (``TeacherMethod``) and
+``engine.methods.diagnostics`` the two pseudo-label curves.
 
 A method that steps an optimiser of its own inside ``training_step`` (the adversarial
 discriminator) keeps that optimiser's state in ``get_extra_state``/``set_extra_state``,
@@ -32,9 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.data.masks import IGNORE_INDEX
 from engine.models.base import SegmentationModel
-
-IGNORE_INDEX = 255
 
 
 def supervised_loss(output: dict, mask: torch.Tensor, aux_weight: float = 0.4) -> torch.Tensor:

@@ -145,9 +145,9 @@ def fresh_copy(decoder: nn.Module) -> nn.Module:
 class CCT(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, consistency_weight: float = 30.0, rampup: float = 0.1,
-                 dropout: int = 1, feature_drop: int = 1, feature_noise: int = 1, object_masking: int = 1,
-                 context_masking: int = 1, guided_cutout: int = 1, vat: int = 0):
+    def __init__(self, model_factory, num_classes: int, *, consistency_weight: float, rampup: float, dropout: int,
+                 feature_drop: int, feature_noise: int, object_masking: int, context_masking: int, guided_cutout: int,
+                 vat: int):
         super().__init__(model_factory, num_classes)
         self.consistency_weight, self.rampup = consistency_weight, rampup
         counts = {"dropout": dropout, "feature_drop": feature_drop, "feature_noise": feature_noise, "object_masking": object_masking,

@@ -16,12 +16,11 @@ the strong photometric view stands in for ClassMix's colour jitter + blur after 
 """
 from __future__ import annotations
 
-from engine.methods.base import Method, supervised_loss
-from engine.methods.common import (PseudoLabels, classmix_masks, ema_update, make_teacher, mix, predict, roll_batch,
-                                   weighted_cross_entropy)
+from engine.methods.base import supervised_loss
+from engine.methods.common import PseudoLabels, classmix_masks, mix, roll_batch, weighted_cross_entropy
 from engine.methods.diagnostics import pseudo_label_diagnostics
-from engine.methods.mean_teacher import EMA_DECAY
 from engine.methods.registry import register_method
+from engine.methods.teacher import EMA_DECAY, TeacherMethod
 from engine.options import Option
 
 
@@ -35,20 +34,20 @@ from engine.options import Option
         Option("confidence_threshold", "float", 0.968, "Teacher confidence counted as confident; the loss is scaled by their share.", min=0, max=1),
     ),
 )
-class ClassMix(Method):
+class ClassMix(TeacherMethod):
     uses_unlabeled = True
+    evaluates_teacher = False  # trainSSL.py evaluates the student
 
-    def __init__(self, model_factory, num_classes: int, ema_decay: float = 0.99, consistency_weight: float = 1.0,
-                 confidence_threshold: float = 0.968):
-        super().__init__(model_factory, num_classes)
-        self.teacher = make_teacher(self.model)
-        self.ema_decay, self.consistency_weight, self.confidence_threshold = ema_decay, consistency_weight, confidence_threshold
+    def __init__(self, model_factory, num_classes: int, *, ema_decay: float, consistency_weight: float,
+                 confidence_threshold: float):
+        super().__init__(model_factory, num_classes, ema_decay=ema_decay)
+        self.consistency_weight, self.confidence_threshold = consistency_weight, confidence_threshold
 
     def training_step(self, labeled, unlabeled, step, total_steps):
         img_x, mask_x = labeled["image"], labeled["mask"]
         img_u_w, img_u_s = unlabeled["image_weak"], unlabeled["image_strong1"]
 
-        pseudo = PseudoLabels.from_logits(predict(self.teacher, img_u_w), unlabeled["padding"])
+        pseudo = PseudoLabels.from_logits(self.teacher_predict(img_u_w), unlabeled["padding"])
         # ClassMix pastes the chosen classes of image i onto its partner: mask 1 = from image i.
         class_mask = classmix_masks(pseudo.label, pseudo.inside)
         img_u_mixed = mix(roll_batch(img_u_s), img_u_s, class_mask)
@@ -61,6 +60,3 @@ class ClassMix(Method):
 
         return {"loss": loss, "loss_x": loss_x.detach(), "loss_u": loss_u.detach(),
                 **pseudo_label_diagnostics(pseudo.label, pseudo.confident(self.confidence_threshold), unlabeled)}
-
-    def after_optimizer_step(self, step, total_steps):
-        ema_update(self.teacher, self.model, self.ema_decay)

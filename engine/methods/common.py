@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.methods.base import IGNORE_INDEX
+from engine.data.masks import IGNORE_INDEX
 
 #: Steepness of the sigmoid ramp-up exp(-5 (1 - t)^2) of Laine & Aila / mean-teacher.
 RAMPUP_STEEPNESS = 5.0

@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.methods.base import IGNORE_INDEX, Method, supervised_loss
-from engine.methods.common import (PseudoLabels, classmix_masks, ema_update, make_teacher, mix, predict, roll_batch,
-                                   weighted_cross_entropy)
+from engine.data.masks import IGNORE_INDEX
+from engine.methods.base import supervised_loss
+from engine.methods.common import PseudoLabels, classmix_masks, mix, roll_batch, weighted_cross_entropy
 from engine.methods.diagnostics import pseudo_label_diagnostics
-from engine.methods.mean_teacher import EMA_DECAY
 from engine.methods.registry import register_method
+from engine.methods.teacher import EMA_DECAY, TeacherMethod
 from engine.models.base import SegmentationModel
 from engine.options import Option
 
@@ -108,19 +108,18 @@ def regional_contrast(rep: torch.Tensor, labels: torch.Tensor, probs: torch.Tens
         Option("contrastive_weight", "float", 1.0, "Weight of the regional contrastive loss.", min=0, max=100),
     ),
 )
-class RegionalContrast(Method):
+class RegionalContrast(TeacherMethod):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, ema_decay: float = 0.99, weak_threshold: float = 0.7,
-                 strong_threshold: float = 0.97, temperature: float = 0.5, num_queries: int = 256,
-                 num_negatives: int = 512, output_dim: int = 256, contrastive_weight: float = 1.0):
-        super().__init__(model_factory, num_classes)
-        self.teacher = make_teacher(self.model)
+    def __init__(self, model_factory, num_classes: int, *, ema_decay: float, weak_threshold: float,
+                 strong_threshold: float, temperature: float, num_queries: int, num_negatives: int, output_dim: int,
+                 contrastive_weight: float):
+        super().__init__(model_factory, num_classes, ema_decay=ema_decay)
         self.projection = nn.Sequential(
             nn.Conv2d(probe_channels(self.model), HEAD_WIDTH, 1, bias=False), nn.BatchNorm2d(HEAD_WIDTH), nn.ReLU(inplace=True),
             nn.Conv2d(HEAD_WIDTH, output_dim, 1),
         )
-        self.ema_decay, self.weak_threshold, self.strong_threshold = ema_decay, weak_threshold, strong_threshold
+        self.weak_threshold, self.strong_threshold = weak_threshold, strong_threshold
         self.temperature, self.num_queries, self.num_negatives = temperature, num_queries, num_negatives
         self.contrastive_weight = contrastive_weight
 
@@ -135,7 +134,7 @@ class RegionalContrast(Method):
         img_u_w, img_u_s = unlabeled["image_weak"], unlabeled["image_strong1"]
         size = img_x.shape[-2:]
 
-        pseudo = PseudoLabels.from_logits(predict(self.teacher, img_u_w), unlabeled["padding"])
+        pseudo = PseudoLabels.from_logits(self.teacher_predict(img_u_w), unlabeled["padding"])
         class_mask = classmix_masks(pseudo.label, pseudo.inside)
         img_u_mixed = mix(roll_batch(img_u_s), img_u_s, class_mask)
         pseudo_mixed = pseudo.rolled().mixed(pseudo, class_mask)
@@ -159,9 +158,3 @@ class RegionalContrast(Method):
 
     def optimizer_parameters(self):
         return chain(self.model.parameters(), self.projection.parameters())
-
-    def after_optimizer_step(self, step, total_steps):
-        ema_update(self.teacher, self.model, self.ema_decay)
-
-    def eval_model(self):
-        return self.teacher

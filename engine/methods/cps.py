@@ -25,7 +25,8 @@ from itertools import chain
 import torch
 import torch.nn.functional as F
 
-from engine.methods.base import IGNORE_INDEX, Method, supervised_loss
+from engine.data.masks import IGNORE_INDEX
+from engine.methods.base import Method, supervised_loss
 from engine.methods.common import PseudoLabels, box_masks, labeled_part, mix, roll_batch
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
@@ -55,7 +56,7 @@ def cross_pseudo_supervision(pred_1: torch.Tensor, pred_2: torch.Tensor, inside:
 class CrossPseudoSupervision(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, cps_weight: float = 1.5, cutmix: bool = True):
+    def __init__(self, model_factory, num_classes: int, *, cps_weight: float, cutmix: bool):
         super().__init__(model_factory, num_classes)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch.initial_seed() + 1)

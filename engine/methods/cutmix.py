@@ -23,12 +23,11 @@ drift of docs/results.md.
 """
 from __future__ import annotations
 
-from engine.methods.base import Method, supervised_loss
-from engine.methods.common import (PseudoLabels, box_masks, confident_cross_entropy, ema_update, make_teacher, mix,
-                                   predict, roll_batch)
+from engine.methods.base import supervised_loss
+from engine.methods.common import PseudoLabels, box_masks, confident_cross_entropy, mix, roll_batch
 from engine.methods.diagnostics import pseudo_label_diagnostics
-from engine.methods.mean_teacher import EMA_DECAY
 from engine.methods.registry import register_method
+from engine.methods.teacher import EMA_DECAY, TeacherMethod
 from engine.options import Option
 
 
@@ -46,14 +45,13 @@ from engine.options import Option
                "pixels above the confidence threshold (UniMatch's loss; an ablation).", choices=("var", "ce")),
     ),
 )
-class CutMix(Method):
+class CutMix(TeacherMethod):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, ema_decay: float = 0.99, consistency_weight: float = 1.0,
-                 confidence_threshold: float = 0.97, mask_area: float = 0.5, consistency_loss: str = "var"):
-        super().__init__(model_factory, num_classes)
-        self.teacher = make_teacher(self.model)
-        self.ema_decay, self.consistency_weight = ema_decay, consistency_weight
+    def __init__(self, model_factory, num_classes: int, *, ema_decay: float, consistency_weight: float,
+                 confidence_threshold: float, mask_area: float, consistency_loss: str):
+        super().__init__(model_factory, num_classes, ema_decay=ema_decay)
+        self.consistency_weight = consistency_weight
         self.confidence_threshold, self.mask_area = confidence_threshold, mask_area
         self.consistency_loss = consistency_loss
 
@@ -62,7 +60,7 @@ class CutMix(Method):
         img_u = unlabeled["image_weak"]
         batch, _, height, width = img_u.shape
 
-        pred_u_teacher = predict(self.teacher, img_u)
+        pred_u_teacher = self.teacher_predict(img_u)
         box = box_masks(batch, height, width, self.mask_area, img_u.device)
         img_u_mixed = mix(img_u, roll_batch(img_u), box)
         pseudo = PseudoLabels.from_logits(pred_u_teacher, unlabeled["padding"])
@@ -81,9 +79,3 @@ class CutMix(Method):
 
         return {"loss": loss, "loss_x": loss_x.detach(), "loss_u": loss_u.detach(),
                 **pseudo_label_diagnostics(pseudo.label, pseudo.confident(self.confidence_threshold), unlabeled)}
-
-    def after_optimizer_step(self, step, total_steps):
-        ema_update(self.teacher, self.model, self.ema_decay)
-
-    def eval_model(self):
-        return self.teacher

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.methods.base import IGNORE_INDEX
+from engine.data.masks import IGNORE_INDEX
 
 
 @torch.no_grad()

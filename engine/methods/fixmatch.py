@@ -26,10 +26,8 @@ from engine.methods.base import Method, supervised_loss
 from engine.methods.common import confident_cross_entropy, labeled_part, mix, roll_batch
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
-from engine.methods.thresholds import THRESHOLD_MODE, PseudoLabelThreshold
+from engine.methods.thresholds import CONFIDENCE_THRESHOLD, THRESHOLD_MODE, PseudoLabelThreshold
 from engine.options import Option
-
-CONFIDENCE_THRESHOLD = Option("confidence_threshold", "float", 0.95, "Weak-view confidence above which a pseudo-label is used.", min=0, max=1)
 
 
 @register_method(
@@ -45,8 +43,7 @@ CONFIDENCE_THRESHOLD = Option("confidence_threshold", "float", 0.95, "Weak-view 
 class FixMatch(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, cutmix: bool = True,
-                 threshold_mode: str = "fixed"):
+    def __init__(self, model_factory, num_classes: int, *, confidence_threshold: float, cutmix: bool, threshold_mode: str):
         super().__init__(model_factory, num_classes)
         self.cutmix = cutmix
         self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)

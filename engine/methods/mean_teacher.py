@@ -20,13 +20,12 @@ the network evaluated, as in CuriousAI's and French et al.'s code.
 """
 from __future__ import annotations
 
-from engine.methods.base import Method, supervised_loss
-from engine.methods.common import PseudoLabels, ema_update, make_teacher, predict, sigmoid_rampup, softmax_mse
+from engine.methods.base import supervised_loss
+from engine.methods.common import PseudoLabels, sigmoid_rampup, softmax_mse
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
+from engine.methods.teacher import EMA_DECAY, TeacherMethod
 from engine.options import Option
-
-EMA_DECAY = Option("ema_decay", "float", 0.99, "Decay of the teacher's exponential moving average of the student.", min=0, max=0.99999)
 
 
 @register_method(
@@ -39,20 +38,18 @@ EMA_DECAY = Option("ema_decay", "float", 0.99, "Decay of the teacher's exponenti
         Option("rampup", "float", 0.1, "Share of the run over which the consistency weight ramps up (sigmoid).", min=0, max=1),
     ),
 )
-class MeanTeacher(Method):
+class MeanTeacher(TeacherMethod):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, ema_decay: float = 0.99, consistency_weight: float = 100.0,
-                 rampup: float = 0.1):
-        super().__init__(model_factory, num_classes)
-        self.teacher = make_teacher(self.model)
-        self.ema_decay, self.consistency_weight, self.rampup = ema_decay, consistency_weight, rampup
+    def __init__(self, model_factory, num_classes: int, *, ema_decay: float, consistency_weight: float, rampup: float):
+        super().__init__(model_factory, num_classes, ema_decay=ema_decay)
+        self.consistency_weight, self.rampup = consistency_weight, rampup
 
     def training_step(self, labeled, unlabeled, step, total_steps):
         img_x, mask_x = labeled["image"], labeled["mask"]
         img_u_w, img_u_s = unlabeled["image_weak"], unlabeled["image_strong1"]
 
-        pred_u_teacher = predict(self.teacher, img_u_w)
+        pred_u_teacher = self.teacher_predict(img_u_w)
         loss_x = supervised_loss(self.model.forward_train(img_x), mask_x)
         pred_u_s = self.model(img_u_s)
 
@@ -64,9 +61,3 @@ class MeanTeacher(Method):
         pseudo = PseudoLabels.from_logits(pred_u_teacher, unlabeled["padding"])
         return {"loss": loss, "loss_x": loss_x.detach(), "loss_u": loss_u.detach(),
                 **pseudo_label_diagnostics(pseudo.label, pseudo.inside, unlabeled)}
-
-    def after_optimizer_step(self, step, total_steps):
-        ema_update(self.teacher, self.model, self.ema_decay)
-
-    def eval_model(self):
-        return self.teacher

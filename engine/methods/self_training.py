@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from engine.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from engine.methods.base import IGNORE_INDEX, Method, supervised_loss
+from engine.data.masks import IGNORE_INDEX
+from engine.methods.base import Method, supervised_loss
 from engine.methods.common import mix, predict
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
@@ -83,8 +84,8 @@ def random_fill(images: torch.Tensor) -> torch.Tensor:
 class SelfTraining(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, teacher_fraction: float = 0.4, checkpoints: int = 3,
-                 reliable_fraction: float = 0.5):
+    def __init__(self, model_factory, num_classes: int, *, teacher_fraction: float, checkpoints: int,
+                 reliable_fraction: float):
         super().__init__(model_factory, num_classes)
         self.teacher_fraction, self.reliable_fraction = teacher_fraction, reliable_fraction
         self.checkpoints = nn.ModuleList(copy.deepcopy(self.model).requires_grad_(False) for _ in range(checkpoints))

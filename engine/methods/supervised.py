@@ -13,7 +13,7 @@ from engine.options import Option
     options=(Option("aux_weight", "float", 0.4, "Weight of the auxiliary head's loss (PSPNet, DDRNet).", min=0, max=10),),
 )
 class Supervised(Method):
-    def __init__(self, model_factory, num_classes: int, aux_weight: float = 0.4):
+    def __init__(self, model_factory, num_classes: int, *, aux_weight: float):
         super().__init__(model_factory, num_classes)
         self.aux_weight = aux_weight
 

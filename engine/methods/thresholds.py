@@ -43,13 +43,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.methods.base import IGNORE_INDEX
+from engine.data.masks import IGNORE_INDEX
 from engine.methods.common import PseudoLabels
 from engine.options import Option
 
 THRESHOLD_MODES = ("fixed", "distribution", "alignment", "debias")
 ALIGNMENT_MOMENTUM = 0.99
 DEBIAS_TAU, DEBIAS_MOMENTUM = 0.4, 0.999
+#: FixMatch's and UniMatch's threshold on the weak view's confidence (``conf_thresh`` 0.95 in UniMatch's configs).
+CONFIDENCE_THRESHOLD = Option("confidence_threshold", "float", 0.95, "Weak-view confidence above which a pseudo-label is used.", min=0, max=1)
 THRESHOLD_MODE = Option("threshold_mode", "str", "fixed",
                         "fixed: one confidence threshold for every class (the paper). distribution: the same number "
                         "of trusted pixels, shared among the classes as in the labelled masks (per-class thresholds, "

@@ -44,9 +44,8 @@ from engine.methods.common import (box_masks, confident_cross_entropy, ema_updat
                                    make_teacher, mix, predict, probability_mse, roll_batch, sigmoid_rampup,
                                    soft_cross_entropy)
 from engine.methods.diagnostics import pseudo_label_diagnostics
-from engine.methods.fixmatch import CONFIDENCE_THRESHOLD
 from engine.methods.registry import register_method
-from engine.methods.thresholds import THRESHOLD_MODE, PseudoLabelThreshold
+from engine.methods.thresholds import CONFIDENCE_THRESHOLD, THRESHOLD_MODE, PseudoLabelThreshold
 from engine.options import Option
 
 PARTNERS = ("unlabeled", "labeled")
@@ -91,10 +90,9 @@ SOFT_LOSSES = {"soft": soft_cross_entropy, "mse": probability_mse}
 class UniMatch(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, confidence_threshold: float = 0.95, feature_dropout: float = 0.5,
-                 threshold_mode: str = "fixed", teacher_ema: float = 0.0, rampup: float = 0.0, joint_bn: bool = True,
-                 fp_stream: bool = True, strong_color: bool = True, box_area: float = 0.0,
-                 partner: str = "unlabeled", target: str = "hard"):
+    def __init__(self, model_factory, num_classes: int, *, confidence_threshold: float, feature_dropout: float,
+                 threshold_mode: str, teacher_ema: float, rampup: float, joint_bn: bool, fp_stream: bool,
+                 strong_color: bool, box_area: float, partner: str, target: str):
         super().__init__(model_factory, num_classes)
         self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)
         self.feature_perturbation = nn.Dropout2d(feature_dropout)

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from engine.models.base import SegmentationModel
-from engine.models.layers import upsample_to
+from engine.models.layers import ConvBN, upsample_to
 from engine.models.registry import register_model
 from engine.models.resnet import basic_stage, bottleneck_stage
 
@@ -54,13 +54,6 @@ def bn_relu_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Se
         nn.ReLU(inplace=True),
         nn.Conv2d(in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2, bias=False),
     )
-
-
-def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> list[nn.Module]:
-    return [
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, bias=False),
-        nn.BatchNorm2d(out_channels),
-    ]
 
 
 class DAPPM(nn.Module):
@@ -129,13 +122,13 @@ class DDRNetEncoder(nn.Module):
             blocks_here = blocks[2] // stage3_fusions
             self.add_module(low_name, basic_stage(low_in, planes * 4, blocks_here, stride=2 if index == 0 else 1, last_relu=False))
             self.add_module(high_name, basic_stage(high_in, high, blocks_here, last_relu=False))
-            self.add_module(compression_name, nn.Sequential(*conv_bn(planes * 4, high, 1)))
-            self.add_module(down_name, nn.Sequential(*conv_bn(high, planes * 4, 3, stride=2)))
+            self.add_module(compression_name, ConvBN(planes * 4, high, 1))
+            self.add_module(down_name, ConvBN(high, planes * 4, 3, stride=2))
             low_in, high_in = planes * 4, high
         self.layer4 = basic_stage(planes * 4, planes * 8, blocks[3], stride=2, last_relu=False)
         self.layer4_ = basic_stage(high, high, blocks[3], last_relu=False)
-        self.compression4 = nn.Sequential(*conv_bn(planes * 8, high, 1))
-        self.down4 = nn.Sequential(*conv_bn(high, planes * 4, 3, stride=2), nn.ReLU(inplace=True), *conv_bn(planes * 4, planes * 8, 3, stride=2))
+        self.compression4 = ConvBN(planes * 8, high, 1)
+        self.down4 = nn.Sequential(*ConvBN(high, planes * 4, 3, stride=2), nn.ReLU(inplace=True), *ConvBN(planes * 4, planes * 8, 3, stride=2))
         self.layer5_ = bottleneck_stage(high, high, 1, expansion=BOTTLENECK_EXPANSION, last_relu=False)
         self.layer5 = bottleneck_stage(planes * 8, planes * 8, 1, stride=2, expansion=BOTTLENECK_EXPANSION, last_relu=False)
         self.out_channels = [high, high * BOTTLENECK_EXPANSION, planes * 8 * BOTTLENECK_EXPANSION]

@@ -55,7 +55,7 @@ class DeepLabV3PlusDecoder(nn.Module):
 
 
 class DeepLabV3Plus(SegmentationModel):
-    def __init__(self, num_classes: int, depth: int, output_stride: int = 16):
+    def __init__(self, num_classes: int, depth: int, *, output_stride: int):
         encoder = ResNet(RESNET_DEPTHS[depth], output_stride=output_stride)
         super().__init__(encoder, DeepLabV3PlusDecoder(encoder.out_channels[3], encoder.out_channels[0], num_classes, output_stride))
 

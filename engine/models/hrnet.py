@@ -31,24 +31,17 @@ import torch
 from torch import nn
 
 from engine.models.base import SegmentationModel
-from engine.models.layers import ConvBNReLU, upsample_to
+from engine.models.layers import ConvBN, ConvBNReLU, upsample_to
 from engine.models.registry import register_model
 from engine.models.resnet import basic_stage, bottleneck_stage
 
 STEM_CHANNELS = 64
 
 
-def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, bias=False),
-        nn.BatchNorm2d(out_channels),
-    )
-
-
 def downsampling_path(in_channels: int, out_channels: int, steps: int) -> nn.Sequential:
     """``steps`` 3x3 stride-2 convs; the intermediate ones keep the width and end with ReLU."""
     layers = [ConvBNReLU(in_channels, in_channels, stride=2) for _ in range(steps - 1)]
-    return nn.Sequential(*layers, conv_bn(in_channels, out_channels, 3, stride=2))
+    return nn.Sequential(*layers, ConvBN(in_channels, out_channels, 3, stride=2))
 
 
 class HighResolutionModule(nn.Module):
@@ -59,7 +52,7 @@ class HighResolutionModule(nn.Module):
         self.branches = nn.ModuleList(basic_stage(width, width, blocks) for width in widths)
         self.fuse_layers = nn.ModuleList(
             nn.ModuleList(
-                conv_bn(widths[j], widths[i], 1) if j > i else nn.Identity() if j == i else downsampling_path(widths[j], widths[i], i - j)
+                ConvBN(widths[j], widths[i], 1) if j > i else nn.Identity() if j == i else downsampling_path(widths[j], widths[i], i - j)
                 for j in range(len(widths))
             )
             for i in range(len(widths))

@@ -18,6 +18,17 @@ class ConvBNReLU(nn.Sequential):
         )
 
 
+class ConvBN(nn.Sequential):
+    """Conv -> BatchNorm without an activation: the projections that are summed before a ReLU
+    (HRNet's fusion paths, DDRNet's bilateral compression and down-sampling)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+
+
 def upsample_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Bilinear resize of ``x`` to the spatial size of ``reference`` (no-op when equal).
 

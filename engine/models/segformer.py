@@ -192,7 +192,8 @@ class SegFormer(SegmentationModel):
         widths: tuple[int, int, int, int],
         depths: tuple[int, int, int, int],
         embed_dim: int,
-        drop_path_rate: float = 0.1,
+        *,
+        drop_path_rate: float,
     ):
         encoder = MixTransformer(widths, depths, drop_path_rate)
         super().__init__(encoder, AllMLPDecoder(encoder.out_channels, embed_dim, num_classes))

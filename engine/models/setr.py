@@ -110,7 +110,7 @@ class NaiveHead(nn.Sequential):
 
 
 class SETR(SegmentationModel):
-    def __init__(self, num_classes: int, width: int, heads: int, depth: int = 12, pos_grid: int = 32, drop_path_rate: float = 0.1):
+    def __init__(self, num_classes: int, width: int, heads: int, depth: int = 12, *, pos_grid: int, drop_path_rate: float):
         encoder = VisionTransformer(width, depth, heads, pos_grid, drop_path_rate)
         super().__init__(encoder, NaiveHead(width, num_classes))
 

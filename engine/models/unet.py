@@ -78,7 +78,7 @@ class UNetDecoder(nn.Module):
 
 
 class UNet(SegmentationModel):
-    def __init__(self, num_classes: int, base_width: int = 32, depth: int = 4, upsampling: str = "bilinear", stem_stride: int = 1):
+    def __init__(self, num_classes: int, *, base_width: int, depth: int, upsampling: str, stem_stride: int):
         widths = [base_width * 2**i for i in range(depth + 1)]
         super().__init__(UNetEncoder(widths, stem_stride), UNetDecoder(widths, num_classes, upsampling))
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine import cli
 from engine.data import inspect_dataset, load_index
 from engine.data.builtin import GENERATORS, generate
-from engine.data.builtin.__main__ import main
 from engine.data.builtin.fashion import DEFAULT_SOURCE, read_idx
 from engine.data.masks import read_mask
 from engine.options import OptionError
@@ -123,10 +123,10 @@ def test_refuses_a_folder_that_is_not_empty(tmp_path):
 
 
 def test_command_line(tmp_path, fake_source, capsys):
-    assert main(["fashion-scenes", str(tmp_path / "cli"), "--num-train", "2", "--num-val", "2",
-                 "--source", str(fake_source)]) == 0
+    assert cli.main(["dataset", "fashion-scenes", str(tmp_path / "cli"), "--option", "num_train=2", "--option", "num_val=2",
+                     "--option", f"source={fake_source}"]) == 0
     assert "wrote 4 images (2 train, 2 val)" in capsys.readouterr().out
-    assert main(["demo", str(tmp_path / "bad"), "--size", "huge"]) == 2
+    assert cli.main(["dataset", "demo", str(tmp_path / "bad"), "--option", "size=huge"]) == 2
 
 
 @pytest.mark.skipif(not DEFAULT_SOURCE.exists(), reason="Debian package dataset-fashion-mnist is not installed")

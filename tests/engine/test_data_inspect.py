@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine.data import DatasetError, DatasetInfo, Limits, inspect_dataset, load_index
-from engine.data import index as index_module
+from engine.data import inspect as inspect_module
 from engine.data.layouts import voc_color
 from engine.data.masks import read_mask
 from tests.pngs import png_declaring, with_broken_pixel_data
@@ -431,14 +431,14 @@ def test_description_is_cached_and_refreshed_when_files_change(write_dataset, mo
     inspect_dataset(root)
     assert (root / "dataset.json").exists()
     calls = []
-    real = index_module.cached_description
+    real = inspect_module.cached_description
 
     def counting(index):
         found = real(index)
         calls.append(found is not None)
         return found
 
-    monkeypatch.setattr(index_module, "cached_description", counting)
+    monkeypatch.setattr(inspect_module, "cached_description", counting)
     assert load_index(root).num_classes == 3
     Image.fromarray(blocks([0, 3])).save(root / "masks" / "b.png")
     assert load_index(root).num_classes == 4  # the changed mask made the description stale

@@ -74,7 +74,8 @@ def test_two_processes_train_in_step_and_only_rank_0_reports_and_checkpoints(tin
     assert last_saves == [2, 4] and all(path.startswith(str(out)) for path, _, _ in reporter.checkpoints)
     assert sorted(p.name for p in out.iterdir()) == sorted([CHECKPOINT_LAST, CHECKPOINT_BEST])
     one_process = RecordingReporter()  # the same global batches, in one process
-    train(config.replace(gpus=1, batch_size=GPUS * config.schedule.batch_size), one_process, output_dir=tmp_path / "one")
+    single = RunConfig.from_flat({**config.to_flat(), "gpus": 1, "batch_size": GPUS * config.schedule.batch_size})
+    train(single, one_process, output_dir=tmp_path / "one")
     assert curve_names(reporter) == curve_names(one_process)
     rank0, rank1 = torch.load(weights / "rank0.pt"), torch.load(weights / "rank1.pt")
     saved = checkpoint_weights(out)

@@ -9,8 +9,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from engine.data import load_index
 from engine.data.budget import validation_ids
-from engine.data.index import load_index
 from engine.data.preview import SAMPLES_MANIFEST
 from tests.conftest import PASSWORD, TINY_RUN
 from tests.webapp.test_dataset_upload import make_zip, png

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.data.index import DESCRIPTION_FILE, load_index
+from engine.data import load_index
+from engine.data.index import DESCRIPTION_FILE
 from tests.conftest import PASSWORD
 from webapp.datasets.ingest import preview_path
 from webapp.datasets.models import Dataset

@@ -1,9 +1,9 @@
 """Built-in datasets, each written by a generator to the upload layout (images/, masks/,
 classes.json, splits/), so they travel the same path as a user's upload.
 
-``generate(name, out_dir, **options)`` is the one entry point (the CLI and
-``python -m engine.data.builtin NAME OUT_DIR --option value`` call it); ``GENERATORS``
-is the registry that lists them with their options.
+``generate(name, out_dir, **options)`` is the one entry point (``python -m engine dataset
+NAME OUT_DIR --option NAME=VALUE`` calls it); ``GENERATORS`` is the registry that lists
+them with their options (``python -m engine list``).
 """
 from __future__ import annotations
 

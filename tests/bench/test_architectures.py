@@ -1,11 +1,12 @@
-"""engine.bench: the table, the JSON rows and the FLOP convention (multiply-accumulates)."""
+"""bench/architectures.py: the table, the JSON rows and the FLOP convention (multiply-accumulates)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from engine.bench import count_gmacs, main
+from bench.architectures import count_gmacs, main
+from tests.engine.conftest import single_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # the shared 2-core CI machine
 

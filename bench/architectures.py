@@ -1,7 +1,7 @@
 """Architecture benchmark: parameters, GFLOPs, training and inference throughput.
 
-``python -m engine bench [--archs ...] [--size HxW] [--device cpu|cuda] [--amp bf16|fp16|off]
-[--channels-last] [--batch N] [--json PATH]`` (plus ``--classes``, ``--warmup``, ``--runs``,
+``PYTHONPATH=. python bench/architectures.py [--archs ...] [--size HxW] [--device cpu|cuda]
+[--amp bf16|fp16|off] [--channels-last] [--batch N] [--json PATH]`` (plus ``--classes``, ``--warmup``, ``--runs``,
 ``--threads``) prints one row per architecture as it is measured and optionally writes
 the same rows as JSON. On a shared CPU, ``--threads 1`` gives steadier numbers: idle
 OpenMP threads of a loaded machine slow every convolution down.
@@ -27,6 +27,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -55,7 +56,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="bench/architectures.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--archs", nargs="+", default=None, metavar="NAME", help="architectures (default: all registered)")
     parser.add_argument("--size", type=parse_size, default=(512, 1024), help="input height x width, e.g. 512x1024")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -191,3 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

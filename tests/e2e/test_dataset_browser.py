@@ -98,7 +98,7 @@ def test_a_refused_upload_names_the_file_inside_the_zip_beside_the_field(page, l
     assert page.url == f"{live_server.url}/datasets/upload/" and page.input_value("#id_name") == "broken"
     assert page.locator("#upload-status").get_attribute("data-state") == "answered"
     assert not Dataset.objects.filter(name="broken").exists()
-    page.watch.assert_clean(expected_errors=("status of 400",))
+    page.watch.assert_clean(expected_errors=("400 for POST",))  # the refused upload above
 
 
 #: A digest of every sample canvas's pixels, and the pixels of the first one.

@@ -7,8 +7,11 @@ network):
 
 * ``GET /api/v1/experiments/{id}/metrics/?names=loss&max_points=2000``, 50 times
   (target p95 under 150 ms), beside the full series as CSV (every point);
-* ``GET /api/v1/experiments/`` (one page of 50) and its ``?ordering=-best_miou`` and
-  ``?method=`` filters, 50 times each (target p95 under 200 ms).
+* ``GET /api/v1/experiments/`` (one page of 50) and its ``?ordering=-best_miou``,
+  ``?method=`` and ``?tag=`` filters, and the experiments list page (``/experiments/``,
+  HTML, with its queue positions), 50 times each (target p95 under 200 ms). One run in ten
+  is queued, one in ten tagged, one in seven starred and one in thirteen commented, so the
+  review columns and the queue positions cost what they would.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/seglab PYTHONPATH=. python bench/api.py [--json bench/out/api.json]
 """
@@ -35,6 +38,7 @@ from django.test import Client  # noqa: E402
 
 from webapp.datasets.models import Dataset  # noqa: E402
 from webapp.experiments.models import Experiment  # noqa: E402
+from webapp.review.models import Comment, Star, Tag  # noqa: E402
 from webapp.teams.models import Membership, Team  # noqa: E402
 from workers.metric_writer import upsert_points  # noqa: E402
 
@@ -74,10 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         dataset = Dataset.objects.create(team=team, name="bench", storage_path="datasets/none", classes=[])
         methods = ["supervised", "fixmatch", "unimatch", "cps"]
         Experiment.objects.bulk_create([
-            Experiment(team=team, dataset=dataset, name=f"run {i}", status=Experiment.Status.SUCCEEDED, created_by=user,
+            Experiment(team=team, dataset=dataset, name=f"run {i}", created_by=user, queue="cpu",
+                       status=Experiment.Status.QUEUED if i % 10 == 0 else Experiment.Status.SUCCEEDED,
                        config={"arch": "unet", "method": methods[i % 4], "labeled": "1/8", "seed": i},
                        best_miou=(i % 997) / 997, position=i) for i in range(args.experiments)], batch_size=2000)
         watched = Experiment.objects.order_by("pk").first()
+        ids = list(Experiment.objects.order_by("pk").values_list("pk", flat=True))
+        tag = Tag.objects.create(team=team, name="baseline")
+        tag.experiments.set(ids[::10])
+        Star.objects.bulk_create([Star(user=user, experiment_id=pk) for pk in ids[::7]])
+        Comment.objects.bulk_create([Comment(experiment_id=pk, author=user, body="a note") for pk in ids[::13]])
         start = time.perf_counter()
         for first in range(1, args.points + 1, 50_000):
             upsert_points(watched.pk, {("loss", step): 1.0 / step for step in range(first, min(first + 50_000, args.points + 1))})
@@ -92,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(timed(client, "/api/v1/experiments/"))
         rows.append(timed(client, "/api/v1/experiments/?ordering=-best_miou"))
         rows.append(timed(client, "/api/v1/experiments/?method=unimatch&offset=2000"))
+        rows.append(timed(client, "/api/v1/experiments/?tag=baseline"))
+        rows.append(timed(client, "/experiments/"))
+        rows.append(timed(client, "/experiments/?tag=baseline&sort=-best_miou"))
     finally:
         connection.creation.destroy_test_db(original, verbosity=0)
     print(f"{args.points:,} points for one run (stored in {stored_seconds:.1f} s), {args.experiments:,} experiments, "

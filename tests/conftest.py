@@ -27,6 +27,16 @@ torch.set_num_threads(2)
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+def pytest_configure(config):
+    """A fast password hasher first, as Django's testing docs advise: PBKDF2's rounds cost
+    0.3 s per user made and per login here, about a second per test. The default hashers
+    stay listed after it, so a hash made by the real settings still verifies."""
+    from django.conf import settings
+    from django.conf.global_settings import PASSWORD_HASHERS
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def media_root(tmp_path_factory):
     """Every test session writes its datasets and runs in a fresh MEDIA_ROOT."""

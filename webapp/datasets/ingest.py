@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -79,24 +81,31 @@ def preview_path(folder: Path) -> Path:
 def write_preview(folder: Path) -> None:
     """A sheet of labelled samples beside their colour masks, shown on the dataset page.
 
-    Raises UploadError if the sheet cannot be drawn: the dataset is then refused whole,
-    like any other problem with it, instead of failing the request.
+    Raises UploadError if the sheet cannot be drawn (``_refused_unless_drawn``).
     """
     from PIL import Image
 
-    try:
+    with _refused_unless_drawn(folder, "preview", "its preview picture"):
         path = sample_sheet(folder, preview_path(folder), scale=1, columns=PREVIEW_COLUMNS,
                             max_tile_width=PREVIEW_MAX_WIDTH // PREVIEW_COLUMNS)
         with Image.open(path) as sheet:
             if sheet.width > PREVIEW_MAX_WIDTH:
                 sheet.thumbnail((PREVIEW_MAX_WIDTH, PREVIEW_MAX_WIDTH * sheet.height // sheet.width))
                 sheet.save(path)
+
+
+@contextmanager
+def _refused_unless_drawn(folder: Path, what: str, picture: str) -> Iterator[None]:
+    """A picture the page shows that cannot be drawn refuses the dataset whole, like any other
+    problem with it, instead of failing the request: the file at fault, or the server log."""
+    try:
+        yield
     except DatasetError as error:
-        found = [(file, f"{message} (found while drawing the preview)") for file, message in error.errors]
+        found = [(file, f"{message} (found while drawing the {what})") for file, message in error.errors]
         raise UploadError(found) from None
     except Exception:
-        logger.exception("drawing the preview of %s failed", folder)
-        raise UploadError([("", "the dataset passed its checks but its preview picture could not be drawn; "
+        logger.exception("drawing the %s of %s failed", what, folder)
+        raise UploadError([("", f"the dataset passed its checks but {picture} could not be drawn; "
                                 "nothing was stored (the server log has the details)")]) from None
 
 
@@ -110,15 +119,8 @@ def write_sample_pictures(folder: Path) -> list[dict]:
     Like the preview sheet, they sit beside the dataset folder, never inside it, so the
     engine's file listing and fingerprint of the dataset do not see them.
     """
-    try:
+    with _refused_unless_drawn(folder, "samples", "its sample pictures"):
         return write_samples(folder, samples_path(folder), count=SAMPLE_COUNT, max_side=SAMPLE_MAX_SIDE)
-    except DatasetError as error:
-        found = [(file, f"{message} (found while drawing the samples)") for file, message in error.errors]
-        raise UploadError(found) from None
-    except Exception:
-        logger.exception("drawing the samples of %s failed", folder)
-        raise UploadError([("", "the dataset passed its checks but its sample pictures could not be drawn; "
-                                "nothing was stored (the server log has the details)")]) from None
 
 
 def disk_usage(folder: Path) -> int:

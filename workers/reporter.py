@@ -107,21 +107,7 @@ class DatabaseReporter:
         """Each sample's prediction as a grey index PNG per step; its image and ground truth once per
         run (they do not change between steps). The page colours the masks in the browser."""
         root = self.experiment.output_dir / "predictions"
-        folders = {name: root / name for name in ("images", "truth", f"step_{step:07d}")}
-        for folder in folders.values():
-            folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for sample in samples:
-            name = f"{sample.id}.png"
-            paths = {"image": folders["images"] / name, "ground_truth": folders["truth"] / name,
-                     "prediction": folders[f"step_{step:07d}"] / name}
-            if not paths["image"].is_file():
-                save_png(Image.fromarray(sample.image.permute(1, 2, 0).cpu().numpy()), paths["image"])
-            if not paths["ground_truth"].is_file():
-                save_png(grey_index_png(sample.ground_truth), paths["ground_truth"])
-            save_png(grey_index_png(sample.prediction), paths["prediction"])
-            written.append({"id": sample.id, **{kind: str(path.relative_to(settings.MEDIA_ROOT))
-                                                for kind, path in paths.items()}})
+        written = save_samples(samples, root / "images", root / "truth", root / f"step_{step:07d}")
         Evaluation.objects.filter(experiment=self.experiment, step=step).update(predictions=written)
 
     def log_checkpoint(self, path: str, step: int, is_best: bool) -> None:
@@ -145,6 +131,26 @@ def _score_row(evaluation: Evaluation, score: ImageScore) -> ImageScoreRow:
     return ImageScoreRow(evaluation=evaluation, image_id=score.id, miou=score.miou, pixel_accuracy=score.pixel_accuracy,
                          pixels=score.pixels,
                          confusions={confusion_key(true, predicted): pixels for true, predicted, pixels in score.confusions})
+
+
+def save_samples(samples: list[PredictionSample], images: Path, truth: Path, predictions: Path) -> list[dict]:
+    """Each sample's image, ground truth (both kept when already written: they do not change)
+    and prediction as PNGs, the masks as grey index PNGs; ``[{id, image, ground_truth,
+    prediction}]`` with paths relative to MEDIA_ROOT, as ``Evaluation.predictions`` lists them."""
+    for folder in (images, truth, predictions):
+        folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for sample in samples:
+        name = f"{sample.id}.png"
+        paths = {"image": images / name, "ground_truth": truth / name, "prediction": predictions / name}
+        if not paths["image"].is_file():
+            save_png(Image.fromarray(sample.image.permute(1, 2, 0).cpu().numpy()), paths["image"])
+        if not paths["ground_truth"].is_file():
+            save_png(grey_index_png(sample.ground_truth), paths["ground_truth"])
+        save_png(grey_index_png(sample.prediction), paths["prediction"])
+        written.append({"id": sample.id, **{kind: str(path.relative_to(settings.MEDIA_ROOT))
+                                            for kind, path in paths.items()}})
+    return written
 
 
 def save_png(image: Image.Image, path: Path) -> None:

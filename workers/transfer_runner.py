@@ -10,37 +10,21 @@ from __future__ import annotations
 
 import traceback
 
-from django.conf import settings
-from PIL import Image
-
 import torch
 
 from engine.data import DatasetError
 from engine.reporting import PredictionSample
 from engine.transfer import ClassMismatch, TransferResult, evaluate_transfer
-from engine.visualize import grey_index_png
 from webapp.transfer import lifecycle
 from webapp.transfer.models import TransferEvaluation
 from webapp.transfer.services import CHECKPOINT_NAME
-from workers.reporter import save_png
+from workers.reporter import save_samples
 
 
 def store_samples(evaluation: TransferEvaluation, samples: list[PredictionSample]) -> list[dict]:
     """PNGs under the evaluation's folder, listed as ``Evaluation.predictions`` lists a run's."""
-    folders = {kind: evaluation.output_dir / kind for kind in ("images", "truth", "prediction")}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for sample in samples:
-        name = f"{sample.id}.png"
-        paths = {"image": folders["images"] / name, "ground_truth": folders["truth"] / name,
-                 "prediction": folders["prediction"] / name}
-        save_png(Image.fromarray(sample.image.permute(1, 2, 0).cpu().numpy()), paths["image"])
-        save_png(grey_index_png(sample.ground_truth), paths["ground_truth"])
-        save_png(grey_index_png(sample.prediction), paths["prediction"])
-        written.append({"id": sample.id, **{kind: str(path.relative_to(settings.MEDIA_ROOT))
-                                            for kind, path in paths.items()}})
-    return written
+    root = evaluation.output_dir
+    return save_samples(samples, root / "images", root / "truth", root / "prediction")
 
 
 def results(evaluation: TransferEvaluation, transfer: TransferResult) -> dict:

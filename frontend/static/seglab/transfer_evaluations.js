@@ -7,12 +7,12 @@
 // value in every channel is its class, 255 is ignored). Polls while one is queued or running.
 
 import { el } from "./dom.js";
+import { decode, maskColor, paint, rgb } from "./index_masks.js";
 
 const root = document.getElementById("transfer-evaluations");
 const url = root.dataset.url;
 const form = document.getElementById("transfer-form");
 const list = document.getElementById("transfer-list");
-const IGNORE_INDEX = 255;
 const MASK_ALPHA = 0.5;
 const POLL_VISIBLE_MS = 1500;
 const POLL_HIDDEN_MS = 10000;
@@ -28,38 +28,6 @@ function difference(cross, own) {
   return `${points >= 0 ? "+" : ""}${points.toFixed(1)}`;
 }
 
-function rgb(color) {
-  const hex = String(color || "#ffffff").replace("#", "");
-  return [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16) || 0);
-}
-
-async function decode(src) {
-  const image = new Image();
-  image.src = src;
-  await image.decode();
-  const canvas = new OffscreenCanvas(image.naturalWidth, image.naturalHeight);
-  const context = canvas.getContext("2d");
-  context.drawImage(image, 0, 0);
-  return context.getImageData(0, 0, canvas.width, canvas.height);
-}
-
-// The image, with the mask's classes blended over it in `palette` (none for the image itself).
-function paint(canvas, image, mask, palette) {
-  canvas.width = image.width;
-  canvas.height = image.height;
-  const context = canvas.getContext("2d");
-  const out = context.createImageData(image.width, image.height);
-  for (let i = 0; i < out.data.length; i += 4) {
-    const label = mask ? mask.data[i] : IGNORE_INDEX;
-    const color = label === IGNORE_INDEX ? null : palette[label] || [255, 255, 255];
-    for (let c = 0; c < 3; c++) {
-      out.data[i + c] = color ? (1 - MASK_ALPHA) * image.data[i + c] + MASK_ALPHA * color[c] : image.data[i + c];
-    }
-    out.data[i + 3] = 255;
-  }
-  context.putImageData(out, 0, 0);
-}
-
 function sampleFigure(sample, palette) {
   const canvases = ["image", "ground truth", "prediction"].map((kind) =>
     el("figure", {}, el("canvas", { "data-kind": kind }), el("figcaption", {}, kind)));
@@ -68,9 +36,9 @@ function sampleFigure(sample, palette) {
   Promise.all([sample.image_url, sample.ground_truth_url, sample.prediction_url].map(decode))
     .then(([image, truth, prediction]) => {
       const [imageCanvas, truthCanvas, predictionCanvas] = figure.querySelectorAll("canvas");
-      paint(imageCanvas, image, null, palette);
-      paint(truthCanvas, image, truth, palette);
-      paint(predictionCanvas, image, prediction, palette);
+      paint(imageCanvas, image, null, MASK_ALPHA);
+      paint(truthCanvas, image, maskColor(truth, palette), MASK_ALPHA);
+      paint(predictionCanvas, image, maskColor(prediction, palette), MASK_ALPHA);
       figure.dataset.drawn = "true";
     })
     .catch((error) => console.warn("drawing a transfer sample failed", error));

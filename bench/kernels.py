@@ -3,12 +3,11 @@
 A 3000-step run from scratch magnifies last-bit float differences, and those depend on
 the kernels ATen and oneDNN pick for the CPU (AVX2 or AVX-512 code): on one AVX-512 machine,
 forcing the AVX2 kernels moved supervised seed 1 from 22.1 to 21.5 mIoU and fixmatch seed 1
-from 14.3 to 15.3 (docs/results-cpu-3000-one-machine.md). Pinned to AVX2, which every
-x86-64 server CPU of the last decade has, the same run ends on the same last digit on
-different machines: supervised seed 1 scored 0.21477619099191325 on session 7's AVX-512
-EPYC with AVX2 forced and on session 8's AVX2-only EPYC (bench/results/ssl-cpu-3000-avx2-kernels.json).
-Not on an Intel Xeon (session 9): the same run scored 0.21524235945517053 there, and
-0.21576526048090905 with MKL's reproducible AVX2 mode added (``MKL_CBWR=AVX2``), so the
+from 14.3 to 15.3. Pinned to AVX2, which every x86-64 server CPU of the last decade has, the
+same run ends on the same last digit on different machines: supervised seed 1 scored
+0.21477619099191325 on an AVX-512 EPYC with AVX2 forced and on an AVX2-only EPYC
+(bench/results/ssl.json). Not on an Intel Xeon: the same run scored 0.21524235945517053 there,
+and 0.21576526048090905 with MKL's reproducible AVX2 mode added (``MKL_CBWR=AVX2``), so the
 vendor's libraries still choose other code paths; each run records its ``machine``.
 
 torch reads both variables once, when it is imported, so they must be set in a process

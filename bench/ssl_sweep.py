@@ -8,34 +8,29 @@ each run is looked up again just before it starts, so a run that another sweep f
 meanwhile is not trained twice).
 ``--jobs N`` trains N runs at once, each with one torch thread; runs go seed by seed, so
 a sweep cut short still holds one seed of every method (the screening). After each run
-``docs/results.md`` is rewritten with the tables (mean and sample standard deviation over
-seeds per method and budget; per-class IoU) and the commands that produced them.
+``--table`` (docs/results.md) is rewritten from the results file by bench/ssl_page.py;
+``--page`` rewrites it without training.
 
-    PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 --seeds 0 --blur pixels
-    PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 --seeds 0 \
-        --results bench/results/ssl-gpu-crop-blur.json --table docs/results-gpu-crop-blur.md
-    PYTHONPATH=. python bench/ssl_sweep.py --iters 1500 --jobs 2 --blur pixels --results bench/results/ssl-cpu-1500.json \
-        --table docs/results-cpu-1500.md
+    PYTHONPATH=. python bench/ssl_sweep.py --jobs 2 --seeds 0 --budgets 16 1/16
+    PYTHONPATH=. python bench/ssl_sweep.py --jobs 2 --methods unimatch:feature_dropout=0 --seeds 0 1
+    PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 \
+        --results bench/results/ssl-gpu.json --table docs/results-gpu.md
 
-The first extends docs/results.md's table (a GPU sweep, 3000 iterations, made while the strong
-views' blur was in absolute pixels); the second starts its successor with the blur scaled to
-the crop (the default); the third is the 2-core CPU screening (1500 iterations) in its own
-results file and page.
+The first screens every method at both budgets on seed 0, the second adds an ablation to the
+same file, the third starts a GPU table of its own (a results file holds one device's runs).
 
 A method is ``NAME`` (its documented defaults) or ``NAME:OPTION=VALUE[,OPTION=VALUE]``.
 The results file holds ``settings`` (dataset, architecture and its options, iterations,
-every fixed training setting), the ``commands`` that ran, and ``results``: method ->
-label budget -> list of ``{"seed", "miou", "seconds", "machine", "curve", "iou"}`` (the
-curve is the validation mIoU at thirds of the run, to show whether it had converged; the
-machine is the CPU or GPU model and torch version, since the same run can end elsewhere on
-other hardware). Runs made
+every fixed training setting) and ``results``: method -> label budget -> list of
+``{"seed", "miou", "seconds", "machine", "curve", "iou"}`` (the curve is the validation mIoU
+at thirds of the run, to show whether it had converged; the machine is the CPU or GPU model
+and torch version, since the same run can end elsewhere on other hardware). Runs made
 under other settings are refused rather than mixed into one table: point ``--results``
 at another file.
 
 On the CPU the runs use torch's AVX2 kernels by default (``--kernels``, bench/kernels.py),
-so that a results file can be extended on another x86-64 machine and its runs still agree
-to the last digit; the files made before session 8 used each machine's own kernels
-(``--kernels native``).
+so that a results file can be extended on another x86-64 machine; ``--kernels native``
+runs this CPU's own (a results file records which).
 """
 from __future__ import annotations
 
@@ -45,23 +40,24 @@ import json
 import multiprocessing
 import os
 import platform
-import shlex
-import statistics
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bench.kernels import CPU_KERNELS, DEFAULT_KERNELS, check, pin
+from bench.ssl_page import markdown_table, runs_of, write_page
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "ssl.json"
 TABLE = ROOT / "docs" / "results.md"
 DATA_DIR = ROOT / "bench" / "data"
-#: The architecture of issue 5's table: a small U-Net whose strided stem quarters the CPU cost.
+#: The reference table's architecture: a small U-Net whose strided stem quarters the CPU cost.
 DEFAULT_ARCH, DEFAULT_ARCH_OPTIONS = "unet", {"base_width": 16, "stem_stride": 2}
+DEFAULT_BUILTIN, DEFAULT_ITERS = "fashion-scenes", 3000
 #: Every setting the table holds fixed; the rest are engine.config's defaults.
 RUN_SETTINGS = {"crop_size": 64, "batch_size": 8, "optimizer": "adamw", "lr": 2e-3, "log_every": 50}
 
@@ -116,7 +112,7 @@ def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str,
     return {"method": method, "budget": budget, "seed": seed, "miou": result.last.miou,
             "seconds": round(time.perf_counter() - start, 1), "machine": machine(device), "curve": curve.points,
             "iou": {name: None if iou is None else round(iou, 4)
-                    for name, iou in zip(result.last.class_names, result.last.iou)}}
+                    for name, iou in zip(result.last.class_names, result.last.iou, strict=True)}}
 
 
 def machine(device: str) -> str:
@@ -168,13 +164,9 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _add_runs(stored: dict[str, Any], commands: list[str], runs: list[dict[str, Any]]) -> bool:
-    """Add ``commands`` and the ``runs`` (each with its method and budget) not already there; True if any was new."""
+def _add_runs(stored: dict[str, Any], runs: list[dict[str, Any]]) -> bool:
+    """Add the ``runs`` (each with its method and budget) not already there; True if any was new."""
     changed = False
-    for command in commands:
-        if command not in stored.setdefault("commands", []):
-            stored["commands"].append(command)
-            changed = True
     for run in runs:
         if not is_done(stored, run["method"], run["budget"], run["seed"]):
             runs_there = stored["results"].setdefault(run["method"], {}).setdefault(run["budget"], [])
@@ -183,27 +175,24 @@ def _add_runs(stored: dict[str, Any], commands: list[str], runs: list[dict[str, 
     return changed
 
 
-def record_run(path: Path, settings: dict[str, Any], command: str, run: dict[str, Any]) -> dict[str, Any]:
+def record_run(path: Path, settings: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
     """Add one finished run to the results file, re-read under the lock so that runs written
     meanwhile by another sweep on the same file are kept."""
     with locked(path):
         stored = load_results(path, settings)
-        if _add_runs(stored, [command], [run]):
+        if _add_runs(stored, [run]):
             save_json(path, stored)
     return stored
 
 
 def merge_results(target: Path, sources: list[Path]) -> dict[str, Any]:
-    """Add every run and command of ``sources`` (other sweeps' results files, same settings) to ``target``."""
+    """Add every run of ``sources`` (other sweeps' results files, same settings) to ``target``."""
     stored: dict[str, Any] = {}
     for source in sources:
         other = json.loads(source.read_text())
-        runs = [{"method": method, "budget": budget, **run}
-                for method, by_budget in other["results"].items() for budget, budget_runs in by_budget.items()
-                for run in budget_runs]
         with locked(target):
             stored = load_results(target, other["settings"])
-            if _add_runs(stored, other.get("commands") or [f"(runs merged from {source.name})"], runs):
+            if _add_runs(stored, runs_of(other)):
                 save_json(target, stored)
     return stored
 
@@ -218,98 +207,9 @@ def is_done(stored: dict[str, Any], method: str, budget: str, seed: int) -> bool
     return any(run["seed"] == seed for run in stored["results"].get(method, {}).get(budget, []))
 
 
-def markdown_table(stored: dict[str, Any], command: str) -> str:
-    settings = stored["settings"]
-    budgets = list(dict.fromkeys(b for runs in stored["results"].values() for b in runs))
-    kernels = f" ({settings['cpu_kernels']} kernels)" if settings.get("cpu_kernels") else ""
-    lines = [
-        "# Semi-supervised results", "",
-        f"Final validation mIoU (%) on `{settings['data']}`, {settings['arch']} {settings['arch_options']}, "
-        f"{settings['iters']} iterations on {settings.get('device', 'cpu')}{kernels}, random rescaling "
-        f"{settings['min_scale']}-{settings['max_scale']}, strong-view blur `{settings.get('strong_blur', 'pixels')}`, as mean +- sample standard deviation over seeds (number of seeds).",
-        "Every method runs at its documented defaults (docs/methods.md) unless its row names options "
-        "(`method:option=value`).", "",
-        "Produced by these commands (a rerun skips the runs already in the results file):", "",
-        "```", *stored.get("commands", [command]), "```", "",
-        "| method | " + " | ".join(f"labels {b}" for b in budgets) + " |",
-        "| --- | " + " | ".join("---:" for _ in budgets) + " |",
-    ]
-    for row in seed_summary(stored, budgets).rows:
-        cells = []
-        for cell in row.cells:
-            if cell.n > 1:
-                cells.append(f"{cell.mean:.1f} +- {cell.sd:.1f} ({cell.n})")
-            else:  # one seed has no spread to show
-                cells.append(f"{cell.mean:.1f} (1)" if cell.n else "-")
-        lines.append(f"| {row.method} | " + " | ".join(cells) + " |")
-    lines += per_seed_table(stored, budgets)
-    lines += per_class_table(stored, budgets)
-    return "\n".join(lines) + "\n"
-
-
-def seed_summary(stored: dict[str, Any], budgets: list[str]):
-    """Mean, sample sd and n of the mIoU (%) over seeds per method and budget (``engine.sweeps.summarize``,
-    as the web's sweep table): methods in the results file's order, budgets in ``budgets``'."""
-    from engine.sweeps import summarize
-
-    runs = [{"method": method, "budget": budget, "score": 100 * run["miou"]}
-            for method, by_budget in stored["results"].items() for budget, budget_runs in by_budget.items()
-            for run in budget_runs]
-    return summarize(runs, methods=list(stored["results"]), budgets=budgets)
-
-
-def per_seed_table(stored: dict[str, Any], budgets: list[str]) -> list[str]:
-    """Each seed's mIoU where a method has several: the spread's shape (one bad seed, or two modes).
-
-    The seed also draws the labelled subset, so a column is one labelled subset for every method.
-    """
-    seeds = sorted({run["seed"] for by_budget in stored["results"].values() for runs in by_budget.values()
-                    for run in runs})
-    rows = [(method, budget, {run["seed"]: run["miou"] for run in runs})
-            for method, by_budget in stored["results"].items() for budget in budgets
-            if len(runs := by_budget.get(budget, [])) > 1]
-    if not rows:
-        return []
-    lines = ["", "Per seed (mIoU %; the seed also draws the labelled subset):", "",
-             "| method | labels | " + " | ".join(f"seed {seed}" for seed in seeds) + " |",
-             "| --- | --- | " + " | ".join("---:" for _ in seeds) + " |"]
-    for method, budget, by_seed in rows:
-        cells = [f"{100 * by_seed[seed]:.1f}" if seed in by_seed else "-" for seed in seeds]
-        lines.append(f"| {method} | {budget} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def per_class_table(stored: dict[str, Any], budgets: list[str]) -> list[str]:
-    """Mean IoU per class (over seeds) of every method and budget: where a method gains or loses."""
-    names = next((list(run["iou"]) for by_budget in stored["results"].values() for runs in by_budget.values()
-                  for run in runs if run.get("iou")), None)
-    if not names:
-        return []
-    lines = ["", "Per-class IoU (%), mean over seeds:", "",
-             "| method | labels | " + " | ".join(names) + " |", "| --- | --- | " + " | ".join("---:" for _ in names) + " |"]
-    for method, by_budget in stored["results"].items():
-        for budget in budgets:
-            runs = [run for run in by_budget.get(budget, []) if run.get("iou")]
-            if not runs:
-                continue
-            cells = []
-            for name in names:
-                values = [run["iou"][name] for run in runs if run["iou"].get(name) is not None]
-                cells.append(f"{100 * statistics.mean(values):.1f}" if values else "-")
-            lines.append(f"| {method} | {budget} | " + " | ".join(cells) + " |")
-    return lines
-
-
-#: Everything below this line in the table file is hand-written analysis and is kept.
-NOTES_MARKER = "<!-- findings: kept by ssl_sweep.py -->"
-
-
-def write_table(path: Path, table: str) -> None:
-    notes = ""
-    if path.exists() and NOTES_MARKER in path.read_text():
-        notes = "\n" + NOTES_MARKER + path.read_text().split(NOTES_MARKER, 1)[1]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(table + notes)
+def shown(path: Path) -> str:
+    """A results file as the page names it: relative to the repository, as its commands run."""
+    return os.path.relpath(path.resolve(), ROOT)
 
 
 def resolve_data(args: argparse.Namespace) -> Path:
@@ -336,38 +236,40 @@ def main(argv: list[str] | None = None) -> int:
                         help="Methods, each NAME or NAME:OPTION=VALUE[,OPTION=VALUE] (default: every registered one).")
     parser.add_argument("--budgets", nargs="+", default=["16", "1/16"], help="Label budgets (default: 16 1/16).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds (default: 0 1 2).")
-    parser.add_argument("--iters", type=int, default=3000, help="Training iterations per run (default: 3000).")
+    parser.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="Training iterations per run (default: 3000).")
     parser.add_argument("--arch", default=DEFAULT_ARCH, help="Architecture (default: unet).")
     parser.add_argument("--arch-options", type=json.loads, default=None,
                         help='Architecture options as JSON (default for unet: {"base_width": 16, "stem_stride": 2}).')
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", type=Path, help="A dataset folder (upload layout).")
-    source.add_argument("--builtin", default="fashion-scenes",
+    source.add_argument("--builtin", default=DEFAULT_BUILTIN,
                         help="Built-in dataset generated once into bench/data/NAME (default: fashion-scenes).")
     parser.add_argument("--scale", type=float, nargs=2, default=[1.0, 1.0], metavar=("MIN", "MAX"),
                         help="Random rescaling range of training images (default: 1 1, off: UniMatch's 0.5 2.0 "
-                             "halves the 64 px canvases' garments, docs/results-cpu-1500.md).")
+                             "shrinks the 64 px canvases' garments to a few pixels).")
     parser.add_argument("--blur", choices=BLUR_MODES, default="crop",
                         help="Strong-view blur (the run setting strong_blur; default: crop, UniMatch's sigma scaled "
-                             "to the 64 px crop; pixels: its 0.1-2.0 px, the setting of the results made before "
-                             "session 5, docs/results-cpu-3000.md).")
+                             "to the 64 px crop; pixels: its 0.1-2.0 px as at 512 px crops).")
     parser.add_argument("--kernels", choices=CPU_KERNELS, default=DEFAULT_KERNELS,
                         help="torch's CPU kernels (default: avx2, so that runs reproduce across x86-64 machines; "
-                             "native: this CPU's own, the setting of the results files made before session 8).")
+                             "native: this CPU's own).")
     parser.add_argument("--jobs", type=int, default=1, help="Runs trained at once, one torch thread each.")
     parser.add_argument("--device", default="cpu",
-                        help="cpu or cuda (default: cpu). Several --jobs share one GPU; a GPU sweep needs its own --results.")
+                        help="cpu or cuda (default: cpu). Several --jobs share one GPU; "
+                             "a GPU sweep needs its own --results.")
     parser.add_argument("--workers", type=int, default=0,
                         help="DataLoader processes per run (default: 0; results do not depend on it).")
     parser.add_argument("--results", type=Path, default=RESULTS, help="Results file (default: bench/results/ssl.json).")
-    parser.add_argument("--table", type=Path, default=TABLE, help="Markdown table (default: docs/results.md).")
+    parser.add_argument("--table", type=Path, default=TABLE, help="Results page (default: docs/results.md).")
     parser.add_argument("--merge", type=Path, nargs="+", metavar="FILE",
                         help="Only merge these results files (made with the same settings) into --results, then exit.")
+    parser.add_argument("--page", action="store_true",
+                        help="Only rewrite --table from --results (keeping its findings), then exit.")
     args = parser.parse_args(argv)
-    if args.merge:
-        stored = merge_results(args.results, args.merge)
-        write_table(args.table, markdown_table(stored, ""))
-        print(markdown_table(stored, ""))
+    if args.merge or args.page:
+        stored = merge_results(args.results, args.merge) if args.merge else json.loads(args.results.read_text())
+        write_page(args.table, stored, shown(args.results))
+        print(markdown_table(stored, shown(args.results)))
         return 0
     try:
         specs = [parse_method(m) for m in args.methods]
@@ -381,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             clean_options(METHODS.get(name).options, options)
         except ValueError as error:
             parser.error(f"{name}: {error}")
-    arch_options = args.arch_options if args.arch_options is not None else (DEFAULT_ARCH_OPTIONS if args.arch == DEFAULT_ARCH else {})
+    arch_options = args.arch_options
+    if arch_options is None:
+        arch_options = DEFAULT_ARCH_OPTIONS if args.arch == DEFAULT_ARCH else {}
 
     data = resolve_data(args)
     settings = {"data": os.path.relpath(data, ROOT), "arch": args.arch, "arch_options": arch_options,
@@ -391,7 +295,6 @@ def main(argv: list[str] | None = None) -> int:
     if kernels != "native":
         settings["cpu_kernels"] = kernels
     stored = load_results(args.results, settings)
-    command = "PYTHONPATH=. python bench/ssl_sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     # Seed-major order (engine.sweeps, as a web sweep): a sweep cut short still has one seed of every method.
     try:
         planned = cells(Grid(methods=args.methods, budgets=args.budgets, seeds=args.seeds), max_runs=None)
@@ -420,11 +323,11 @@ def main(argv: list[str] | None = None) -> int:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 run = future.result()
-                stored = record_run(args.results, settings, command, run)
-                write_table(args.table, markdown_table(stored, command))
+                stored = record_run(args.results, settings, run)
+                write_page(args.table, stored, shown(args.results))
                 print(f"{run['method']} labels {run['budget']} seed {run['seed']}: mIoU {100 * run['miou']:.1f} "
                       f"in {run['seconds']:.0f} s", file=sys.stderr)
-    print(markdown_table(stored, command))
+    print(markdown_table(stored, shown(args.results)))
     return 0
 
 

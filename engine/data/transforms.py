@@ -179,7 +179,7 @@ def blur_sigma(mode: str, crop_size: int) -> tuple[float, float]:
     ``crop_size / 321``, the same blur relative to the image.
 
     Why: a sigma of 2 px is 0.6% of a 321 px Pascal crop but 3% of a 64 px canvas, where it
-    smears a 20 px garment into its background (docs/results-cpu-3000.md, Session 5): the
+    smears a 20 px garment into its background: the
     strong view then carries labels for objects it no longer shows, and on 16 labelled canvases
     UniMatch's pseudo-labels collapse to background.
     """

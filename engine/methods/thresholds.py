@@ -4,7 +4,7 @@ the pseudo-labels' class distribution equal to the labelled one.
 A single threshold (FixMatch's and UniMatch's 0.95) trusts the classes the model already
 knows: on a canvas that is 78% background, the first pixels above 0.95 are background,
 the student learns to call more pixels background, and the garment classes are worn down
-until the pseudo-labels are "all background" (docs/results-cpu-1500.md, section 2). He, Yang and
+until the pseudo-labels are "all background" (FixMatch at 16 labels, docs/results.md). He, Yang and
 Qi describe the same bias on Cityscapes and answer it with distribution-aware thresholds
 ("Re-distributing biased pseudo labels for semi-supervised semantic segmentation: a
 baseline investigation", ICCV 2021, arXiv:2107.11279, github.com/CVMI-Lab/DARS).

@@ -9,8 +9,8 @@ import torch
 
 import bench.ssl_sweep as sweep
 import engine.data.builtin
-from bench.ssl_sweep import (NOTES_MARKER, is_done, load_results, main, markdown_table, parse_method, record_run,
-                              save_json, write_table)
+from bench.ssl_page import NOTES_MARKER, markdown_table, write_page
+from bench.ssl_sweep import is_done, load_results, main, parse_method, record_run, save_json
 from engine.data.builtin.demo import generate_demo
 from tests.engine.conftest import TINY_UNET
 
@@ -29,12 +29,13 @@ def test_finished_runs_are_skipped_and_other_settings_refused(tmp_path):
 
 
 def test_table_has_mean_and_spread_and_keeps_findings(tmp_path):
-    stored = {"settings": SETTINGS, "results": {"supervised": {"16": [{"seed": 0, "miou": 0.2}, {"seed": 1, "miou": 0.3}]}}}
-    table = markdown_table(stored, "python bench/ssl_sweep.py")
+    runs = [{"seed": 0, "miou": 0.2}, {"seed": 1, "miou": 0.3}]
+    stored = {"settings": SETTINGS, "results": {"supervised": {"16": runs}}}
+    table = markdown_table(stored)
     assert "| supervised | 25.0 +- 7.1 (2) |" in table
     path = tmp_path / "results.md"
     path.write_text("old table\n" + NOTES_MARKER + "\n## Findings\nwhy\n")
-    write_table(path, table)
+    write_page(path, stored)
     text = path.read_text()
     assert text.startswith("# Semi-supervised results") and "old table" not in text
     assert text.endswith(NOTES_MARKER + "\n## Findings\nwhy\n")
@@ -58,14 +59,14 @@ def test_bad_method_option_is_refused_before_any_run(tmp_path, capsys):
 def test_per_class_table_averages_each_class_over_seeds():
     runs = [{"seed": 0, "miou": 0.2, "iou": {"background": 0.8, "tops": 0.1}},
             {"seed": 1, "miou": 0.3, "iou": {"background": 0.9, "tops": None}}]
-    table = markdown_table({"settings": SETTINGS, "results": {"unimatch": {"16": runs}}}, "cmd")
+    table = markdown_table({"settings": SETTINGS, "results": {"unimatch": {"16": runs}}})
     assert "| method | labels | background | tops |" in table
     assert "| unimatch | 16 | 85.0 | 10.0 |" in table
 
 
 def test_a_single_seed_shows_no_spread():
     stored = {"settings": SETTINGS, "results": {"cutmix": {"16": [{"seed": 0, "miou": 0.234}]}}}
-    assert "| cutmix | 23.4 (1) |" in markdown_table(stored, "cmd")
+    assert "| cutmix | 23.4 (1) |" in markdown_table(stored)
 
 
 def test_two_sweeps_sharing_a_results_file_keep_each_others_runs(tmp_path):
@@ -73,22 +74,21 @@ def test_two_sweeps_sharing_a_results_file_keep_each_others_runs(tmp_path):
     first = load_results(path, SETTINGS)  # both sweeps read the file before either finished a run
     second = load_results(path, SETTINGS)
     assert first == second
-    record_run(path, SETTINGS, "sweep A", {"method": "supervised", "budget": "16", "seed": 0, "miou": 0.2})
-    record_run(path, SETTINGS, "sweep B", {"method": "unimatch", "budget": "16", "seed": 0, "miou": 0.3})
+    record_run(path, SETTINGS, {"method": "supervised", "budget": "16", "seed": 0, "miou": 0.2})
+    record_run(path, SETTINGS, {"method": "unimatch", "budget": "16", "seed": 0, "miou": 0.3})
     stored = load_results(path, SETTINGS)
     assert is_done(stored, "supervised", "16", 0) and is_done(stored, "unimatch", "16", 0)
-    assert stored["commands"] == ["sweep A", "sweep B"]
 
 
-def test_merge_adds_another_sweeps_runs_and_commands(tmp_path):
+def test_merge_adds_another_sweeps_runs(tmp_path):
     main_file, other = tmp_path / "ssl.json", tmp_path / "other.json"
-    record_run(main_file, SETTINGS, "sweep A", {"method": "supervised", "budget": "16", "seed": 0, "miou": 0.2})
-    record_run(other, SETTINGS, "sweep B", {"method": "cutmix", "budget": "1/16", "seed": 0, "miou": 0.4})
+    record_run(main_file, SETTINGS, {"method": "supervised", "budget": "16", "seed": 0, "miou": 0.2})
+    record_run(other, SETTINGS, {"method": "cutmix", "budget": "1/16", "seed": 0, "miou": 0.4})
     table = tmp_path / "results.md"
     assert main(["--merge", str(other), "--results", str(main_file), "--table", str(table)]) == 0
     stored = load_results(main_file, SETTINGS)
     assert is_done(stored, "supervised", "16", 0) and is_done(stored, "cutmix", "1/16", 0)
-    assert stored["commands"] == ["sweep A", "sweep B"] and "| cutmix | - | 40.0 (1) |" in table.read_text()
+    assert "| cutmix | - | 40.0 (1) |" in table.read_text()
     longer = tmp_path / "longer.json"
     save_json(longer, {"settings": {**SETTINGS, "iters": 99}, "results": {"x": {"16": [{"seed": 0, "miou": 0.1}]}}})
     with pytest.raises(SystemExit, match="other settings"):
@@ -118,7 +118,7 @@ def test_a_sweep_trains_records_its_device_and_machine_and_refuses_to_mix_device
         main(common + ["--device", "cuda"])
 
 
-def test_a_sweep_on_native_kernels_records_them_as_the_files_before_session_8(tmp_path):
+def test_a_sweep_on_native_kernels_records_no_pinned_kernels(tmp_path):
     data = generate_demo(tmp_path / "demo", num_images=14, num_unlabeled=4, size=32, seed=0)
     results = tmp_path / "r.json"
     assert main(["--data", str(data), "--results", str(results), "--table", str(tmp_path / "t.md"), "--iters", "2",
@@ -136,7 +136,7 @@ def test_a_run_another_sweep_finished_after_planning_is_skipped(tmp_path, monkey
 
     def another_sweep_records_seed_1(path, settings, method, budget, seed):
         if seed == 1:  # another sweep on the same file finishes this run while seed 0 trains
-            record_run(path, settings, "sweep B", {"method": method, "budget": budget, "seed": 1, "miou": 0.123})
+            record_run(path, settings, {"method": method, "budget": budget, "seed": 1, "miou": 0.123})
         return really_finished(path, settings, method, budget, seed)
 
     monkeypatch.setattr(sweep, "finished_elsewhere", another_sweep_records_seed_1)
@@ -154,14 +154,14 @@ def test_per_seed_table_lists_each_seed_of_methods_with_several():
         "unimatch": {"16": [{"seed": 0, "miou": 0.137}, {"seed": 2, "miou": 0.340}]},
         "cps": {"16": [{"seed": 0, "miou": 0.131}]}}}
 
-    table = markdown_table(stored, "cmd")
+    table = markdown_table(stored)
 
     assert "| unimatch | 16 | 13.7 | 34.0 |" in table
     assert "| cps | 16 |" not in table  # one seed: the main table already shows it
 
 
 def test_two_sweeps_started_at_once_generate_the_builtin_dataset_once(tmp_path, monkeypatch):
-    """Session 9: two sweeps started together on a fresh machine both generated it, and one crashed."""
+    """Two sweeps started together on a fresh machine both generated it, and one crashed."""
     calls = []
 
     def slow_generate(name, out):
@@ -179,3 +179,37 @@ def test_two_sweeps_started_at_once_generate_the_builtin_dataset_once(tmp_path, 
     for thread in threads:
         thread.join()
     assert calls == ["fashion-scenes"] and found == [tmp_path / "fashion-scenes"] * 2
+
+
+def test_the_page_names_the_commands_that_retrain_exactly_its_runs(tmp_path):
+    run = {"miou": 0.3}
+    stored = {"settings": {**SETTINGS, "data": "bench/data/fashion-scenes", "iters": 3000, "min_scale": 1.0,
+                           "max_scale": 1.0, "arch_options": {"base_width": 16, "stem_stride": 2},
+                           "device": "cpu", "strong_blur": "crop", "cpu_kernels": "avx2"},
+              "results": {"supervised": {"16": [{"seed": 0, **run}, {"seed": 1, **run}],
+                                         "1/16": [{"seed": 0, **run}, {"seed": 1, **run}]},
+                          "cps": {"16": [{"seed": 0, **run}, {"seed": 1, **run}],
+                                  "1/16": [{"seed": 0, **run}, {"seed": 1, **run}]},
+                          "fixmatch": {"16": [{"seed": 0, **run}]},
+                          "unimatch:fp_stream=false": {"16": [{"seed": 0, **run}]}}}
+
+    page = markdown_table(stored)
+
+    assert "python bench/ssl_sweep.py --budgets 16 1/16 --seeds 0 1 --methods supervised cps\n" in page
+    assert "python bench/ssl_sweep.py --budgets 16 --seeds 0 --methods fixmatch\n" in page
+    assert "--methods unimatch:fp_stream=false\n" in page.split("## Ablations")[1]
+    native = {key: value for key, value in stored["settings"].items() if key != "cpu_kernels"}
+    longer = {**stored, "settings": {**native, "iters": 500}}
+    other_file = markdown_table(longer, "bench/results/x.json")
+    assert "ssl_sweep.py --iters 500 --kernels native --results bench/results/x.json --budgets 16 1/16" in other_file
+    assert "`PYTHONPATH=. python bench/ssl_sweep.py --page --results bench/results/x.json`" in other_file
+
+
+def test_page_rewrites_the_page_from_the_results_file_and_keeps_findings(tmp_path):
+    results, page = tmp_path / "r.json", tmp_path / "results.md"
+    record_run(results, SETTINGS, {"method": "supervised", "budget": "16", "seed": 0, "miou": 0.2})
+    page.write_text("stale\n" + NOTES_MARKER + "\nwhy\n")
+
+    assert main(["--page", "--results", str(results), "--table", str(page)]) == 0
+
+    assert "| supervised | 20.0 (1) |" in page.read_text() and page.read_text().endswith(NOTES_MARKER + "\nwhy\n")

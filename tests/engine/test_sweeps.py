@@ -184,7 +184,7 @@ def test_the_benchmark_plans_and_configures_the_runs_the_engine_expands(tmp_path
 
 
 def test_the_benchmark_table_is_the_engine_summary():
-    import bench.ssl_sweep as sweep
+    from bench.ssl_page import markdown_table
 
     runs = [{"seed": 0, "miou": 0.21}, {"seed": 1, "miou": 0.25}, {"seed": 2, "miou": 0.2}]
     stored = {"settings": {"data": "d", "arch": "unet", "arch_options": {}, "iters": 1, "min_scale": 1, "max_scale": 1},
@@ -193,7 +193,7 @@ def test_the_benchmark_table_is_the_engine_summary():
     scores = [{"method": "cutmix", "budget": "1/16", "score": 100 * run["miou"]} for run in runs]
     cell = summarize(scores).cell("cutmix", "1/16")
 
-    assert f"| cutmix | {cell.mean:.1f} +- {cell.sd:.1f} ({cell.n}) |" in sweep.markdown_table(stored, "cmd")
+    assert f"| cutmix | {cell.mean:.1f} +- {cell.sd:.1f} ({cell.n}) |" in markdown_table(stored)
 
 
 def test_the_benchmark_refuses_a_seed_given_twice(tmp_path, capsys):

@@ -21,8 +21,10 @@ MAX_DETAIL = 200
 class DatasetError(ValueError):
     """Every problem found in a dataset; ``errors`` is a list of (file, message).
 
-    A single string is read as one message about no file in particular, so the error can
-    be rebuilt from its text (as a DataLoader worker process does when it forwards it).
+    The one shape of a refused dataset, from the engine's checks to the upload page and the
+    API (``problems``). A single string is read as one message about no file in particular,
+    so the error can be rebuilt from its text (as a DataLoader worker process does when it
+    forwards it).
     """
 
     def __init__(self, errors: list[tuple[str, str]] | str):
@@ -30,6 +32,11 @@ class DatasetError(ValueError):
         shown = "; ".join(f"{file}: {message}" if file else message for file, message in self.errors[:20])
         more = f" (and {len(self.errors) - 20} more)" if len(self.errors) > 20 else ""
         super().__init__(shown + more)
+
+    @property
+    def problems(self) -> list[dict[str, str]]:
+        """The errors as the upload page and the API send them: ``[{"file": ..., "message": ...}]``."""
+        return [{"file": file, "message": message} for file, message in self.errors]
 
 
 def without_paths(text: str, root: str | Path | None = None) -> str:

@@ -234,8 +234,8 @@ def test_the_upload_answers_json_to_the_pages_script(client, team_users):
     dataset = Dataset.objects.get(name="counted")
     assert good.status_code == 201 and good.json() == {"redirect": f"/datasets/{dataset.pk}/"}
     assert refused.status_code == 400
-    assert refused.json()["upload_errors"][0]["file"] == "masks/a.png"
-    assert "mask is 8x4 but its image" in refused.json()["upload_errors"][0]["message"]
+    assert refused.json()["problems"][0]["file"] == "masks/a.png"
+    assert "mask is 8x4 but its image" in refused.json()["problems"][0]["message"]
     assert unnamed.status_code == 400 and "name" in unnamed.json()["fields"]
     assert not Dataset.objects.filter(name="bad").exists()
 

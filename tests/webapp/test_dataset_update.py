@@ -144,14 +144,15 @@ def test_a_dataset_whose_files_changed_since_inspection_is_refused_and_the_row_r
 
 def test_a_preview_that_cannot_be_drawn_puts_the_description_back(client, dataset, monkeypatch):
     from webapp.datasets import editing
-    from webapp.datasets.ingest import UploadError, write_preview
+    from engine.data import DatasetError
+    from webapp.datasets.ingest import write_preview
 
     calls = []
 
     def fails_once(folder):
         calls.append(load_index(folder).class_names)
         if len(calls) == 1:
-            raise UploadError([("", "the preview picture could not be drawn")])
+            raise DatasetError("the preview picture could not be drawn")
         write_preview(folder)
 
     monkeypatch.setattr(editing, "write_preview", fails_once)

@@ -8,6 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from engine.data import DatasetError
 from tests.conftest import PASSWORD
 from webapp.datasets.models import Dataset
 from tests.pngs import png_declaring, with_broken_pixel_data
@@ -79,8 +80,8 @@ def test_bad_zip_is_refused_and_leaves_nothing(client, team_users, settings, pro
     before = dataset_files(settings.MEDIA_ROOT)
     response = upload(client, team_users["team"], make_zip({**valid_files(), **changes}))
     assert response.status_code == 400
-    errors = response.context["upload_errors"]
-    assert any(f == file and message in m for f, m in errors), errors
+    errors = response.context["problems"]
+    assert any(e["file"] == file and message in e["message"] for e in errors), errors
     assert "nothing was stored" in response.content.decode()
     assert not Dataset.objects.exists()
     assert dataset_files(settings.MEDIA_ROOT) == before
@@ -122,6 +123,9 @@ def test_api_upload_and_error_shape(client, team_users, settings):
     assert response.status_code == 400
     body = response.json()
     assert "mask is 16x8" in body["error"] and body["fields"]["archive"]
+    # The same (file, message) list the upload page shows: the engine's DatasetError.
+    assert {"file": "masks/a.png", "message": body["problems"][0]["message"]} in body["problems"]
+    assert "mask is 16x8" in body["problems"][0]["message"]
     assert Dataset.objects.count() == 1
 
 
@@ -142,13 +146,13 @@ def test_refused_upload_messages_never_show_a_server_path(client, team_users, se
     archive = SimpleUploadedFile("holiday photos.zip", data, content_type="application/zip")
     response = client.post("/datasets/upload/", {"name": "mine", "team": team_users["team"].pk, "archive": archive})
     assert response.status_code == 400
-    errors = response.context["upload_errors"]
+    errors = response.context["problems"]
     assert errors
-    for file, message in errors:
+    for file, message in ((e["file"], e["message"]) for e in errors):
         for path in server_paths(settings):
             assert path not in file and path not in message, (file, message)
     if problem.endswith("not a zip"):
-        assert errors == [("holiday photos.zip", "is not a valid zip file (File is not a zip file)")]
+        assert errors == [{"file": "holiday photos.zip", "message": "is not a valid zip file (File is not a zip file)"}]
 
 
 def test_a_preview_that_cannot_be_drawn_is_a_refusal_not_a_crash(team_users, settings, monkeypatch, tmp_path):
@@ -161,7 +165,7 @@ def test_a_preview_that_cannot_be_drawn_is_a_refusal_not_a_crash(team_users, set
     before = dataset_files(settings.MEDIA_ROOT)
     archive = tmp_path / "mine.zip"
     archive.write_bytes(make_zip(valid_files()))
-    with pytest.raises(ingest.UploadError) as error:
+    with pytest.raises(DatasetError) as error:
         ingest.ingest_zip(team_users["team"], "mine", archive, team_users["alice"])
     [(file, message)] = error.value.errors
     assert file == "" and "preview picture could not be drawn" in message and "drawing failed" not in message

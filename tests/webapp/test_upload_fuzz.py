@@ -26,11 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from engine.data import load_index
+from engine.data import DatasetError, load_index
 from engine.data.loaders import read_image
 from engine.data.masks import read_mask
 from tests.webapp.test_dataset_upload import png, png_declaring, with_broken_pixel_data
-from webapp.datasets.ingest import UploadError, ingest_zip, remove_dataset_files
+from webapp.datasets.ingest import ingest_zip, remove_dataset_files
 from webapp.datasets.models import Dataset
 
 #: The user's own name for the zip: what messages may call it.
@@ -218,7 +218,7 @@ def test_any_zip_is_a_dataset_or_a_refusal_that_names_its_files(team_users, tmp_
         name = f"fuzz {next(numbers)}"
         try:
             dataset = ingest_zip(team, name, archive, alice)
-        except UploadError as error:
+        except DatasetError as error:
             outcomes["refused"] += 1
             assert error.errors
             for file, message in error.errors:

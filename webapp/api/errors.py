@@ -1,7 +1,9 @@
 """One error shape for the whole API: ``{"error": "...", "fields": {name: message}}``.
 
 Validation, authentication, permission, throttling, parse errors, oversized bodies and
-paths no endpoint serves all answer in it, with string messages.
+paths no endpoint serves all answer in it, with string messages. A refused dataset adds
+``"problems": [{"file": ..., "message": ...}]``, the engine's ``DatasetError`` as the upload
+page shows it.
 """
 import logging
 
@@ -17,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from engine.config import ConfigError
-from webapp.datasets.ingest import UploadError
+from engine.data import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +32,21 @@ def _flatten(detail) -> str:
     return str(detail)
 
 
-def error_response(message: str, fields: dict | None = None, status_code: int = status.HTTP_400_BAD_REQUEST) -> Response:
-    body = {"error": message}
+def error_response(message: str, fields: dict | None = None, status_code: int = status.HTTP_400_BAD_REQUEST,
+                   problems: list[dict[str, str]] | None = None) -> Response:
+    body: dict = {"error": message}
     if fields:
         body["fields"] = fields
+    if problems:
+        body["problems"] = problems
     return Response(body, status=status_code)
 
 
 def exception_handler(exc, context):
     if isinstance(exc, ConfigError):
         return error_response("Invalid experiment configuration: " + str(exc), exc.errors)
-    if isinstance(exc, UploadError):
-        return error_response("The dataset was refused: " + str(exc), {"archive": str(exc)})
+    if isinstance(exc, DatasetError):
+        return error_response("The dataset was refused: " + str(exc), {"archive": str(exc)}, problems=exc.problems)
     if isinstance(exc, ModelValidationError):  # a rule of a plain service function (webapp.review.services)
         fields = {name: " ".join(messages) for name, messages in exc.message_dict.items()} if hasattr(
             exc, "error_dict") else {}

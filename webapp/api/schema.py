@@ -11,6 +11,11 @@ ERROR_SCHEMA = {
         "error": {"type": "string", "description": "What is wrong, in words"},
         "fields": {"type": "object", "additionalProperties": {"type": "string"},
                    "description": "Field or parameter name -> what is wrong with it"},
+        "problems": {"type": "array", "description": "A refused dataset: every problem found, by file",
+                     "items": {"type": "object", "required": ["file", "message"],
+                               "properties": {"file": {"type": "string", "description": "Path inside the "
+                                                       "dataset or zip; empty when no one file is at fault"},
+                                              "message": {"type": "string"}}}},
     },
     "required": ["error"],
 }

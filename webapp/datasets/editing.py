@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 
 from engine.data import DatasetError
 from engine.data.index import relabel_classes
-from webapp.datasets.ingest import UploadError, write_preview
+from webapp.datasets.ingest import write_preview
 from webapp.datasets.models import MAX_DESCRIPTION_LENGTH, Dataset
 
 MAX_NAME_LENGTH = Dataset._meta.get_field("name").max_length
@@ -115,7 +115,7 @@ def _relabel(row: Dataset, names: list[str], colors: list) -> None:
     row.save(update_fields=["classes", "info"])
     try:
         write_preview(row.path)
-    except UploadError as error:
+    except DatasetError as error:
         _put_back(row.path, *before)
         raise UpdateRefused({"classes": f"nothing was changed: {error}"}) from None
 
@@ -139,5 +139,5 @@ def _put_back(folder: Path, names: list[str], colors: list[str]) -> None:
     try:
         relabel_classes(folder, names, colors)
         write_preview(folder)
-    except (DatasetError, UploadError):
+    except DatasetError:
         logger.exception("restoring the classes of %s after a failed preview failed too", folder)

@@ -1,5 +1,8 @@
 """Turning an uploaded zip into a Dataset: all or nothing.
 
+Every refusal is the engine's ``DatasetError`` (file, message pairs), shown as such by the
+upload page and the API (``DatasetError.problems``).
+
 The zip is extracted into a staging folder and validated by the engine
 (``engine.data.inspect_dataset``, the one validator). Only a valid dataset is moved to
 its final folder and gets a row; on any error the staging folder is removed, so a failed
@@ -33,14 +36,6 @@ SAMPLE_MAX_SIDE = 384
 logger = logging.getLogger(__name__)
 
 
-class UploadError(ValueError):
-    """A refused upload; ``errors`` lists (file, message) pairs to show the user."""
-
-    def __init__(self, errors: list[tuple[str, str]]):
-        self.errors = errors
-        super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in errors))
-
-
 def _staging_dir() -> Path:
     path = Path(settings.MEDIA_ROOT) / DATASETS_DIR / f".staging-{uuid.uuid4().hex}"
     path.mkdir(parents=True)
@@ -49,10 +44,7 @@ def _staging_dir() -> Path:
 
 def ingest_folder(team: Team, name: str, source: Path, user=None, description: str = "") -> Dataset:
     """Register an already extracted folder (inside a staging dir this function owns)."""
-    try:
-        info = inspect_dataset(source)
-    except DatasetError as error:
-        raise UploadError(error.errors) from None
+    info = inspect_dataset(source)
     final = Path(settings.MEDIA_ROOT) / DATASETS_DIR / uuid.uuid4().hex
     final.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(source, final)
@@ -68,7 +60,7 @@ def ingest_folder(team: Team, name: str, source: Path, user=None, description: s
             )
     except IntegrityError:
         remove_dataset_files(final)
-        raise UploadError([("", f"the team already has a dataset named {name!r}")]) from None
+        raise DatasetError(f"the team already has a dataset named {name!r}") from None
     except BaseException:
         remove_dataset_files(final)
         raise
@@ -81,7 +73,7 @@ def preview_path(folder: Path) -> Path:
 def write_preview(folder: Path) -> None:
     """A sheet of labelled samples beside their colour masks, shown on the dataset page.
 
-    Raises UploadError if the sheet cannot be drawn (``_refused_unless_drawn``).
+    Raises DatasetError if the sheet cannot be drawn (``_refused_unless_drawn``).
     """
     from PIL import Image
 
@@ -102,11 +94,11 @@ def _refused_unless_drawn(folder: Path, what: str, picture: str) -> Iterator[Non
         yield
     except DatasetError as error:
         found = [(file, f"{message} (found while drawing the {what})") for file, message in error.errors]
-        raise UploadError(found) from None
+        raise DatasetError(found) from None
     except Exception:
         logger.exception("drawing the %s of %s failed", what, folder)
-        raise UploadError([("", f"the dataset passed its checks but {picture} could not be drawn; "
-                                "nothing was stored (the server log has the details)")]) from None
+        raise DatasetError(f"the dataset passed its checks but {picture} could not be drawn; "
+                           "nothing was stored (the server log has the details)") from None
 
 
 def samples_path(folder: Path) -> Path:
@@ -114,7 +106,7 @@ def samples_path(folder: Path) -> Path:
 
 
 def write_sample_pictures(folder: Path) -> list[dict]:
-    """The samples the dataset page overlays (``engine.data.preview.write_samples``); raises UploadError.
+    """The samples the dataset page overlays (``engine.data.preview.write_samples``); raises DatasetError.
 
     Like the preview sheet, they sit beside the dataset folder, never inside it, so the
     engine's file listing and fingerprint of the dataset do not see them.
@@ -152,7 +144,7 @@ def _display_name(archive) -> str:
 def ingest_zip(team: Team, name: str, archive, user=None, description: str = "") -> Dataset:
     """``archive``: a path or an uploaded file (Django keeps large ones on disk)."""
     if Dataset.objects.filter(team=team, name=name).exists():
-        raise UploadError([("", f"the team already has a dataset named {name!r}")])
+        raise DatasetError(f"the team already has a dataset named {name!r}")
     staging = _staging_dir()
     try:
         path = archive.temporary_file_path() if hasattr(archive, "temporary_file_path") else archive
@@ -162,10 +154,7 @@ def ingest_zip(team: Team, name: str, archive, user=None, description: str = "")
             with open(path, "wb") as sink:
                 for chunk in archive.chunks():
                     sink.write(chunk)
-        try:
-            root = extract_zip(path, staging / "data", display_name=_display_name(archive))
-        except DatasetError as error:
-            raise UploadError(error.errors) from None
+        root = extract_zip(path, staging / "data", display_name=_display_name(archive))
         return ingest_folder(team, name, root, user, description)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -9,7 +9,8 @@ import json
 import logging
 
 from engine.data.preview import SAMPLES_MANIFEST
-from webapp.datasets.ingest import UploadError, disk_usage, samples_path, write_sample_pictures
+from engine.data import DatasetError
+from webapp.datasets.ingest import disk_usage, samples_path, write_sample_pictures
 from webapp.datasets.models import Dataset
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def _draw_for_older_dataset(dataset: Dataset) -> list[dict]:
         return []
     try:
         entries = write_sample_pictures(dataset.path)
-    except UploadError as error:
+    except DatasetError as error:
         logger.warning("the samples of dataset %s cannot be drawn: %s", dataset.pk, error)
         return []
     Dataset.objects.filter(pk=dataset.pk).update(size_bytes=disk_usage(dataset.path))

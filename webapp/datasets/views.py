@@ -7,10 +7,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from engine.data import DatasetError
 from webapp.datasets.deletion import DatasetInUse, delete_dataset
 from webapp.datasets.editing import UpdateRefused, update_dataset
 from webapp.datasets.forms import ClassesForm, DatasetUploadForm
-from webapp.datasets.ingest import UploadError, ingest_zip
+from webapp.datasets.ingest import ingest_zip
 from webapp.datasets.models import Dataset
 from webapp.datasets.samples import sample_pictures
 from webapp.datasets.summary import class_table, split_summary
@@ -35,13 +36,13 @@ def dataset_list(request):
 @login_required
 def dataset_upload(request):
     form = DatasetUploadForm(request.POST or None, request.FILES or None, user=request.user)
-    upload_errors: list[tuple[str, str]] = []
+    problems: list[dict[str, str]] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             dataset = ingest_zip(data["team"], data["name"], data["archive"], request.user, data["description"])
-        except UploadError as error:
-            upload_errors = error.errors
+        except DatasetError as error:
+            problems = error.problems
         else:
             messages.success(request, f"Dataset {dataset.name} uploaded: {dataset.num_images} images.")
             if _wants_json(request):
@@ -50,9 +51,8 @@ def dataset_upload(request):
     status = 400 if request.method == "POST" else 200
     if _wants_json(request) and request.method == "POST":
         return JsonResponse({"fields": {name: list(errors) for name, errors in form.errors.items()},
-                             "upload_errors": [{"file": file, "message": message} for file, message in upload_errors]},
-                            status=status)
-    context = {"form": form, "upload_errors": upload_errors, "max_upload_bytes": settings.SEGLAB_MAX_UPLOAD_BYTES}
+                             "problems": problems}, status=status)
+    context = {"form": form, "problems": problems, "max_upload_bytes": settings.SEGLAB_MAX_UPLOAD_BYTES}
     return render(request, "datasets/upload.html", context, status=status)
 
 

@@ -36,12 +36,12 @@ function showFieldError(name, message) {
   box.append(el("p", { class: "error" }, message));
 }
 
-function showUploadErrors(errors) {
+function showProblems(problems) {
   const box = fieldBox("archive");
   box.classList.add("has-error");
   box.append(el("div", { class: "error-box", id: "upload-errors" },
     el("p", {}, el("strong", {}, "The dataset was refused; nothing was stored."), " Fix these and upload again:"),
-    el("ul", {}, errors.map((e) => el("li", {}, e.file ? [el("code", {}, e.file), ": "] : null, e.message)))));
+    el("ul", {}, problems.map((p) => el("li", {}, p.file ? [el("code", {}, p.file), ": "] : null, p.message)))));
 }
 
 function finish(message) {
@@ -66,7 +66,7 @@ function answered(xhr) {
   for (const [name, messages] of Object.entries(body.fields)) {
     for (const message of messages) showFieldError(name === "__all__" ? "" : name, message);
   }
-  if (body.upload_errors.length) showUploadErrors(body.upload_errors);
+  if (body.problems.length) showProblems(body.problems);
   finish("Refused: see the messages above.");
 }
 

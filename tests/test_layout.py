@@ -73,3 +73,20 @@ def test_frontend_scripts_never_write_markup():
     # The one filter that emits user-written markup sanitises it (webapp/review/templatetags/review.py).
     filters = {path.name for path in (ROOT / "webapp").rglob("templatetags/*.py") if "mark_safe(" in path.read_text()}
     assert filters == {"review.py"}, filters
+
+
+def test_every_data_attribute_of_a_template_is_read_by_a_script_or_a_test():
+    """A ``data-*`` attribute is a contract with a script (``element.dataset.name``, a ``[data-name]``
+    selector) or a test's handle on the page; one that nothing reads is dead markup."""
+    templates = ROOT / "frontend" / "templates"
+    attributes = {name for path in templates.rglob("*.html") for name in re.findall(r"\bdata-([a-z0-9-]+)=",
+                                                                                    path.read_text())}
+    readers = "\n".join(path.read_text() for folder in (ROOT / "frontend" / "static" / "seglab", ROOT / "tests")
+                        for path in folder.rglob("*") if path.suffix in (".js", ".py") and path.name != "test_layout.py")
+    unread = []
+    for name in sorted(attributes):
+        camel = re.sub(r"-([a-z])", lambda match: match.group(1).upper(), name)
+        as_property = re.search(rf"dataset\.{camel}\b|\{{[^}}]*\b{camel}\b[^}}]*\}}\s*=\s*[\w.]*dataset\b", readers)
+        if not (as_property or f"data-{name}" in readers):
+            unread.append(f"data-{name}")
+    assert not unread, f"template data attributes no script or test reads: {unread}"

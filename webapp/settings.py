@@ -204,8 +204,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "webapp.api.schema.add_error_responses"],
-    "ENUM_NAME_OVERRIDES": {"ExperimentStatusEnum": "webapp.experiments.models.Experiment.Status",
-                            "DatasetStatusEnum": "webapp.datasets.models.Dataset.Status"},
+    "ENUM_NAME_OVERRIDES": {"ExperimentStatusEnum": "webapp.experiments.models.Experiment.Status"},
 }
 # One cache for every process (throttling counts a user's calls across gunicorn workers).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_cache_url(REDIS_URL),

@@ -40,7 +40,7 @@ class DatasetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["id", "name", "team", "description", "status", "num_classes", "classes", "splits", "num_images",
+        fields = ["id", "name", "team", "description", "num_classes", "classes", "splits", "num_images",
                   "num_labeled", "num_unlabeled", "info", "created_at"]
 
 

@@ -13,13 +13,9 @@ MAX_DESCRIPTION_LENGTH = 2000
 class Dataset(models.Model):
     """A validated dataset on disk; a row exists only once everything checked out."""
 
-    class Status(models.TextChoices):
-        READY = "ready", "Ready"
-
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True, max_length=MAX_DESCRIPTION_LENGTH)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.READY)
     storage_path = models.CharField(max_length=500, help_text="Folder relative to MEDIA_ROOT")
     classes = models.JSONField(default=list, help_text="[{index, name, color, pixel_share}]")
     num_images = models.PositiveIntegerField(default=0)

@@ -25,7 +25,3 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team} ({self.role})"
-
-    @property
-    def can_write(self) -> bool:
-        return self.role != self.Role.VIEWER

@@ -28,6 +28,7 @@ from engine.options import OptionError
 from engine.registry import RegistryError
 from engine.reporting import ConsoleReporter, EvaluationResult
 from engine.trainer import TrainingError, resolve_device, train
+from engine.transfer import class_mismatches
 from engine.visualize import index_png, overlay
 
 #: Exit status of a refused command (argparse's own convention for usage errors).
@@ -148,9 +149,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     loaded, device, inference = _load(args)
     config = loaded.config
     index = load_index(args.data or config.data.data)
-    if index.class_names != loaded.class_names:
-        raise UsageError(f"the checkpoint predicts {len(loaded.class_names)} classes ({', '.join(loaded.class_names)}) "
-                         f"but the dataset defines {len(index.class_names)} ({', '.join(index.class_names)})")
+    if problems := class_mismatches(list(loaded.class_names), list(index.class_names)):
+        raise UsageError("the checkpoint's classes do not match the dataset's: " + "; ".join(problems))
     ids = sorted(index.labeled_ids) if args.split == "all" else validation_ids(index, config.data.val_fraction)
     if not ids:
         raise UsageError(f"no images with masks to evaluate in the {args.split} split of {index.root}")

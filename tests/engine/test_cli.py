@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,19 @@ def test_eval_prints_the_per_class_table(trained_run, demo_dataset, capsys):
     assert status == 0
     for name in ("background", "disc", "box", "triangle", "ring", "mIoU", "pixel accuracy"):
         assert name in printed
+
+
+def test_eval_on_a_dataset_with_other_classes_names_each_difference(trained_run, demo_dataset, tmp_path, capsys):
+    other = tmp_path / "other"
+    shutil.copytree(demo_dataset, other)
+    described = json.loads((other / "classes.json").read_text())
+    described["classes"][2]["name"] = "crate"
+    (other / "classes.json").write_text(json.dumps(described))
+
+    status = cli.main(["eval", "--checkpoint", str(trained_run / "best.pt"), "--data", str(other), "--device", "cpu"])
+
+    assert status != 0
+    assert "class 2 is 'crate' here but 'box' in the run's dataset" in capsys.readouterr().err
 
 
 def test_eval_json_on_every_masked_image(trained_run, capsys):

@@ -1,4 +1,4 @@
-"""One attempt of one run, inside the run's own training process (``workers.child``).
+"""One attempt of one run, inside the run's own training process (``python -m workers.child run ID ATTEMPT``).
 
 Plain functions, tested without Celery. The outcome is recorded here through the
 lifecycle (succeeded, failed, cancelled, or interrupted when the worker is shutting

@@ -13,22 +13,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from django.conf import settings
 from django.utils import timezone
 
 from webapp.experiments import lifecycle
 from webapp.experiments.models import Experiment
-from workers.child import die_with_parent
+from workers.child import describe_exit, kill, spawn
 from workers.metric_writer import upsert_points
 from workers.system_metrics import SystemSampler
 
-ROOT = Path(__file__).resolve().parent.parent
 LOG_NAME = "run.log"
 LOG_TAIL_LINES = 40
 
@@ -42,20 +40,8 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
 
 
-def describe_exit(code: int, step: int) -> str:
-    if code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
-        hint = " (out of memory?)" if -code == signal.SIGKILL else " (a crash in native code)" if -code == signal.SIGSEGV else ""
-        return f"the run's process was killed by {name}{hint} at step {step}"
-    return f"the run's process exited with code {code} at step {step} without recording an outcome"
-
-
 def start_child(experiment: Experiment, log_path: Path) -> subprocess.Popen:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "workers.child", str(experiment.pk), str(experiment.attempt)],
-                                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=die_with_parent)
+    return spawn("run", experiment.pk, experiment.attempt, log_path)
 
 
 def supervise(experiment: Experiment, shutting_down: Callable[[], bool] = lambda: False) -> None:
@@ -75,7 +61,7 @@ def supervise(experiment: Experiment, shutting_down: Callable[[], bool] = lambda
             pass
         row = lifecycle.beat(pk, attempt, log_tail=log_tail(log_path))
         if row is None:  # the reconciler gave this attempt up, or the run is gone
-            _kill(child)
+            kill(child)
             return
         if time.monotonic() - last_sample >= settings.SEGLAB_SYSTEM_METRICS_SECONDS:
             record_system_metrics(row, sampler.sample(row.steps_per_second))
@@ -86,14 +72,14 @@ def supervise(experiment: Experiment, shutting_down: Callable[[], bool] = lambda
         if row.cancel_requested and row.cancel_requested_at:
             ignored = (timezone.now() - row.cancel_requested_at).total_seconds()
             if ignored > settings.SEGLAB_CANCEL_GRACE_SECONDS:
-                _kill(child)
+                kill(child)
                 lifecycle.cancelled(pk, attempt, f"killed at step {row.current_step}: it ignored the cancel for "
                                                  f"{ignored:.0f} s")
                 return
     Experiment.objects.filter(pk=pk, attempt=attempt).update(log_tail=log_tail(log_path))
     row = Experiment.objects.filter(pk=pk).values("status", "attempt", "current_step").first()
     if row and row["status"] == Experiment.Status.RUNNING and row["attempt"] == attempt:
-        lifecycle.crash(pk, attempt, describe_exit(code, row["current_step"]))
+        lifecycle.crash(pk, attempt, describe_exit("the run's process", code, f" at step {row['current_step']}"))
 
 
 def images_per_step(config: dict) -> int:
@@ -107,8 +93,3 @@ def images_per_step(config: dict) -> int:
 
 def record_system_metrics(experiment: Experiment, values: dict[str, float]) -> None:
     upsert_points(experiment.pk, {(name, experiment.current_step): value for name, value in values.items()})
-
-
-def _kill(child: subprocess.Popen) -> None:
-    child.kill()
-    child.wait()

@@ -1,4 +1,4 @@
-"""One cross-dataset evaluation, inside its own process (``python -m workers.transfer_child ID ATTEMPT``).
+"""One cross-dataset evaluation, inside its own process (``python -m workers.child transfer ID ATTEMPT``).
 
 Loads the run's ``best.pt``, scores it on every labelled image of the other dataset
 (``engine.transfer.evaluate_transfer``), stores the scores beside the run's own best ones

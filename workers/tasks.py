@@ -11,10 +11,11 @@ import logging
 import socket
 import threading
 
-from celery.signals import worker_shutting_down
+from celery.signals import worker_ready, worker_shutting_down
 
 from webapp.celery import app
 from webapp.experiments import lifecycle
+from webapp.experiments.reconcile import announce_waiting_work
 from webapp.transfer import lifecycle as transfer_lifecycle
 from workers.supervisor import supervise
 from workers.transfer_supervisor import supervise_transfer
@@ -28,6 +29,19 @@ SHUTTING_DOWN = threading.Event()
 @worker_shutting_down.connect
 def _stop_training(**_):
     SHUTTING_DOWN.set()
+
+
+@worker_ready.connect
+def _look_for_waiting_work(**_):
+    """A worker that starts takes what was queued while none listened, without waiting for the
+    reconciler: the message announcing it may be held by a worker that shut down meanwhile."""
+    try:
+        announced = announce_waiting_work()
+    except Exception:  # the database is not reachable yet: the reconciler's next pass announces it
+        logger.exception("looking for queued work at start failed")
+        return
+    if announced:
+        logger.info("queued work waiting on %s: announced", ", ".join(announced))
 
 
 @app.task(bind=True, name=lifecycle.TAKE_WORK_TASK)

@@ -155,3 +155,21 @@ def test_a_failing_write_fails_the_run_instead_of_dropping_its_curves(dataset, t
     with _pytest.raises(RuntimeError, match="writing metric points failed"):
         reporter.flush()
     reporter.flush_quietly()
+
+
+def test_a_starting_worker_announces_work_queued_while_no_message_waits(dataset, team_users, without_worker):
+    """The message of a run re-queued by a worker's shutdown may stay with that worker until
+    Redis's visibility timeout; the next worker to start must not wait for it."""
+    from tests.conftest import purge_queues
+    from webapp.experiments.reconcile import waiting_messages
+    from workers.tasks import _look_for_waiting_work
+
+    experiment = claimed(dataset, team_users["alice"])
+    lifecycle.interrupt(experiment.pk, experiment.attempt, "the worker stopped")
+    purge_queues()  # the broker lost the message (or a worker that shut down holds it)
+
+    _look_for_waiting_work()
+    _look_for_waiting_work()  # a message too many is not sent
+
+    assert waiting_messages("cpu") == 1
+    purge_queues()

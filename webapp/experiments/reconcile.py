@@ -55,6 +55,16 @@ def reconcile() -> dict[str, list]:
         if lifecycle.crash(experiment.pk, experiment.attempt, reason) is not None:
             requeued.append(experiment.pk)
     failed_evaluations = transfer_lifecycle.fail_stale()
+    return {"requeued": requeued, "announced": announce_waiting_work(), "failed_evaluations": failed_evaluations}
+
+
+def announce_waiting_work() -> list[str]:
+    """Send a message for each queue that holds queued runs or evaluations but no message; returns those queues.
+
+    Also called by a worker as it starts (``workers.tasks``): the message that announced a run
+    may be held by a worker that shut down meanwhile, and Redis gives it back only after the
+    visibility timeout.
+    """
     announced = []
     queues = Experiment.objects.filter(status=Experiment.Status.QUEUED).values_list("queue", flat=True).distinct()
     for queue in sorted(set(queues) | transfer_lifecycle.queued_queues()):
@@ -64,4 +74,4 @@ def reconcile() -> dict[str, list]:
                 announced.append(queue)
         except OperationalError as error:
             logger.warning("the broker is unreachable (%s); queue %s is announced on a later pass", error, queue)
-    return {"requeued": requeued, "announced": announced, "failed_evaluations": failed_evaluations}
+    return announced

@@ -49,10 +49,11 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bench.kernels import CPU_KERNELS, DEFAULT_KERNELS, check, pin
 

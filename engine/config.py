@@ -8,8 +8,9 @@ it, and ``from_flat`` refuses anything else with errors that name the field.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from engine.data.budget import parse_labeled
 from engine.data.transforms import BLUR_MODES
@@ -169,7 +170,7 @@ class RunConfig:
     device: DeviceConfig
 
     @classmethod
-    def from_flat(cls, values: Mapping[str, Any], *, require_data: bool = True) -> "RunConfig":
+    def from_flat(cls, values: Mapping[str, Any], *, require_data: bool = True) -> RunConfig:
         """Validate flat JSON; raise ConfigError listing every wrong field at once."""
         values = dict(values)
         if isinstance(values.get("labeled"), (int, float)) and not isinstance(values["labeled"], bool):

@@ -46,7 +46,7 @@ class Inference:
     amp_dtype: torch.dtype | None = None
 
     @classmethod
-    def from_config(cls, config: RunConfig, device: torch.device) -> "Inference":
+    def from_config(cls, config: RunConfig, device: torch.device) -> Inference:
         return cls(config.schedule.eval_mode, config.schedule.eval_crop, amp_dtype(config.device.amp, device))
 
     def autocast(self, device: torch.device) -> ContextManager:

@@ -16,8 +16,8 @@ whatever the number of DataLoader workers:
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch

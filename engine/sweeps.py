@@ -19,9 +19,10 @@ whose options go to ``method_options`` on top of the base settings' own.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from engine.config import FIELD_BY_NAME, ConfigError, RunConfig
 from engine.data.budget import parse_labeled

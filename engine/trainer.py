@@ -20,9 +20,10 @@ hold the unwrapped networks (the format of a one-process run) and every rank's R
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch

@@ -6,7 +6,8 @@ masks the experiment page colours in the browser. Colours are the dataset's ``cl
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import numpy as np
 import torch

@@ -139,7 +139,7 @@ class WorkerProcess:
         self.env, self.log_path, self.name = env, log_path, name
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 90.0) -> "WorkerProcess":
+    def start(self, timeout: float = 90.0) -> WorkerProcess:
         from webapp.celery import app
 
         log = open(self.log_path, "a")

@@ -12,9 +12,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 GRACE_SECONDS = 30
 BACKOFF_SECONDS = (1, 2, 5, 10, 30)

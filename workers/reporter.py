@@ -13,8 +13,8 @@ no longer belongs to this attempt (re-queued by the reconciler, deleted), the ru
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +24,8 @@ from PIL import Image
 
 from engine.reporting import EvaluationResult, ImageScore, PredictionSample
 from engine.visualize import grey_index_png
-from webapp.experiments.models import Evaluation, Experiment, ImageScore as ImageScoreRow, confusion_key
+from webapp.experiments.models import Evaluation, Experiment, confusion_key
+from webapp.experiments.models import ImageScore as ImageScoreRow
 from workers.metric_writer import MetricWriter
 
 CANCEL_POLL_SECONDS = 1.0

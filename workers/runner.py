@@ -14,8 +14,8 @@ import importlib.metadata
 import platform
 import subprocess
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

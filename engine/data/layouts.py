@@ -13,9 +13,9 @@ A scanner only lists files and pairs them; it reads no pixels.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MASK_SUFFIXES = {".png", ".bmp", ".tif", ".tiff"}

@@ -20,8 +20,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.data import transforms as T
 from engine.data.budget import LabelBudget, split_label_budget
-from engine.data.errors import DatasetError, read_problem
 from engine.data.description import DatasetInfo
+from engine.data.errors import DatasetError, read_problem
 from engine.data.index import DatasetIndex
 from engine.data.inspect import load_index
 from engine.data.masks import IGNORE_INDEX, MaskError, read_mask

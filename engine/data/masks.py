@@ -14,8 +14,8 @@ sees all masks at once; here they read as 0/255 like any index mask.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def fill_new_folder(destination: Path, write: Callable[[Path], None]) -> Path:

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.distributed import average_gradients
 from engine.data.masks import IGNORE_INDEX
+from engine.distributed import average_gradients
 from engine.methods.base import Method, supervised_loss
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method

@@ -27,7 +27,7 @@ so ``state_dict()`` stays the whole checkpoint and a run resumes exactly.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 from itertools import chain
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

@@ -72,12 +72,12 @@ class PseudoLabels:
     probabilities: torch.Tensor | None = None  # (B, C, H, W) float, where a soft target needs them
 
     @classmethod
-    def from_logits(cls, logits: torch.Tensor, padding: torch.Tensor) -> "PseudoLabels":
+    def from_logits(cls, logits: torch.Tensor, padding: torch.Tensor) -> PseudoLabels:
         return cls.from_probabilities(logits.detach().float().softmax(1), padding)
 
     @classmethod
     def from_probabilities(cls, probabilities: torch.Tensor, padding: torch.Tensor,
-                           keep_probabilities: bool = False) -> "PseudoLabels":
+                           keep_probabilities: bool = False) -> PseudoLabels:
         """``keep_probabilities`` carries the (B, C, H, W) map through ``mixed``/``rolled``, for soft
         targets only: every hard-label method would otherwise mix C channels per pixel for nothing."""
         confidence, label = probabilities.detach().max(1)
@@ -99,11 +99,11 @@ class PseudoLabels:
         count = self.confident(threshold).sum(dims).float()
         return count / self.inside.sum(dims).clamp_min(1)
 
-    def mixed(self, other: "PseudoLabels", mask: torch.Tensor) -> "PseudoLabels":
+    def mixed(self, other: PseudoLabels, mask: torch.Tensor) -> PseudoLabels:
         """Take ``other`` where ``mask`` is 1 (the same mask as the mixed images)."""
         return PseudoLabels(*(None if a is None else mix(a, b, mask) for a, b in zip(self.fields(), other.fields())))
 
-    def rolled(self) -> "PseudoLabels":
+    def rolled(self) -> PseudoLabels:
         return PseudoLabels(*(None if a is None else roll_batch(a) for a in self.fields()))
 
     def fields(self) -> tuple:

@@ -33,8 +33,8 @@ import copy
 import torch
 from torch import nn
 
-from engine.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from engine.data.masks import IGNORE_INDEX
+from engine.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from engine.methods.base import Method, supervised_loss
 from engine.methods.common import mix, predict
 from engine.methods.diagnostics import pseudo_label_diagnostics

@@ -40,9 +40,20 @@ import torch
 from torch import nn
 
 from engine.methods.base import Method, supervised_loss
-from engine.methods.common import (box_masks, confident_cross_entropy, ema_update, ground_truth_labels, labeled_part,
-                                   make_teacher, mix, predict, probability_mse, roll_batch, sigmoid_rampup,
-                                   soft_cross_entropy)
+from engine.methods.common import (
+    box_masks,
+    confident_cross_entropy,
+    ema_update,
+    ground_truth_labels,
+    labeled_part,
+    make_teacher,
+    mix,
+    predict,
+    probability_mse,
+    roll_batch,
+    sigmoid_rampup,
+    soft_cross_entropy,
+)
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
 from engine.methods.thresholds import CONFIDENCE_THRESHOLD, THRESHOLD_MODE, PseudoLabelThreshold

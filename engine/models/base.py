@@ -24,7 +24,7 @@ perturbed features together, rather than the perturbed ones on their own statist
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -9,8 +9,17 @@ import torch
 
 import bench.ssl_sweep as sweep
 import engine.data.builtin
-from bench.ssl_sweep import (NOTES_MARKER, is_done, load_results, main, markdown_table, parse_method, record_run,
-                              save_json, write_table)
+from bench.ssl_sweep import (
+    NOTES_MARKER,
+    is_done,
+    load_results,
+    main,
+    markdown_table,
+    parse_method,
+    record_run,
+    save_json,
+    write_table,
+)
 from engine.data.builtin.demo import generate_demo
 from tests.engine.conftest import TINY_UNET
 

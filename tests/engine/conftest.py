@@ -1,8 +1,9 @@
 """Shared fixtures of the engine tests: a tiny demo dataset and a tiny, fast run config."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch

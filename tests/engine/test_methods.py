@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -63,7 +63,7 @@ SCHEDULE = {"unet": (32, 3)}
 DEFAULT_SCHEDULE = (33, 1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _prototype(arch: str) -> torch.nn.Module:
     torch.manual_seed(0)
     return build_model(arch, NUM_CLASSES, **(TINY_UNET if arch == "unet" else {}))

@@ -11,10 +11,20 @@ from torch import nn
 
 from engine.methods import build_method
 from engine.methods.base import IGNORE_INDEX
-from engine.methods.common import (PseudoLabels, box_masks, classmix_masks, confident_cross_entropy, ema_update,
-                                   ground_truth_labels, mix,
-                                   probability_mse, roll_batch, sigmoid_rampup, soft_cross_entropy,
-                                   weighted_cross_entropy)
+from engine.methods.common import (
+    PseudoLabels,
+    box_masks,
+    classmix_masks,
+    confident_cross_entropy,
+    ema_update,
+    ground_truth_labels,
+    mix,
+    probability_mse,
+    roll_batch,
+    sigmoid_rampup,
+    soft_cross_entropy,
+    weighted_cross_entropy,
+)
 from engine.methods.contrastive import regional_contrast
 from engine.methods.cps import cross_pseudo_supervision
 from engine.methods.diagnostics import pseudo_label_diagnostics

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score,
-                                         MulticlassJaccardIndex)
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassJaccardIndex,
+)
 
 from engine.metrics import IGNORE_INDEX, ConfusionMatrix, confusion_matrix, segmentation_scores
 

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.conftest import PASSWORD, TINY_RUN
 from webapp.accounts.models import ApiToken

@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from tests.conftest import PASSWORD
-from webapp.datasets.models import Dataset
 from tests.pngs import png_declaring, with_broken_pixel_data
+from webapp.datasets.models import Dataset
 
 
 def png(array) -> bytes:

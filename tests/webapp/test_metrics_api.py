@@ -83,7 +83,7 @@ def test_a_diverged_loss_is_null_in_json_not_a_500(client, experiment):
 
 def test_the_csv_export_streams_every_point(client, experiment):
     store(experiment, "exported", [(step, step / 10) for step in range(1, 7001)])
-    
+
     client.login(username="alice", password=PASSWORD)
 
     response = client.get(f"/api/v1/experiments/{experiment.pk}/metrics-csv/?names=exported")

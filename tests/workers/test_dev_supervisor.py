@@ -4,12 +4,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, WORKER_TIMINGS, die_with_parent, wait_for, database_url_of_tests
+from tests.conftest import ROOT, WORKER_TIMINGS, database_url_of_tests, die_with_parent, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PORT = 8765

@@ -14,8 +14,14 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from webapp.api.params import whole_number
-from webapp.experiments.image_scores import (DEFAULT_ORDERING, ORDERINGS, images_confusing, ordered_scores,
-                                             stored_images, stored_samples)
+from webapp.experiments.image_scores import (
+    DEFAULT_ORDERING,
+    ORDERINGS,
+    images_confusing,
+    ordered_scores,
+    stored_images,
+    stored_samples,
+)
 from webapp.experiments.models import Evaluation
 
 #: Steps are stored as 32-bit integers.

@@ -17,15 +17,15 @@ from webapp.api.fields import VisibleRelatedField
 from webapp.api.params import whole_number
 from webapp.api.review import REVIEW_FIELDS, ReviewActions, ReviewFields
 from webapp.api.transfer import TransferEvaluationsMixin
-from webapp.review.services import with_review
 from webapp.datasets.models import Dataset
 from webapp.experiments import lifecycle
-from webapp.experiments.filters import ORDERINGS, ExperimentFilter
 from webapp.experiments.deletion import ExperimentInUse, delete_experiment
 from webapp.experiments.downloads import checkpoints
+from webapp.experiments.filters import ORDERINGS, ExperimentFilter
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation, Experiment, ExperimentEvent
 from webapp.experiments.series import csv_rows, downsampled, to_series
+from webapp.review.services import with_review
 from webapp.teams.access import get_rw_for_user, require_write, visible
 
 #: Most points one metrics request returns; the page asks again for the rest.

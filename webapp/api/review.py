@@ -11,9 +11,8 @@ from rest_framework.response import Response
 
 from webapp.review import services
 from webapp.review.markdown import render
-from webapp.teams.access import require_write
 from webapp.review.models import MAX_COMMENT_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, Comment
-
+from webapp.teams.access import require_write
 
 
 class CommentSerializer(serializers.ModelSerializer):

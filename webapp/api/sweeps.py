@@ -10,9 +10,9 @@ from engine.sweeps import MAX_RUNS
 from webapp.api.experiments import ConfigField
 from webapp.api.fields import VisibleRelatedField
 from webapp.api.review import REVIEW_FIELDS, ReviewActions, ReviewFields
-from webapp.review.services import with_review
 from webapp.datasets.models import Dataset
 from webapp.experiments.models import Experiment
+from webapp.review.services import with_review
 from webapp.sweeps.models import Sweep
 from webapp.sweeps.services import MAX_NAME_LENGTH, TABLE_SCORE, launch_sweep, sweep_runs, sweep_table
 from webapp.teams.access import require_write, visible

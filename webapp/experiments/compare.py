@@ -8,8 +8,8 @@ class name, and the page says when the class names differ.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from django.http import Http404
 

@@ -19,9 +19,17 @@ from engine.config import FIELD_BY_NAME, ConfigError, config_schema
 from engine.data.budget import STANDARD_BUDGETS, parse_labeled
 from engine.sweeps import Grid, cells, parse_method
 from webapp.datasets.models import Dataset
-from webapp.experiments.option_fields import (KIND_BY_CONFIG_KEY, KIND_BY_SETTING, KINDS, OptionGroup,
-                                              changed_options, field_for, initial_options, option_field_name,
-                                              option_groups)
+from webapp.experiments.option_fields import (
+    KIND_BY_CONFIG_KEY,
+    KIND_BY_SETTING,
+    KINDS,
+    OptionGroup,
+    changed_options,
+    field_for,
+    initial_options,
+    option_field_name,
+    option_groups,
+)
 from webapp.sweeps.services import MAX_NAME_LENGTH
 from webapp.teams.access import writable_teams_of
 

@@ -30,9 +30,9 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -104,7 +104,7 @@ def benchmark(name: str, args: argparse.Namespace) -> dict[str, Any]:
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     dtype = AMP_DTYPES[args.amp]
 
-    def autocast() -> ContextManager:
+    def autocast() -> AbstractContextManager:
         return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
     model = build_model(name, args.classes).to(device, memory_format=memory_format)

@@ -106,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
                                    content_type="application/json")
             assert response.status_code == 201, response.content
             pk = response.json()["id"]
-            wait(lambda: Experiment.objects.filter(pk=pk, status="running").exists(), 60)
+            wait(lambda pk=pk: Experiment.objects.filter(pk=pk, status="running").exists(), 60)
             to_running = time.perf_counter() - posted  # the POST's own time is part of the dispatch
-            wait(lambda: Experiment.objects.filter(pk=pk, current_step__gte=3).exists(), 120)
+            wait(lambda pk=pk: Experiment.objects.filter(pk=pk, current_step__gte=3).exists(), 120)
             asked = time.perf_counter()
             assert client.post(f"/api/v1/experiments/{pk}/cancel/").status_code == 200
-            wait(lambda: Experiment.objects.filter(pk=pk, status="cancelled").exists(), 60)
+            wait(lambda pk=pk: Experiment.objects.filter(pk=pk, status="cancelled").exists(), 60)
             rows.append({"to_running_s": to_running, "to_cancelled_s": time.perf_counter() - asked})
     finally:
         worker.terminate()

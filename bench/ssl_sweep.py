@@ -117,7 +117,7 @@ def run_once(data: str, arch: str, arch_options: dict, method: str, budget: str,
     return {"method": method, "budget": budget, "seed": seed, "miou": result.last.miou,
             "seconds": round(time.perf_counter() - start, 1), "machine": machine(device), "curve": curve.points,
             "iou": {name: None if iou is None else round(iou, 4)
-                    for name, iou in zip(result.last.class_names, result.last.iou)}}
+                    for name, iou in zip(result.last.class_names, result.last.iou, strict=True)}}
 
 
 def machine(device: str) -> str:

@@ -136,7 +136,7 @@ def scores_table(result: EvaluationResult) -> str:
         return f"{100 * value:7.2f}" if value is not None else f"{'-':>7}"
 
     lines = [f"{'class':<{width}}  {'IoU':>7}  {'Dice':>7}  {'Acc':>7}"]
-    for name, iou, dice, acc in zip(result.class_names, result.iou, result.dice, accuracy):
+    for name, iou, dice, acc in zip(result.class_names, result.iou, result.dice, accuracy, strict=True):
         lines.append(f"{name:<{width}}  {cell(iou)}  {cell(dice)}  {cell(acc)}")
     lines.append(f"mIoU {100 * result.miou:.2f}  mean Dice {100 * result.mean_dice:.2f}  "
                  f"pixel accuracy {100 * result.pixel_accuracy:.2f}  mean accuracy {100 * result.mean_accuracy:.2f}")

@@ -81,7 +81,7 @@ def launch(fn: Callable[..., Any], world_size: int, reporter: Reporter, *args: A
         sent = _sent_error(requests)
         if sent is None:
             raise RuntimeError(f"a training process of the run failed: {error}") from None
-        raise sent
+        raise sent from error
     finally:  # after an error here (in the reporter) or in a rank, no rank trains on
         for process in processes.processes:
             if process.is_alive():

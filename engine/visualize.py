@@ -7,7 +7,6 @@ masks the experiment page colours in the browser. Colours are the dataset's ``cl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import numpy as np
 import torch
@@ -19,8 +18,8 @@ from engine.data.masks import IGNORE_INDEX
 IGNORE_COLOR = (0, 0, 0)
 UNKNOWN_COLOR = (255, 255, 255)
 
-Color = Union[str, Sequence[int]]
-ArrayLike = Union[np.ndarray, torch.Tensor, Image.Image]
+Color = str | Sequence[int]
+ArrayLike = np.ndarray | torch.Tensor | Image.Image
 
 
 def parse_color(color: Color) -> tuple[int, int, int]:

@@ -47,7 +47,7 @@ def upsert_points(experiment_id: int, batch: Batch) -> None:
         return
     if connection.vendor == "postgresql":
         table = MetricPoint._meta.db_table
-        names, steps, values = zip(*((name, step, value) for (name, step), value in batch.items()))
+        names, steps, values = zip(*((name, step, value) for (name, step), value in batch.items()), strict=True)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (experiment_id, name, step, value) "

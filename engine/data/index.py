@@ -330,7 +330,7 @@ def relabel_classes(root: str | Path, names: list[str], colors: list[str | list[
     problems: list[str] = []
     hex_colors: list[str | None] = []
     first_with: dict[str, int] = {}
-    for i, (name, color) in enumerate(zip(names, colors)):
+    for i, (name, color) in enumerate(zip(names, colors, strict=True)):
         valid_name, rgb, found = _read_class(i, {"name": name, "color": color})
         if valid_name is not None and rgb is None and not found:
             found = [f"class {i} ({_shown(name)}): colour must be {COLOR_FORMS}; got null"]
@@ -344,7 +344,7 @@ def relabel_classes(root: str | Path, names: list[str], colors: list[str | list[
     if problems:
         raise DatasetError([("", problem) for problem in problems])
     info.classes = [{**described, "name": name, "color": color}
-                    for described, name, color in zip(info.classes, names, hex_colors)]
+                    for described, name, color in zip(info.classes, names, hex_colors, strict=True)]
     payload = {"version": DESCRIPTION_VERSION, "fingerprint": fingerprint(index), "info": info.to_dict()}
     target = index.root / DESCRIPTION_FILE
     partial = target.with_suffix(".json.partial")

@@ -144,7 +144,7 @@ def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
     for result in results:
         errors += result.errors
     sizes = [result.size for result in results if result.size]
-    masked = [(sample, result) for sample, result in zip(index.samples, results) if result.labels is not None]
+    masked = [(sample, result) for sample, result in zip(index.samples, results, strict=True) if result.labels is not None]
     if not index.labeled_ids:
         errors.append(("", "no masks found: at least one image needs a mask"))
 

@@ -55,7 +55,7 @@ def sample_sheet(dataset: str | Path, out_png: str | Path, ids: list[str] | None
     draw = ImageDraw.Draw(sheet)
     top = rows * (height + gap) + gap
     column_width = (sheet.width - gap) // 4
-    for i, (name, color) in enumerate(zip(index.class_names, index.class_colors)):
+    for i, (name, color) in enumerate(zip(index.class_names, index.class_colors, strict=True)):
         x, y = gap + (i % 4) * column_width, top + (i // 4) * legend_row
         draw.rectangle([x, y + 2, x + 10, y + 12], fill=color, outline="black")
         draw.text((x + 14, y + 1), name, fill="black")

@@ -51,7 +51,7 @@ class FCDiscriminator(nn.Module):
         super().__init__()
         widths = [num_classes, width, width * 2, width * 4, width * 8]
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
         layers.append(nn.Conv2d(widths[-1], 1, 4, stride=2, padding=1))
         self.layers = nn.Sequential(*layers)

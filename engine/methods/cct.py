@@ -116,11 +116,11 @@ def vat_features(features: Features, decoder: nn.Module, prediction: torch.Tenso
     target = prediction.detach().softmax(1)
     directions = [_l2_normalize(torch.rand_like(f) - 0.5).requires_grad_() for f in features]
     with torch.enable_grad():
-        logits = decoder([f + VAT_XI * d for f, d in zip(features, directions)])
+        logits = decoder([f + VAT_XI * d for f, d in zip(features, directions, strict=True)])
         logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         distance = F.kl_div(logits.log_softmax(1), target, reduction="batchmean")
         gradients = torch.autograd.grad(distance, directions)
-    return [f + VAT_EPS * _l2_normalize(g) for f, g in zip(features, gradients)]
+    return [f + VAT_EPS * _l2_normalize(g) for f, g in zip(features, gradients, strict=True)]
 
 
 def fresh_copy(decoder: nn.Module) -> nn.Module:
@@ -165,7 +165,7 @@ class CCT(Method):
         pred_u = self.model.decoder(features_u)  # main decoder, at its own stride
         target = F.interpolate(pred_u.detach(), size=size, mode="bilinear", align_corners=False)
         losses_aux = []
-        for name, decoder in zip(self.perturbations, self.aux_decoders):
+        for name, decoder in zip(self.perturbations, self.aux_decoders, strict=True):
             perturbed = vat_features(features_u, decoder, pred_u) if name == "vat" else PERTURBATIONS[name](features_u, pred_u.detach())
             losses_aux.append(softmax_mse(self.model.decode(perturbed, size, decoder), target, inside))
         loss_u = torch.stack(losses_aux).mean() if losses_aux else target.sum() * 0

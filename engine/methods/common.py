@@ -35,9 +35,9 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     Copying the running statistics (as U2PL and UniMatch's successors do) keeps the
     teacher's BatchNorm consistent with the weights it averages.
     """
-    for t, s in zip(teacher.parameters(), student.parameters()):
+    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
         t.lerp_(s.detach(), 1.0 - decay)
-    for t, s in zip(teacher.buffers(), student.buffers()):
+    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
         t.copy_(s)
 
 
@@ -101,7 +101,7 @@ class PseudoLabels:
 
     def mixed(self, other: PseudoLabels, mask: torch.Tensor) -> PseudoLabels:
         """Take ``other`` where ``mask`` is 1 (the same mask as the mixed images)."""
-        return PseudoLabels(*(None if a is None else mix(a, b, mask) for a, b in zip(self.fields(), other.fields())))
+        return PseudoLabels(*(None if a is None else mix(a, b, mask) for a, b in zip(self.fields(), other.fields(), strict=True)))
 
     def rolled(self) -> PseudoLabels:
         return PseudoLabels(*(None if a is None else roll_batch(a) for a in self.fields()))

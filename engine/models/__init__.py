@@ -6,7 +6,7 @@ only list of what exists (forms, API and CLI read ``list_models()``).
 """
 from __future__ import annotations
 
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 import torch

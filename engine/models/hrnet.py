@@ -60,7 +60,7 @@ class HighResolutionModule(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        branches = [branch(x) for branch, x in zip(self.branches, inputs)]
+        branches = [branch(x) for branch, x in zip(self.branches, inputs, strict=True)]
         outputs = []
         for i, fuse in enumerate(self.fuse_layers):
             total = branches[i]
@@ -82,7 +82,8 @@ class Transition(nn.ModuleList):
         super().__init__(layers)
 
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [layer(x) for layer, x in zip(self, inputs)] + [self[-1](inputs[-1])]
+        # One layer more than inputs: the last opens the new branch from the lowest resolution.
+        return [layer(x) for layer, x in zip(self, inputs, strict=False)] + [self[-1](inputs[-1])]
 
 
 class HRNetEncoder(nn.Module):

@@ -35,7 +35,7 @@ class UNetEncoder(nn.Module):
         self.stem = nn.Sequential(ConvBNReLU(3, widths[0], stride=stem_stride), ConvBNReLU(widths[0], widths[0]))
         self.downs = nn.ModuleList(
             nn.Sequential(nn.MaxPool2d(2, ceil_mode=True), DoubleConv(c_in, c_out))
-            for c_in, c_out in zip(widths[:-1], widths[1:])
+            for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -72,7 +72,7 @@ class UNetDecoder(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[-1]
-        for up, skip in zip(self.ups, reversed(features[:-1])):
+        for up, skip in zip(self.ups, reversed(features[:-1]), strict=True):
             x = up(x, skip)
         return self.classifier(x)
 

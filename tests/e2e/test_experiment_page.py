@@ -156,7 +156,7 @@ def test_events_and_status_arrive_without_a_reload(page, live_server, team_users
     assert page.locator("#error").is_hidden()
     # The downloads appear once the run has written them, and they download
     for link in ("#download-best", "#download-last", "#download-csv"):
-        wait_for(lambda: page.locator(link).is_visible(), timeout=10, message=f"{link} to show")
+        wait_for(lambda link=link: page.locator(link).is_visible(), timeout=10, message=f"{link} to show")
     csv = page.request.get(live_server.url + page.locator("#download-csv").get_attribute("href"))
     assert csv.ok and csv.text().startswith("name,step,value\n")
     best = page.request.get(live_server.url + page.locator("#download-best").get_attribute("href"))

@@ -182,11 +182,11 @@ def test_classmix_masks_take_half_of_each_images_classes_whole():
 
     masks = classmix_masks(labels, inside)
 
-    for mask, label in zip(masks, labels):
+    for mask, label in zip(masks, labels, strict=True):
         chosen = label[mask.bool()].unique()
         assert len(chosen) == 2  # half of four classes
         assert mask.bool().eq(torch.isin(label, chosen)).all()  # a chosen class is taken whole
-    assert len({tuple(label[mask.bool()].unique().tolist()) for mask, label in zip(masks, labels)}) > 1
+    assert len({tuple(label[mask.bool()].unique().tolist()) for mask, label in zip(masks, labels, strict=True)}) > 1
 
 
 def test_cps_each_network_learns_the_other_networks_argmax():
@@ -274,7 +274,7 @@ def test_adversarial_discriminator_optimiser_state_travels_in_the_state_dict():
     loaded = resumed.discriminator_optimizer.state_dict()["state"]
     assert saved and saved.keys() == loaded.keys()
     assert all(torch.equal(saved[k]["exp_avg"], loaded[k]["exp_avg"]) for k in saved)
-    assert all(torch.equal(a, b) for a, b in zip(method.discriminator.parameters(), resumed.discriminator.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(method.discriminator.parameters(), resumed.discriminator.parameters(), strict=True))
     assert not any(p in set(method.optimizer_parameters()) for p in method.discriminator.parameters())
 
 
@@ -288,7 +288,7 @@ def test_adversarial_steps_the_segmenter_against_the_discriminator_as_it_was_the
 
     losses = method.training_step(labeled, unlabeled, step=0, total_steps=4)
     losses["loss"].backward()
-    assert all(torch.equal(a, b) for a, b in zip(before, method.discriminator.parameters()))  # D as it was
+    assert all(torch.equal(a, b) for a, b in zip(before, method.discriminator.parameters(), strict=True))  # D as it was
     assert all(p.grad is None for p in method.discriminator.parameters())  # the segmenter's loss never trains D
     method.after_optimizer_step(0, 4)
 
@@ -298,7 +298,7 @@ def test_adversarial_steps_the_segmenter_against_the_discriminator_as_it_was_the
     assert losses["loss_d"].item() == pytest.approx(loss_d.item())
     loss_d.backward()
     reference.discriminator_optimizer.step()
-    for stepped, expected, old in zip(method.discriminator.parameters(), reference.discriminator.parameters(), before):
+    for stepped, expected, old in zip(method.discriminator.parameters(), reference.discriminator.parameters(), before, strict=True):
         assert torch.allclose(stepped, expected, atol=1e-7) and not torch.equal(stepped, old)
 
 

@@ -74,7 +74,7 @@ def test_accumulating_per_image_equals_one_matrix_over_the_set(predictions_and_t
     pred, target = predictions_and_targets
     accumulated = ConfusionMatrix(NUM_CLASSES, torch.device("cpu"))
 
-    for image_pred, image_target in zip(pred, target):
+    for image_pred, image_target in zip(pred, target, strict=True):
         accumulated.update(image_pred, image_target)
 
     assert torch.equal(accumulated.counts, confusion_matrix(pred, target, NUM_CLASSES))

@@ -86,10 +86,10 @@ def test_a_form_or_multipart_config_written_as_json_launches(client, dataset, to
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_json_literals_are_refused(client, dataset, token, literal):
-    body = '{"dataset": %d, "config": {"lr": %s}}' % (dataset.pk, literal)
+    body = f'{{"dataset": {dataset.pk}, "config": {{"lr": {literal}}}}}'
     response = client.post("/api/v1/experiments/", body, content_type="application/json", **auth(token))
     assert response.status_code == 400 and "error" in response.json()
-    overflow = '{"dataset": %d, "config": {"lr": 1e999}}' % dataset.pk
+    overflow = f'{{"dataset": {dataset.pk}, "config": {{"lr": 1e999}}}}'
     response = client.post("/api/v1/experiments/", overflow, content_type="application/json", **auth(token))
     assert response.status_code == 400 and "lr" in response.json()["fields"]
     assert not Experiment.objects.exists()

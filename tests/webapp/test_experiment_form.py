@@ -43,7 +43,7 @@ def test_every_registered_option_has_a_field_with_its_default_and_range(alice, d
     generated = {name for name in form.fields if name.startswith(("arch__", "method__"))}
 
     assert generated == {name for name, *_ in expected}
-    for name, kind, entry, option in expected:
+    for name, _kind, _entry, option in expected:
         field = form[name]
         assert field.initial == option["default"], name
         assert f'name="{name}"' in page, name

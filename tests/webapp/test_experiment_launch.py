@@ -11,7 +11,7 @@ def form_data(dataset, **changes):
 
     data = {spec["name"]: spec["default"] for spec in config_schema() if spec["name"] != "data"}
     for group in option_groups():
-        data.update(zip(group.field_names(), (option["default"] for option in group.options)))
+        data.update(zip(group.field_names(), (option["default"] for option in group.options), strict=True))
     data = {name: value for name, value in data.items() if not isinstance(value, bool) or value}
     data.update({"mode": "run", "dataset": dataset.pk, "name": "", "labeled": "1/2", "iters": 6, "batch_size": 4,
                  "crop_size": 32, "device": "cpu", "eval_every": 3, "log_every": 2,

@@ -103,7 +103,7 @@ def test_a_duplicate_delivery_trains_once(dataset, team_users, celery_worker):
 def test_a_run_whose_process_keeps_dying_is_failed_after_three_restarts(dataset, team_users, celery_worker):
     experiment = long_run(dataset, team_users["alice"], iters=3000)
     for attempt in range(1, 5):
-        training = wait_for(lambda: (lambda r: r if r.attempt == attempt and r.process_id else None)(row(experiment)),
+        training = wait_for(lambda attempt=attempt: (lambda r: r if r.attempt == attempt and r.process_id else None)(row(experiment)),
                             timeout=120, message=f"attempt {attempt} to start")
         os.kill(training.process_id, signal.SIGKILL)  # as the kernel's out-of-memory killer would
     done = finished(experiment, timeout=60)

@@ -107,7 +107,7 @@ class ExperimentForm(forms.Form):
         self.fields["sweep_archs"].choices = self.fields["arch"].choices
         self.option_groups = option_groups()
         for group in self.option_groups:
-            for option, name in zip(group.options, group.field_names()):
+            for option, name in zip(group.options, group.field_names(), strict=True):
                 self.fields[name] = field_for(option)
 
     # -- what the page shows -------------------------------------------------------------

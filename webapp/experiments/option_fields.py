@@ -96,7 +96,7 @@ def field_for(spec: dict[str, Any]) -> forms.Field:
 def changed_options(group: OptionGroup, cleaned_data: dict[str, Any]) -> dict[str, Any]:
     """The group's options whose field differs from the default; an empty field is the default."""
     changed = {}
-    for option, name in zip(group.options, group.field_names()):
+    for option, name in zip(group.options, group.field_names(), strict=True):
         value = cleaned_data.get(name)
         if value is not None and value != "" and value != option["default"]:
             changed[option["name"]] = value

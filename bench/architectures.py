@@ -58,7 +58,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench/architectures.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--archs", nargs="+", default=None, metavar="NAME", help="architectures (default: all registered)")
+    parser.add_argument("--archs", nargs="+", default=None, metavar="NAME",
+                        help="architectures (default: all registered)")
     parser.add_argument("--size", type=parse_size, default=(512, 1024), help="input height x width, e.g. 512x1024")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="off", help="autocast dtype for timing")
@@ -147,7 +148,8 @@ def benchmark(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-COLUMNS = (("arch", "arch"), ("params_m", "params (M)"), ("gflops", "GFLOPs"), ("train_img_s", "train img/s"), ("infer_fps", "infer FPS"))
+COLUMNS = (("arch", "arch"), ("params_m", "params (M)"), ("gflops", "GFLOPs"), ("train_img_s", "train img/s"),
+           ("infer_fps", "infer FPS"))
 
 
 def table_header() -> str:
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.device == "cuda"
-    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
+    device_name = (torch.cuda.get_device_name() if args.device == "cuda"
+                   else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
     height, width = args.size
     settings = {
         "device": device_name,

@@ -14,8 +14,8 @@ seeds per method and budget; per-class IoU) and the commands that produced them.
     PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 --seeds 0 --blur pixels
     PYTHONPATH=. python bench/ssl_sweep.py --device cuda --jobs 10 --workers 1 --seeds 0 \
         --results bench/results/ssl-gpu-crop-blur.json --table docs/results-gpu-crop-blur.md
-    PYTHONPATH=. python bench/ssl_sweep.py --iters 1500 --jobs 2 --blur pixels --results bench/results/ssl-cpu-1500.json \
-        --table docs/results-cpu-1500.md
+    PYTHONPATH=. python bench/ssl_sweep.py --iters 1500 --jobs 2 --blur pixels \
+        --results bench/results/ssl-cpu-1500.json --table docs/results-cpu-1500.md
 
 The first extends docs/results.md's table (a GPU sweep, 3000 iterations, made while the strong
 views' blur was in absolute pixels); the second starts its successor with the blur scaled to
@@ -227,7 +227,8 @@ def markdown_table(stored: dict[str, Any], command: str) -> str:
         "# Semi-supervised results", "",
         f"Final validation mIoU (%) on `{settings['data']}`, {settings['arch']} {settings['arch_options']}, "
         f"{settings['iters']} iterations on {settings.get('device', 'cpu')}{kernels}, random rescaling "
-        f"{settings['min_scale']}-{settings['max_scale']}, strong-view blur `{settings.get('strong_blur', 'pixels')}`, as mean +- sample standard deviation over seeds (number of seeds).",
+        f"{settings['min_scale']}-{settings['max_scale']}, strong-view blur `{settings.get('strong_blur', 'pixels')}`, "
+        "as mean +- sample standard deviation over seeds (number of seeds).",
         "Every method runs at its documented defaults (docs/methods.md) unless its row names options "
         "(`method:option=value`).", "",
         "Produced by these commands (a rerun skips the runs already in the results file):", "",
@@ -287,7 +288,8 @@ def per_class_table(stored: dict[str, Any], budgets: list[str]) -> list[str]:
     if not names:
         return []
     lines = ["", "Per-class IoU (%), mean over seeds:", "",
-             "| method | labels | " + " | ".join(names) + " |", "| --- | --- | " + " | ".join("---:" for _ in names) + " |"]
+             "| method | labels | " + " | ".join(names) + " |",
+             "| --- | --- | " + " | ".join("---:" for _ in names) + " |"]
     for method, by_budget in stored["results"].items():
         for budget in budgets:
             runs = [run for run in by_budget.get(budget, []) if run.get("iou")]
@@ -357,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                              "native: this CPU's own, the setting of the results files made before session 8).")
     parser.add_argument("--jobs", type=int, default=1, help="Runs trained at once, one torch thread each.")
     parser.add_argument("--device", default="cpu",
-                        help="cpu or cuda (default: cpu). Several --jobs share one GPU; a GPU sweep needs its own --results.")
+                        help="cpu or cuda (default: cpu). Several --jobs share one GPU; "
+                             "a GPU sweep needs its own --results.")
     parser.add_argument("--workers", type=int, default=0,
                         help="DataLoader processes per run (default: 0; results do not depend on it).")
     parser.add_argument("--results", type=Path, default=RESULTS, help="Results file (default: bench/results/ssl.json).")
@@ -382,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             clean_options(METHODS.get(name).options, options)
         except ValueError as error:
             parser.error(f"{name}: {error}")
-    arch_options = args.arch_options if args.arch_options is not None else (DEFAULT_ARCH_OPTIONS if args.arch == DEFAULT_ARCH else {})
+    arch_options = (args.arch_options if args.arch_options is not None
+                    else DEFAULT_ARCH_OPTIONS if args.arch == DEFAULT_ARCH else {})
 
     data = resolve_data(args)
     settings = {"data": os.path.relpath(data, ROOT), "arch": args.arch, "arch_options": arch_options,

@@ -223,7 +223,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
     path = generate(args.name, args.out_dir, **parse_pairs(args.option, "--option"))
     info = inspect_dataset(path)
-    print(f"wrote {info.num_images} images ({info.num_train} train, {info.num_val} val) of the {args.name} dataset to {path}")
+    print(f"wrote {info.num_images} images ({info.num_train} train, {info.num_val} val) of the {args.name} dataset "
+          f"to {path}")
     for item in info.classes:
         print(f"  {item['index']:>2} {item['name']:<12} {100 * item['pixel_share']:5.1f}% of labelled pixels")
     return 0
@@ -265,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--json", action="store_true", help="Print the evaluation as JSON.")
     eval_parser.set_defaults(handler=cmd_eval)
 
-    predict_parser = commands.add_parser("predict", help="Write masks (index PNGs) and overlays for a folder of images.")
+    predict_parser = commands.add_parser("predict",
+                                         help="Write masks (index PNGs) and overlays for a folder of images.")
     _add_inference_flags(predict_parser)
     predict_parser.add_argument("--images", required=True, metavar="DIR", help="Folder of images.")
     predict_parser.add_argument("--out", required=True, metavar="DIR", help="Writes DIR/masks and DIR/overlays.")
@@ -278,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_parser = commands.add_parser("dataset", help="Write a built-in dataset in the upload layout.")
     dataset_parser.add_argument("name", help="Built-in dataset (see `list`).")
     dataset_parser.add_argument("out_dir", help="Folder to write images/, masks/ and classes.json to.")
-    dataset_parser.add_argument("--option", action="append", metavar="NAME=VALUE", help="Generator option (repeatable).")
+    dataset_parser.add_argument("--option", action="append", metavar="NAME=VALUE",
+                                help="Generator option (repeatable).")
     dataset_parser.set_defaults(handler=cmd_dataset)
     return parser
 

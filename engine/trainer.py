@@ -66,7 +66,8 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise TrainingError(f"device {name} was requested but no CUDA GPU is available here; use device=cpu or auto")
+            raise TrainingError(f"device {name} was requested but no CUDA GPU is available here; "
+                                "use device=cpu or auto")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise TrainingError(f"device {name} was requested but this machine has {torch.cuda.device_count()} "
                                 f"CUDA GPU(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}")
@@ -93,7 +94,8 @@ def build_optimizer(config: RunConfig, method: Method) -> torch.optim.Optimizer:
     schedule = config.schedule
     parameters = [p for p in method.optimizer_parameters() if p.requires_grad]
     if schedule.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=schedule.lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay)
+        return torch.optim.SGD(parameters, lr=schedule.lr, momentum=schedule.momentum,
+                               weight_decay=schedule.weight_decay)
     return torch.optim.AdamW(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
 
 
@@ -192,9 +194,9 @@ def _check_fits(config: RunConfig, data: TrainingData) -> None:
     labeled = len(data.labeled)
     per_gpus = f" x gpus {gpus}" if gpus > 1 else ""  # each process takes its own batch of a global one
     if schedule.batch_size * gpus > labeled:
-        raise TrainingError(f"batch_size {schedule.batch_size}{per_gpus} is larger than the {labeled} labelled training "
-                            f"images of the label budget {budget.labeled}; use batch_size <= {labeled // gpus} or a "
-                            "larger budget", "batch_size")
+        raise TrainingError(f"batch_size {schedule.batch_size}{per_gpus} is larger than the {labeled} labelled "
+                            f"training images of the label budget {budget.labeled}; "
+                            f"use batch_size <= {labeled // gpus} or a larger budget", "batch_size")
     if data.unlabeled is not None:
         unlabeled_batch = schedule.unlabeled_batch_size or schedule.batch_size
         pool = len(data.unlabeled)
@@ -285,7 +287,8 @@ def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
         unlabeled = _loader(run.data.unlabeled, schedule.unlabeled_batch_size or schedule.batch_size,
                             UNLABELED_STREAM, run)
     while True:
-        yield _to_device(next(labeled), run.device), _to_device(next(unlabeled), run.device) if unlabeled is not None else None
+        yield (_to_device(next(labeled), run.device),
+               _to_device(next(unlabeled), run.device) if unlabeled is not None else None)
 
 
 def _optimisation_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str, torch.Tensor]:
@@ -337,7 +340,8 @@ class LossMeter:
         """The means over every process's steps (one gather when several train the run)."""
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
-        for part in distributed.all_gather({name: (float(total), self.counts[name]) for name, total in self.sums.items()}):
+        for part in distributed.all_gather({name: (float(total), self.counts[name])
+                                            for name, total in self.sums.items()}):
             for name, (total, count) in part.items():
                 sums[name], counts[name] = sums.get(name, 0.0) + total, counts.get(name, 0) + count
         self.sums, self.counts = {}, {}

@@ -52,7 +52,8 @@ def test_docker_compose_file_is_valid_and_has_the_readme_services():
     named = set(re.findall(r"^\| `([\w-]+)` \|", stack, flags=re.M))
     assert {"postgres", "redis", "web", "worker"} <= named
     for service in named:
-        assert re.search(rf"^  {service}:$", config, flags=re.M), f"service {service} of the README is not in the compose file"
+        assert re.search(rf"^  {service}:$", config, flags=re.M), \
+            f"service {service} of the README is not in the compose file"
     assert "driver: nvidia" in config and "healthcheck" in config
 
 

@@ -30,7 +30,8 @@ MAX_SECONDS = 1.0
 _STOP = None
 #: Each touched block's extremes, from its points (a rewritten step can lower a block's maximum).
 SUMMARIZE_SQL = (
-    f"INSERT INTO {MetricSummary._meta.db_table} (experiment_id, name, block, low_value, low_step, high_value, high_step) "
+    f"INSERT INTO {MetricSummary._meta.db_table} "
+    "(experiment_id, name, block, low_value, low_step, high_value, high_step) "
     f"SELECT experiment_id, name, step / {MetricSummary.BLOCK_STEPS}, "
     "(min(ARRAY[value, step::double precision]))[1], (min(ARRAY[value, step::double precision]))[2]::integer, "
     "(max(ARRAY[value, step::double precision]))[1], (max(ARRAY[value, step::double precision]))[2]::integer "

@@ -122,7 +122,8 @@ class DatabaseReporter:
         now = time.monotonic()
         if not self.stop and now - self.last_poll >= CANCEL_POLL_SECONDS:
             self.last_poll = now
-            row = Experiment.objects.filter(pk=self.experiment.pk).values("status", "attempt", "cancel_requested").first()
+            row = (Experiment.objects.filter(pk=self.experiment.pk)
+                   .values("status", "attempt", "cancel_requested").first())
             self.stop = (row is None or row["cancel_requested"] or row["status"] != Experiment.Status.RUNNING
                          or (self.attempt is not None and row["attempt"] != self.attempt))
         return self.stop
@@ -131,7 +132,8 @@ class DatabaseReporter:
 def _score_row(evaluation: Evaluation, score: ImageScore) -> ImageScoreRow:
     return ImageScoreRow(evaluation=evaluation, image_id=score.id, miou=score.miou, pixel_accuracy=score.pixel_accuracy,
                          pixels=score.pixels,
-                         confusions={confusion_key(true, predicted): pixels for true, predicted, pixels in score.confusions})
+                         confusions={confusion_key(true, predicted): pixels
+                                     for true, predicted, pixels in score.confusions})
 
 
 def save_samples(samples: list[PredictionSample], images: Path, truth: Path, predictions: Path) -> list[dict]:

@@ -45,7 +45,8 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 def describe_exit(code: int, step: int) -> str:
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
-        hint = " (out of memory?)" if -code == signal.SIGKILL else " (a crash in native code)" if -code == signal.SIGSEGV else ""
+        hint = (" (out of memory?)" if -code == signal.SIGKILL
+                else " (a crash in native code)" if -code == signal.SIGSEGV else "")
         return f"the run's process was killed by {name}{hint} at step {step}"
     return f"the run's process exited with code {code} at step {step} without recording an outcome"
 

@@ -56,7 +56,8 @@ def describe_exit(code: int, tail: str) -> str:
     """Why the process ended without an outcome, for the page (no outcome was recorded when it gets here)."""
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
-        reason = f"the evaluation's process was killed by {name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+        reason = (f"the evaluation's process was killed by {name}"
+                  + (" (out of memory?)" if -code == signal.SIGKILL else ""))
     else:
         reason = f"the evaluation's process exited with code {code} without recording an outcome"
     return reason + (f"; its last output: {tail}" if tail else "")

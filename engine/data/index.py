@@ -252,7 +252,8 @@ def scan(root: str | Path) -> tuple[DatasetIndex | None, list[tuple[str, str]]]:
     spec, class_errors = read_classes(root, listing.default_classes)
     errors += class_errors
     index = DatasetIndex(root, listing.samples, spec.names, spec.colors, spec.ignore_index, listing.train_ids,
-                         listing.val_ids, layout=found.name, mask_colors=spec.mask_colors, ignore_color=spec.ignore_color)
+                         listing.val_ids, layout=found.name, mask_colors=spec.mask_colors,
+                         ignore_color=spec.ignore_color)
     errors += _check_splits(index)
     return index, errors
 
@@ -266,7 +267,8 @@ def _check_splits(index: DatasetIndex) -> list[tuple[str, str]]:
             elif split == "val" and index.by_id[stem].mask is None:
                 errors.append((f"{split} split", f"lists `{stem}`, which has no mask; validation images need masks"))
     for stem in sorted(set(index.train_ids or []) & set(index.val_ids or [])):
-        errors.append(("splits", f"`{stem}` is in both the train and the val split; a validation image is never trained on"))
+        errors.append(("splits", f"`{stem}` is in both the train and the val split; "
+                                 "a validation image is never trained on"))
     return errors
 
 

@@ -132,10 +132,12 @@ def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
         raise DatasetError(errors)
     files = [s.image for s in index.samples] + [s.mask for s in index.samples if s.mask is not None]
     if len(files) > limits.max_files:
-        raise DatasetError(errors + [("", f"the dataset holds {len(files)} files, more than the limit of {limits.max_files}")])
+        raise DatasetError(errors + [("", f"the dataset holds {len(files)} files, "
+                                          f"more than the limit of {limits.max_files}")])
     num_bytes = sum(os.stat(file).st_size for file in files)
     if num_bytes > limits.max_bytes:
-        raise DatasetError(errors + [("", f"the dataset holds {num_bytes} bytes, more than the limit of {limits.max_bytes}")])
+        raise DatasetError(errors + [("", f"the dataset holds {num_bytes} bytes, "
+                                          f"more than the limit of {limits.max_bytes}")])
 
     batches = [index.samples[i:i + INSPECT_BATCH] for i in range(0, len(index.samples), INSPECT_BATCH)]
     with ThreadPoolExecutor(INSPECT_THREADS) as pool:
@@ -144,7 +146,8 @@ def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
     for result in results:
         errors += result.errors
     sizes = [result.size for result in results if result.size]
-    masked = [(sample, result) for sample, result in zip(index.samples, results, strict=True) if result.labels is not None]
+    masked = [(sample, result) for sample, result in zip(index.samples, results, strict=True)
+              if result.labels is not None]
     if not index.labeled_ids:
         errors.append(("", "no masks found: at least one image needs a mask"))
 
@@ -173,14 +176,15 @@ def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
             high = [int(v) for v in result.labels if v >= MAX_CLASSES and v != ignore]
             if high:
                 errors.append((sample.mask.relative_to(root).as_posix(),
-                               f"mask has label {high[0]}; masks without classes.json hold class indices 0-{MAX_CLASSES - 1} "
-                               f"({IGNORE_INDEX} = ignore); for other values add classes.json"))
+                               f"mask has label {high[0]}; masks without classes.json hold class indices "
+                               f"0-{MAX_CLASSES - 1} ({IGNORE_INDEX} = ignore); for other values add classes.json"))
         count = (max(labels) + 1) if labels and not too_big else 1
         names = ["background", "foreground"] if count == 2 else ["background"] + [f"class {i}" for i in range(1, count)]
         colors = [DEFAULT_COLORS[i % len(DEFAULT_COLORS)] for i in range(count)]
         unused = [i for i in range(count) if i not in present]
         if unused and not too_big:
-            notes.append(f"no mask uses label(s) {unused[:10]}; classes are counted up to the largest label ({count - 1})")
+            notes.append(f"no mask uses label(s) {unused[:10]}; "
+                         f"classes are counted up to the largest label ({count - 1})")
         if len(labels) > MANY_CLASSES_WARNING:
             notes.append(f"masks use {len(labels)} distinct values; if they are not class indices "
                          "(an instance mask, a photo), convert them or add classes.json")

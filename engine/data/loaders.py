@@ -175,8 +175,8 @@ def training_loader(dataset: Dataset, batch_size: int, *, seed: int, stream: int
     )
 
 
-def build_training_data(path: str | Path, *, labeled: str | int, seed: int, crop_size: int, need_unlabeled: bool = False,
-                        val_fraction: float = 0.2, info: DatasetInfo | None = None,
+def build_training_data(path: str | Path, *, labeled: str | int, seed: int, crop_size: int,
+                        need_unlabeled: bool = False, val_fraction: float = 0.2, info: DatasetInfo | None = None,
                         scale_range: tuple[float, float] = SCALE_RANGE, strong_blur: str = "crop") -> TrainingData:
     """The datasets of one run; ``info`` (the description stored at upload) spares a re-inspection."""
     index = load_index(path, info)

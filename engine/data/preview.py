@@ -48,8 +48,8 @@ def sample_sheet(dataset: str | Path, out_png: str | Path, ids: list[str] | None
     gap, legend_row = 6, 16
     rows = (len(tiles) + columns - 1) // columns
     legend_rows = (len(index.class_names) + 3) // 4
-    sheet = Image.new("RGB", (columns * (width + gap) + gap, rows * (height + gap) + gap + legend_rows * legend_row + gap),
-                      "white")
+    sheet = Image.new("RGB", (columns * (width + gap) + gap,
+                              rows * (height + gap) + gap + legend_rows * legend_row + gap), "white")
     for i, tile in enumerate(tiles):
         sheet.paste(tile, (gap + (i % columns) * (width + gap), gap + (i // columns) * (height + gap)))
     draw = ImageDraw.Draw(sheet)

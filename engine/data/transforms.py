@@ -12,7 +12,8 @@ Defaults follow UniMatch (Yang et al., CVPR 2023, arXiv:2208.09910,
 github.com/LiheYoung/UniMatch ``dataset/transform.py`` and ``dataset/semi.py``): scale
 0.5-2.0, crop padded with the ignore label (255), horizontal flip p=0.5; the strong view
 is colour jitter 0.5/0.5/0.5/0.25 with p=0.8, grayscale p=0.2, Gaussian blur sigma
-0.1-2.0 px with p=0.5 (by default scaled to the crop, ``blur_sigma``), and a CutMix box (p=0.5, area 2-40%, aspect 0.3-1/0.3).
+0.1-2.0 px with p=0.5 (by default scaled to the crop, ``blur_sigma``), and a CutMix box
+(p=0.5, area 2-40%, aspect 0.3-1/0.3).
 
 Batch masks for semi-supervised mixing (``cutmix_boxes``, ``classmix_mask``) work on
 device tensors, so methods build them where the predictions live.
@@ -128,7 +129,8 @@ def color_transform(mean_rgb: torch.Tensor, brightness: float = 0.5, contrast: f
                 grey = float(luma @ (matrix @ mean_rgb + offset))
                 step, shift = ratio * torch.eye(3), torch.full((3,), (1 - ratio) * grey)
             elif operation == "saturation":
-                step, shift = _blend_matrix(rng.uniform(max(0.0, 1 - saturation), 1 + saturation), to_gray), torch.zeros(3)
+                step = _blend_matrix(rng.uniform(max(0.0, 1 - saturation), 1 + saturation), to_gray)
+                shift = torch.zeros(3)
             else:
                 step, shift = _hue_matrix(rng.uniform(-hue, hue)), torch.zeros(3)
             matrix, offset = step @ matrix, step @ offset + shift

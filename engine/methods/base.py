@@ -54,7 +54,8 @@ class Method(nn.Module):
         self.num_classes = num_classes
         self.model = model_factory()
 
-    def training_step(self, labeled: dict, unlabeled: dict | None, step: int, total_steps: int) -> dict[str, torch.Tensor]:
+    def training_step(self, labeled: dict, unlabeled: dict | None, step: int,
+                      total_steps: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def optimizer_parameters(self) -> Iterable[nn.Parameter]:

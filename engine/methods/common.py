@@ -101,7 +101,8 @@ class PseudoLabels:
 
     def mixed(self, other: PseudoLabels, mask: torch.Tensor) -> PseudoLabels:
         """Take ``other`` where ``mask`` is 1 (the same mask as the mixed images)."""
-        return PseudoLabels(*(None if a is None else mix(a, b, mask) for a, b in zip(self.fields(), other.fields(), strict=True)))
+        return PseudoLabels(*(None if a is None else mix(a, b, mask)
+                              for a, b in zip(self.fields(), other.fields(), strict=True)))
 
     def rolled(self) -> PseudoLabels:
         return PseudoLabels(*(None if a is None else roll_batch(a) for a in self.fields()))
@@ -121,7 +122,8 @@ def ground_truth_labels(mask: torch.Tensor, num_classes: int | None = None) -> P
     return PseudoLabels(label, torch.ones_like(mask, dtype=torch.float), inside, probabilities)
 
 
-def confident_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, threshold: float | torch.Tensor) -> torch.Tensor:
+def confident_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels,
+                            threshold: float | torch.Tensor) -> torch.Tensor:
     """UniMatch's unlabelled loss: CE on confident pixels, averaged over all inside pixels.
 
     Dividing by every inside pixel (not only the confident ones) lets the loss grow with

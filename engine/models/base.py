@@ -44,7 +44,8 @@ class SegmentationModel(nn.Module):
         self.decoder = decoder
         self.aux_decoder = aux_decoder
 
-    def decode(self, features: list[torch.Tensor], size: tuple[int, int], decoder: nn.Module | None = None) -> torch.Tensor:
+    def decode(self, features: list[torch.Tensor], size: tuple[int, int],
+               decoder: nn.Module | None = None) -> torch.Tensor:
         """Logits at ``size`` from encoder features, through ``decoder`` (default: our own)."""
         return resize_logits((decoder or self.decoder)(features), size)
 

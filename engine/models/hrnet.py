@@ -52,7 +52,9 @@ class HighResolutionModule(nn.Module):
         self.branches = nn.ModuleList(basic_stage(width, width, blocks) for width in widths)
         self.fuse_layers = nn.ModuleList(
             nn.ModuleList(
-                ConvBN(widths[j], widths[i], 1) if j > i else nn.Identity() if j == i else downsampling_path(widths[j], widths[i], i - j)
+                ConvBN(widths[j], widths[i], 1) if j > i
+                else nn.Identity() if j == i
+                else downsampling_path(widths[j], widths[i], i - j)
                 for j in range(len(widths))
             )
             for i in range(len(widths))
@@ -76,7 +78,8 @@ class Transition(nn.ModuleList):
 
     def __init__(self, previous: list[int], widths: list[int]):
         layers: list[nn.Module] = [
-            ConvBNReLU(previous[i], widths[i]) if previous[i] != widths[i] else nn.Identity() for i in range(len(previous))
+            ConvBNReLU(previous[i], widths[i]) if previous[i] != widths[i] else nn.Identity()
+            for i in range(len(previous))
         ]
         layers.append(nn.Sequential(ConvBNReLU(previous[-1], widths[-1], stride=2)))
         super().__init__(layers)
@@ -99,7 +102,8 @@ class HRNetEncoder(nn.Module):
         for stage, repeats in enumerate(modules, start=2):
             widths = [width * 2**i for i in range(stage)]
             setattr(self, f"transition{stage - 1}", Transition(previous, widths))
-            setattr(self, f"stage{stage}", nn.Sequential(*(HighResolutionModule(widths, blocks) for _ in range(repeats))))
+            setattr(self, f"stage{stage}",
+                    nn.Sequential(*(HighResolutionModule(widths, blocks) for _ in range(repeats))))
             previous = widths
         self.out_channels = previous
 
@@ -107,7 +111,8 @@ class HRNetEncoder(nn.Module):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         branches = [self.layer1(x)]
-        for transition, stage in ((self.transition1, self.stage2), (self.transition2, self.stage3), (self.transition3, self.stage4)):
+        for transition, stage in ((self.transition1, self.stage2), (self.transition2, self.stage3),
+                                  (self.transition3, self.stage4)):
             branches = stage(transition(branches))
         return branches
 

@@ -61,7 +61,8 @@ class KeyMapping:
 
     def map_state_dict(self, foreign: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Foreign keys -> encoder keys, without the classification head."""
-        return {self.to_ours(key): value for key, value in foreign.items() if not self.is_head(key.removeprefix(DATA_PARALLEL_PREFIX))}
+        return {self.to_ours(key): value for key, value in foreign.items()
+                if not self.is_head(key.removeprefix(DATA_PARALLEL_PREFIX))}
 
 
 #: Architecture family (as registered) -> the checkpoint layout its encoder loads.
@@ -72,7 +73,8 @@ BACKBONE_SOURCES: dict[str, KeyMapping] = {
         "HRNet-Image-Classification ImageNet checkpoint",
         head_prefixes=("incre_modules.", "downsamp_modules.", "final_layer.", "classifier."),
     ),
-    "DDRNet": KeyMapping("official DDRNet ImageNet checkpoint (ydhongHIT/DDRNet)", head_prefixes=("down5.", "last_layer.", "linear.")),
+    "DDRNet": KeyMapping("official DDRNet ImageNet checkpoint (ydhongHIT/DDRNet)",
+                         head_prefixes=("down5.", "last_layer.", "linear.")),
     "SegFormer": KeyMapping("NVlabs SegFormer mit_b* ImageNet checkpoint", head_prefixes=("head.",)),
 }
 

@@ -147,7 +147,8 @@ class MixTransformer(nn.Module):
             self.add_module(
                 f"block{stage}",
                 nn.ModuleList(
-                    MixTransformerBlock(width, HEADS[stage - 1], REDUCTION_RATIOS[stage - 1], rates[first + index]) for index in range(depth)
+                    MixTransformerBlock(width, HEADS[stage - 1], REDUCTION_RATIOS[stage - 1], rates[first + index])
+                    for index in range(depth)
                 ),
             )
             self.add_module(f"norm{stage}", nn.LayerNorm(width))
@@ -201,7 +202,8 @@ class SegFormer(SegmentationModel):
 
 PAPER = "Xie et al., NeurIPS 2021, arXiv:2105.15203"
 SEGFORMER_OPTIONS = (
-    Option("drop_path_rate", "float", 0.1, "Stochastic depth of the last block (linearly less before); official: 0.1.", min=0.0, max=0.5),
+    Option("drop_path_rate", "float", 0.1, "Stochastic depth of the last block (linearly less before); official: 0.1.",
+           min=0.0, max=0.5),
 )
 
 

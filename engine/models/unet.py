@@ -58,7 +58,8 @@ class UpBlock(nn.Module):
         if self.upsampling == "transposed":
             x = self.up(x)
         # Odd input sizes make the skip and the upsampled map differ by a pixel: match the skip.
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False) if x.shape[-2:] != skip.shape[-2:] else x
+        if x.shape[-2:] != skip.shape[-2:]:
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return self.conv(torch.cat([x, skip], dim=1))
 
 
@@ -84,10 +85,13 @@ class UNet(SegmentationModel):
 
 
 UNET_OPTIONS = (
-    Option("base_width", "int", 32, "Channels of the first level; each level doubles it (the paper: 64).", min=4, max=128),
+    Option("base_width", "int", 32, "Channels of the first level; each level doubles it (the paper: 64).",
+           min=4, max=128),
     Option("depth", "int", 4, "Number of downsampling steps (the paper: 4).", min=1, max=6),
-    Option("upsampling", "str", "bilinear", "Bilinear upsampling + conv, or the paper's transposed up-convolution.", choices=("bilinear", "transposed")),
-    Option("stem_stride", "int", 1, "Stride of the first convolution; 2 quarters the cost on small images.", choices=(1, 2)),
+    Option("upsampling", "str", "bilinear", "Bilinear upsampling + conv, or the paper's transposed up-convolution.",
+           choices=("bilinear", "transposed")),
+    Option("stem_stride", "int", 1, "Stride of the first convolution; 2 quarters the cost on small images.",
+           choices=(1, 2)),
 )
 
 

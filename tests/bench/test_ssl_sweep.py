@@ -38,7 +38,8 @@ def test_finished_runs_are_skipped_and_other_settings_refused(tmp_path):
 
 
 def test_table_has_mean_and_spread_and_keeps_findings(tmp_path):
-    stored = {"settings": SETTINGS, "results": {"supervised": {"16": [{"seed": 0, "miou": 0.2}, {"seed": 1, "miou": 0.3}]}}}
+    stored = {"settings": SETTINGS,
+              "results": {"supervised": {"16": [{"seed": 0, "miou": 0.2}, {"seed": 1, "miou": 0.3}]}}}
     table = markdown_table(stored, "python bench/ssl_sweep.py")
     assert "| supervised | 25.0 +- 7.1 (2) |" in table
     path = tmp_path / "results.md"

@@ -72,7 +72,8 @@ def write_dataset(tmp_path: Path) -> Callable[..., Path]:
                 width, height = mask.size
             else:
                 height, width = mask.shape[:2]
-            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(root / "images" / f"{stem}.png")
+            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(
+                root / "images" / f"{stem}.png")
             if mask is not None:
                 (mask if isinstance(mask, Image.Image) else Image.fromarray(mask)).save(root / "masks" / f"{stem}.png")
         if classes is not None:

@@ -46,10 +46,14 @@ def test_scores_match_torchmetrics_with_ignored_pixels_and_absent_classes(predic
 
     scores = segmentation_scores(confusion_matrix(pred, target, NUM_CLASSES))
 
-    assert scores["miou"] == pytest.approx(float(reference(MulticlassJaccardIndex, pred, target, average="macro")), abs=TOLERANCE)
-    assert scores["pixel_accuracy"] == pytest.approx(float(reference(MulticlassAccuracy, pred, target, average="micro")), abs=TOLERANCE)
-    assert scores["mean_accuracy"] == pytest.approx(float(reference(MulticlassAccuracy, pred, target, average="macro")), abs=TOLERANCE)
-    assert scores["mean_dice"] == pytest.approx(float(reference(MulticlassF1Score, pred, target, average="macro")), abs=TOLERANCE)
+    assert scores["miou"] == pytest.approx(
+        float(reference(MulticlassJaccardIndex, pred, target, average="macro")), abs=TOLERANCE)
+    assert scores["pixel_accuracy"] == pytest.approx(
+        float(reference(MulticlassAccuracy, pred, target, average="micro")), abs=TOLERANCE)
+    assert scores["mean_accuracy"] == pytest.approx(
+        float(reference(MulticlassAccuracy, pred, target, average="macro")), abs=TOLERANCE)
+    assert scores["mean_dice"] == pytest.approx(
+        float(reference(MulticlassF1Score, pred, target, average="macro")), abs=TOLERANCE)
     per_class = {
         "iou": reference(MulticlassJaccardIndex, pred, target, average="none"),
         "dice": reference(MulticlassF1Score, pred, target, average="none"),

@@ -1,4 +1,5 @@
-"""Changing a dataset through the API: names and colours reach the row, the runs' description and the preview, all or nothing."""
+"""Changing a dataset through the API: names and colours reach the row, the runs' description and the
+preview, all or nothing."""
 import os
 
 import numpy as np

@@ -68,7 +68,8 @@ BAD_ZIPS = {
                       "at most 255 bytes"),
     "colour word": ({"classes.json": b'{"classes": ["bg", {"name": "road", "color": "blue"}]}'}, "classes.json",
                     'class 1 ("road"): colour must be "#rrggbb" or [r, g, b]'),
-    "path with ..": ({"images/../../evil.png": png(np.zeros((16, 16, 3)))}, "images/../../evil.png", "leaves the dataset folder"),
+    "path with ..": ({"images/../../evil.png": png(np.zeros((16, 16, 3)))}, "images/../../evil.png",
+                     "leaves the dataset folder"),
 }
 
 

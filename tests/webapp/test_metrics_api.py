@@ -58,7 +58,8 @@ def test_a_downsampled_series_keeps_its_spikes_and_its_bounds(client, experiment
     assert 150 <= len(series["steps"]) <= 200 and series["steps"] == sorted(series["steps"])
     assert series["steps"][0] == 1 and series["steps"][-1] == 10_000  # the whole run, to its last step
     assert (4322, 50.0) in zip(series["steps"], series["values"], strict=True) and -3.0 in series["values"]
-    window = client.get(f"/api/v1/experiments/{experiment.pk}/metrics/?names=spiky&max_points=50&from_step=100&to_step=199")
+    window = client.get(f"/api/v1/experiments/{experiment.pk}/metrics/"
+                        "?names=spiky&max_points=50&from_step=100&to_step=199")
     steps = window.json()["metrics"]["spiky"]["steps"]
     assert 100 <= min(steps) and max(steps) <= 199
 

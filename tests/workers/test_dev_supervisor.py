@@ -28,8 +28,8 @@ def test_a_killed_worker_is_restarted_and_the_web_server_stays_up(tmp_path, medi
            "REDIS_URL": settings.CELERY_BROKER_URL, "DATABASE_URL": database_url_of_tests()}
     log_path = tmp_path / "dev.log"
     with open(log_path, "w") as log:
-        dev = subprocess.Popen([sys.executable, "scripts/dev.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               preexec_fn=die_with_parent)
+        dev = subprocess.Popen([sys.executable, "scripts/dev.py"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     try:
         wait_for(healthy, timeout=90, message="the web server")
         worker_pid = wait_for(lambda: re.search(r"started worker \(pid (\d+)\)", log_path.read_text()), timeout=30,

@@ -90,7 +90,8 @@ class DatasetUploadSerializer(serializers.Serializer):
 
     def validate_archive(self, archive):
         if archive.size > settings.SEGLAB_MAX_UPLOAD_BYTES:
-            raise serializers.ValidationError(f"{archive.size} bytes is over the limit of {settings.SEGLAB_MAX_UPLOAD_BYTES}")
+            raise serializers.ValidationError(f"{archive.size} bytes is over the limit of "
+                                              f"{settings.SEGLAB_MAX_UPLOAD_BYTES}")
         return archive
 
 

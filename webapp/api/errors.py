@@ -30,7 +30,8 @@ def _flatten(detail) -> str:
     return str(detail)
 
 
-def error_response(message: str, fields: dict | None = None, status_code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+def error_response(message: str, fields: dict | None = None,
+                   status_code: int = status.HTTP_400_BAD_REQUEST) -> Response:
     body = {"error": message}
     if fields:
         body["fields"] = fields

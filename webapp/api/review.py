@@ -37,8 +37,8 @@ class CommentWriteSerializer(serializers.Serializer):
 class TagsSerializer(serializers.Serializer):
     # The limits are checked by webapp.review.services.clean_tags, which names the tag at fault.
     tags = serializers.ListField(child=serializers.CharField(trim_whitespace=False, allow_blank=True),
-                                 help_text=f"The whole set (at most {MAX_TAGS}, each 1-{MAX_TAG_LENGTH} letters, digits, "
-                                           "spaces or . : + / - _): tags left out are removed")
+                                 help_text=f"The whole set (at most {MAX_TAGS}, each 1-{MAX_TAG_LENGTH} letters, "
+                                           "digits, spaces or . : + / - _): tags left out are removed")
 
 
 class StarSerializer(serializers.Serializer):
@@ -130,7 +130,8 @@ class CommentViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewse
         services.require_author(comment, request.user)  # before the body: a 403 says more than a 400
         payload = CommentWriteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        return Response(CommentSerializer(services.edit_comment(comment, request.user, payload.validated_data["body"])).data)
+        edited = services.edit_comment(comment, request.user, payload.validated_data["body"])
+        return Response(CommentSerializer(edited).data)
 
     def perform_destroy(self, instance):
         services.delete_comment(instance, self.request.user)

@@ -146,7 +146,8 @@ class SweepViewSet(ReviewActions, mixins.ListModelMixin, mixins.RetrieveModelMix
         """The sweep, its runs, and the method x budget table (mean, sd, n over seeds)."""
         sweep = self.get_object()
         runs = sweep_runs(sweep)
-        return Response(SweepDetailSerializer(sweep, context={"request": request, "runs": runs, "table": sweep_table(sweep, runs)}).data)
+        context = {"request": request, "runs": runs, "table": sweep_table(sweep, runs)}
+        return Response(SweepDetailSerializer(sweep, context=context).data)
 
     def perform_destroy(self, instance):
         """The sweep goes; its runs stay, outside any sweep (delete them one by one)."""

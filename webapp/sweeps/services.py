@@ -80,7 +80,8 @@ def sweep_runs(sweep: Sweep) -> list[SweepRun]:
     """The sweep's runs in the order they were queued (the grid's order), each with its cell."""
     experiments = list(sweep.experiments.order_by("pk"))
     return [SweepRun(experiment, cell)
-            for experiment, cell in zip(experiments, cells_of(sweep.engine_grid, [e.config for e in experiments]), strict=True)]
+            for experiment, cell in zip(experiments, cells_of(sweep.engine_grid, [e.config for e in experiments]),
+                                        strict=True)]
 
 
 def sweep_table(sweep: Sweep, runs: list[SweepRun]) -> Table:

@@ -17,7 +17,7 @@ from engine.data.transforms import BLUR_MODES
 from engine.methods import METHODS
 from engine.models import MODELS
 from engine.options import Option, OptionError, clean_options, shorten
-from engine.registry import RegistryError
+from engine.registry import Registry, RegistryError
 
 
 class ConfigError(OptionError):
@@ -232,7 +232,8 @@ class RunConfig:
         elif cleaned.get("gpus", 1) > 1 and cleaned.get("device", "").startswith("cuda:"):
             errors["device"] = (f"with gpus {cleaned['gpus']} use cuda or auto: process r trains on cuda:r of the GPUs "
                                 "that CUDA_VISIBLE_DEVICES shows")
-        sections = {"model_options": (MODELS, "arch"), "method_options": (METHODS, "method")}
+        sections: dict[str, tuple[Registry[Any], str]] = {"model_options": (MODELS, "arch"),
+                                                         "method_options": (METHODS, "method")}
         for key, (registry, name_key) in sections.items():
             name = cleaned.get(name_key, FIELD_BY_NAME[name_key].option.default)
             try:

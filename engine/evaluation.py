@@ -54,7 +54,7 @@ class Inference:
             return nullcontext()
         return torch.autocast(device.type, dtype=self.amp_dtype)
 
-    def window(self, size: tuple[int, int]) -> tuple[int, int] | None:
+    def window(self, size: tuple[int, ...]) -> tuple[int, int] | None:
         """The sliding window for an image of ``size``, or None to run it whole."""
         if self.mode == "whole" or max(size) <= self.crop:
             return None
@@ -86,12 +86,13 @@ def _slide(model: nn.Module, image: torch.Tensor, window: tuple[int, int]) -> to
         chunk = boxes[first:first + WINDOWS_PER_BATCH]
         crops = torch.cat([image[..., top:top + window[0], left:left + window[1]] for top, left in chunk])
         outputs = model(crops).float()
-        if logits is None:
+        if logits is None or counts is None:
             logits = image.new_zeros(1, outputs.shape[1], height, width, dtype=torch.float32)
             counts = image.new_zeros(1, 1, height, width, dtype=torch.float32)
         for output, (top, left) in zip(outputs, chunk, strict=True):
             logits[0, :, top:top + window[0], left:left + window[1]] += output
             counts[..., top:top + window[0], left:left + window[1]] += 1
+    assert logits is not None and counts is not None, "every image has at least one window"
     return logits / counts
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from engine import distributed
 from engine.config import RunConfig, upgrade_saved
@@ -38,7 +38,7 @@ from engine.evaluation import Inference, evaluate, measure_throughput, validatio
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
 from engine.reporting import EvaluationResult, NullReporter, Reporter, RunResult
-from engine.sampling import LABELED_STREAM, UNLABELED_STREAM, derive_seed
+from engine.sampling import LABELED_STREAM, UNLABELED_STREAM, SizedDataset, derive_seed
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
@@ -246,8 +246,7 @@ def _build_run(config: RunConfig, output_dir: str | Path | None) -> Run:
                distributed.data_parallel(method, device))
 
 
-def _resume(run: Run) -> None:
-    path = run.out / CHECKPOINT_LAST
+def _resume(run: Run, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         if not isinstance(state, dict) or "config" not in state:
@@ -268,7 +267,7 @@ def _resume(run: Run) -> None:
     run.restore(state)
 
 
-def _loader(dataset: Dataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
+def _loader(dataset: SizedDataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
     build = training_loader if distributed.world_size() == 1 else distributed.sharded_training_loader
     return iter(build(dataset, batch_size, seed=run.config.budget.seed, stream=stream, start_step=run.step,
                       num_workers=run.config.data.num_workers, pin_memory=run.device.type == "cuda"))
@@ -442,7 +441,7 @@ def _train_process(reporter: Reporter, config: RunConfig, output_dir: str | Path
 def _train(config: RunConfig, reporter: Reporter, output_dir: str | Path | None, resume: bool) -> RunResult:
     run = _build_run(config, output_dir)
     if resume and run.out and (run.out / CHECKPOINT_LAST).exists():
-        _resume(run)
+        _resume(run, run.out / CHECKPOINT_LAST)
     stopped = _loop(run, reporter)
     return RunResult(
         steps=run.step, stopped=stopped, best=run.best, last=run.last, metrics=run.metrics,

@@ -132,7 +132,7 @@ def read_classes(root: Path, defaults: list[tuple[str, str]] | None) -> tuple[Cl
         return ClassSpec(), [("classes.json", f"defines {len(classes)} classes; at most {MAX_CLASSES} are supported "
                                               f"({IGNORE_INDEX} = ignore)")]
     errors: list[tuple[str, str]] = []
-    names: list[str] = []
+    names = []
     given: list[str] = []  # the names that are valid text, checked for repeats
     explicit: list[tuple[int, int, int] | None] = []
     for i, item in enumerate(classes):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def fill_new_folder(destination: Path, write: Callable[[Path], None]) -> Path:
+def fill_new_folder(destination: Path, write: Callable[[Path], object]) -> Path:
     """Run ``write(staging)`` in a hidden sibling folder, then rename it to ``destination``.
 
     ``destination`` must be absent or empty (callers check it, in their own words). If

@@ -126,8 +126,9 @@ def vat_features(features: Features, decoder: nn.Module, prediction: torch.Tenso
 def fresh_copy(decoder: nn.Module) -> nn.Module:
     copied = copy.deepcopy(decoder)
     for module in copied.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+        reset_parameters = getattr(module, "reset_parameters", None)
+        if reset_parameters is not None:
+            reset_parameters()
     return copied
 
 

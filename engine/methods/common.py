@@ -37,8 +37,8 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     """
     for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
         t.lerp_(s.detach(), 1.0 - decay)
-    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
-        t.copy_(s)
+    for t_buffer, s_buffer in zip(teacher.buffers(), student.buffers(), strict=True):
+        t_buffer.copy_(s_buffer)
 
 
 def sigmoid_rampup(step: int, length: int) -> float:
@@ -101,11 +101,12 @@ class PseudoLabels:
 
     def mixed(self, other: PseudoLabels, mask: torch.Tensor) -> PseudoLabels:
         """Take ``other`` where ``mask`` is 1 (the same mask as the mixed images)."""
-        return PseudoLabels(*(None if a is None else mix(a, b, mask)
+        # mypy cannot tell that only the last field (probabilities) may be None.
+        return PseudoLabels(*(None if a is None else mix(a, b, mask)  # type: ignore[arg-type]
                               for a, b in zip(self.fields(), other.fields(), strict=True)))
 
     def rolled(self) -> PseudoLabels:
-        return PseudoLabels(*(None if a is None else roll_batch(a) for a in self.fields()))
+        return PseudoLabels(*(None if a is None else roll_batch(a) for a in self.fields()))  # type: ignore[arg-type]
 
     def fields(self) -> tuple:
         return self.label, self.confidence, self.inside, self.probabilities

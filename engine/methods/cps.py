@@ -71,7 +71,7 @@ class CrossPseudoSupervision(Method):
         num_lb = len(img_x)
 
         if self.cutmix:
-            box = box_masks(len(img_u), *img_u.shape[-2:], CUTMIX_AREA, img_u.device, boxes=CUTMIX_BOXES)
+            box = box_masks(len(img_u), img_u.shape[-2], img_u.shape[-1], CUTMIX_AREA, img_u.device, boxes=CUTMIX_BOXES)
             out_1, out_2 = self.model.forward_train(img_x), self.model_2.forward_train(img_x)
             with torch.no_grad():
                 pseudo_1 = PseudoLabels.from_logits(self.model(img_u), padding)

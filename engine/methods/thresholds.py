@@ -73,6 +73,9 @@ class PseudoLabelThreshold(nn.Module):
     prediction are buffers, so they are checkpointed and a resumed run keeps them.
     """
 
+    class_counts: torch.Tensor
+    predicted: torch.Tensor
+
     def __init__(self, num_classes: int, threshold: float, mode: str = "fixed"):
         super().__init__()
         if mode not in THRESHOLD_MODES:

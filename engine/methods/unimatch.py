@@ -127,7 +127,7 @@ class UniMatch(Method):
         box1, box2 = unlabeled["cutmix_box1"], unlabeled["cutmix_box2"]
         num_lb, size = len(img_x), img_x.shape[-2:]
         if self.box_area > 0:
-            box1, box2 = (box_masks(len(img_u_w), *size, self.box_area, img_u_w.device) for _ in range(2))
+            box1, box2 = (box_masks(len(img_u_w), size[0], size[1], self.box_area, img_u_w.device) for _ in range(2))
 
         # The fp stream is decoded in the clean forward's decoder batch (UniMatch's need_fp).
         perturb = self.feature_perturbation if self.fp_stream else None

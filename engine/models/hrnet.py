@@ -27,6 +27,8 @@ Encoder features: the four branches, strides ``[4, 8, 16, 32]``, channels
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -66,7 +68,7 @@ class HighResolutionModule(nn.Module):
         outputs = []
         for i, fuse in enumerate(self.fuse_layers):
             total = branches[i]
-            for j, path in enumerate(fuse):
+            for j, path in enumerate(cast(nn.ModuleList, fuse)):
                 if j != i:
                     total = total + upsample_to(path(branches[j]), branches[i])
             outputs.append(self.relu(total))
@@ -90,6 +92,14 @@ class Transition(nn.ModuleList):
 
 
 class HRNetEncoder(nn.Module):
+    # Set by setattr in the stage loop, under the official checkpoint's names.
+    transition1: Transition
+    transition2: Transition
+    transition3: Transition
+    stage2: nn.Sequential
+    stage3: nn.Sequential
+    stage4: nn.Sequential
+
     def __init__(self, width: int, stage1_blocks: int, modules: tuple[int, int, int], blocks: int):
         super().__init__()
         self.conv1 = nn.Conv2d(3, STEM_CHANNELS, 3, 2, 1, bias=False)
@@ -98,7 +108,7 @@ class HRNetEncoder(nn.Module):
         self.bn2 = nn.BatchNorm2d(STEM_CHANNELS)
         self.relu = nn.ReLU(inplace=True)
         self.layer1 = bottleneck_stage(STEM_CHANNELS, STEM_CHANNELS, stage1_blocks)
-        previous = [self.layer1[-1].out_channels]
+        previous: list[int] = [cast(int, self.layer1[-1].out_channels)]
         for stage, repeats in enumerate(modules, start=2):
             widths = [width * 2**i for i in range(stage)]
             setattr(self, f"transition{stage - 1}", Transition(previous, widths))

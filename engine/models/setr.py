@@ -116,7 +116,7 @@ class SETR(SegmentationModel):
         encoder = VisionTransformer(width, depth, heads, pos_grid, drop_path_rate)
         super().__init__(encoder, NaiveHead(width, num_classes))
 
-    def decode(self, features: list[torch.Tensor], size: tuple[int, int],
+    def decode(self, features: list[torch.Tensor], size: tuple[int, ...],
                decoder: nn.Module | None = None) -> torch.Tensor:
         """Upsample x16 to the padded input, then crop the padding off (keeps pixels aligned)."""
         logits = F.interpolate((decoder or self.decoder)(features), scale_factor=PATCH_SIZE, mode="bilinear",

@@ -163,7 +163,8 @@ def render_canvas(rng: np.random.Generator, images: np.ndarray, labels: np.ndarr
     for _ in range(int(rng.integers(style.items[0], style.items[1] + 1))):
         item = int(rng.integers(len(images)))
         side = int(rng.integers(low, high + 1))
-        garment = np.asarray(Image.fromarray(images[item]).resize((side, side), Image.BILINEAR), dtype=np.float32)
+        garment = np.asarray(Image.fromarray(images[item]).resize((side, side), Image.Resampling.BILINEAR),
+                             dtype=np.float32)
         # Centres within the middle `spread` of the canvas; a garment may hang over the edge.
         margin = (1 - style.spread) / 2 * size
         cy, cx = rng.uniform(margin, size - margin, size=2)

@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/seglab
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install install-test system-test-deps services run test migrate clean
+.PHONY: install install-test system-test-deps services run lint test migrate clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -45,7 +45,13 @@ run: migrate
 	$(PY) manage.py seglab_demo
 	$(PY) scripts/dev.py
 
-test: install-test services
+# ruff (pyproject.toml's rules) and mypy (engine/, webapp/, workers/ with the Django stubs);
+# no database needed. `make test` runs them first, so a lint or type error fails it.
+lint: install-test
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: install-test services lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) MEDIA_ROOT=$(CURDIR)/var/test-media \
 		$(PY) -m pytest $(PYTEST_ARGS)
 

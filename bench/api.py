@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         Comment.objects.bulk_create([Comment(experiment_id=pk, author=user, body="a note") for pk in ids[::13]])
         start = time.perf_counter()
         for first in range(1, args.points + 1, 50_000):
-            upsert_points(watched.pk, {("loss", step): 1.0 / step for step in range(first, min(first + 50_000, args.points + 1))})
+            upsert_points(watched.pk, {("loss", step): 1.0 / step
+                                       for step in range(first, min(first + 50_000, args.points + 1))})
         stored_seconds = time.perf_counter() - start
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")  # as autovacuum would: index-only scans need the visibility map

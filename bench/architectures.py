@@ -29,9 +29,10 @@ import platform
 import statistics
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +58,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench/architectures.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--archs", nargs="+", default=None, metavar="NAME", help="architectures (default: all registered)")
+    parser.add_argument("--archs", nargs="+", default=None, metavar="NAME",
+                        help="architectures (default: all registered)")
     parser.add_argument("--size", type=parse_size, default=(512, 1024), help="input height x width, e.g. 512x1024")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="off", help="autocast dtype for timing")
@@ -103,7 +105,7 @@ def benchmark(name: str, args: argparse.Namespace) -> dict[str, Any]:
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     dtype = AMP_DTYPES[args.amp]
 
-    def autocast() -> ContextManager:
+    def autocast() -> AbstractContextManager:
         return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
     model = build_model(name, args.classes).to(device, memory_format=memory_format)
@@ -146,7 +148,8 @@ def benchmark(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-COLUMNS = (("arch", "arch"), ("params_m", "params (M)"), ("gflops", "GFLOPs"), ("train_img_s", "train img/s"), ("infer_fps", "infer FPS"))
+COLUMNS = (("arch", "arch"), ("params_m", "params (M)"), ("gflops", "GFLOPs"), ("train_img_s", "train img/s"),
+           ("infer_fps", "infer FPS"))
 
 
 def table_header() -> str:
@@ -170,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.device == "cuda"
-    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
+    device_name = (torch.cuda.get_device_name() if args.device == "cuda"
+                   else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
     height, width = args.size
     settings = {
         "device": device_name,

@@ -90,9 +90,10 @@ def main() -> None:
         write_scenes(root, args.images)
         index = load_index(root)
         budget = split_label_budget(index, "1/2", seed=0)
+        every_id = budget.labeled_ids + budget.unlabeled_ids
         pipelines = {
-            "labelled (scale, crop, flip)": LabeledDataset(index, budget.labeled_ids + budget.unlabeled_ids, CROP),
-            "unlabelled (weak + 2 strong + 2 cutmix)": UnlabeledDataset(index, budget.labeled_ids + budget.unlabeled_ids, CROP),
+            "labelled (scale, crop, flip)": LabeledDataset(index, every_id, CROP),
+            "unlabelled (weak + 2 strong + 2 cutmix)": UnlabeledDataset(index, every_id, CROP),
         }
         costs = []
         for name, dataset in pipelines.items():
@@ -107,7 +108,8 @@ def main() -> None:
     result = {
         "device": "cpu", "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
         "load_average_1min": round(os.getloadavg()[0], 2),  # other processes competing for the same cores
-        "torch": torch.__version__, "image": f"{WIDTH}x{HEIGHT} PNG", "crop": CROP, "batch_size": BATCH, "per_sample": costs, "rows": rows,
+        "torch": torch.__version__, "image": f"{WIDTH}x{HEIGHT} PNG", "crop": CROP, "batch_size": BATCH,
+        "per_sample": costs, "rows": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

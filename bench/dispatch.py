@@ -59,11 +59,12 @@ def wait(predicate, timeout: float) -> float:
 def start_worker() -> subprocess.Popen:
     database = connection.settings_dict
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDIA_ROOT": str(MEDIA),
-           "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"}
+           "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT'] or 5432}"
+                           f"/{database['NAME']}"}
     name = f"dispatch-{os.getpid()}@localhost"
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "-Q", "gpu,cpu",
-                               "-n", name, "--loglevel", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo",
+                               "-Q", "gpu,cpu", "-n", name, "--loglevel", "WARNING"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
     while not any(name in reply for reply in app.control.ping(timeout=1.0)):
         if time.monotonic() > deadline or worker.poll() is not None:
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         team = Team.objects.create(name="bench")
         user = get_user_model().objects.create_user("bench", password="bench-password")
         Membership.objects.create(team=team, user=user, role=Membership.Role.OWNER)
-        dataset = ingest_folder(team, "shapes", generate_demo(MEDIA / "upload", num_images=24, num_unlabeled=8, size=32), user)
+        folder = generate_demo(MEDIA / "upload", num_images=24, num_unlabeled=8, size=32)
+        dataset = ingest_folder(team, "shapes", folder, user)
         client = Client(HTTP_HOST="127.0.0.1")
         client.force_login(user)
         for _ in range(args.runs):
@@ -106,12 +108,12 @@ def main(argv: list[str] | None = None) -> int:
                                    content_type="application/json")
             assert response.status_code == 201, response.content
             pk = response.json()["id"]
-            wait(lambda: Experiment.objects.filter(pk=pk, status="running").exists(), 60)
+            wait(lambda pk=pk: Experiment.objects.filter(pk=pk, status="running").exists(), 60)
             to_running = time.perf_counter() - posted  # the POST's own time is part of the dispatch
-            wait(lambda: Experiment.objects.filter(pk=pk, current_step__gte=3).exists(), 120)
+            wait(lambda pk=pk: Experiment.objects.filter(pk=pk, current_step__gte=3).exists(), 120)
             asked = time.perf_counter()
             assert client.post(f"/api/v1/experiments/{pk}/cancel/").status_code == 200
-            wait(lambda: Experiment.objects.filter(pk=pk, status="cancelled").exists(), 60)
+            wait(lambda pk=pk: Experiment.objects.filter(pk=pk, status="cancelled").exists(), 60)
             rows.append({"to_running_s": to_running, "to_cancelled_s": time.perf_counter() - asked})
     finally:
         worker.terminate()

@@ -91,7 +91,8 @@ def measure(name: str, make_reporter, experiment: Experiment, steps: int, metric
         raise SystemExit(f"{name}: {stored} points stored, {steps * metrics} logged")
     durations.sort()
     return {"path": name, "points": stored, "seconds": elapsed, "points_per_second": stored / elapsed,
-            "log_p50_ms": 1000 * statistics.median(durations), "log_p99_ms": 1000 * durations[int(0.99 * len(durations))],
+            "log_p50_ms": 1000 * statistics.median(durations),
+            "log_p99_ms": 1000 * durations[int(0.99 * len(durations))],
             "log_max_ms": 1000 * durations[-1], "share_of_loop": sum(durations) / loop}
 
 
@@ -121,13 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         connection.creation.destroy_test_db(original, verbosity=0)
     offered = args.metrics / (args.step_ms / 1000)
-    print(f"{args.steps} steps x {args.metrics} points, a step every {args.step_ms} ms ({offered:,.0f} points/s offered), "
-          f"PostgreSQL {connection.pg_version // 10000}, {platform.node()}")
-    print("| path | points | seconds | points/s stored | log_metrics p50 (ms) | p99 (ms) | max (ms) | share of the loop |")
+    print(f"{args.steps} steps x {args.metrics} points, a step every {args.step_ms} ms "
+          f"({offered:,.0f} points/s offered), PostgreSQL {connection.pg_version // 10000}, {platform.node()}")
+    print("| path | points | seconds | points/s stored | log_metrics p50 (ms) | p99 (ms) | max (ms) "
+          "| share of the loop |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(f"| {row['path']} | {row['points']:,} | {row['seconds']:.2f} | {row['points_per_second']:,.0f} | "
-              f"{row['log_p50_ms']:.4f} | {row['log_p99_ms']:.4f} | {row['log_max_ms']:.1f} | {row['share_of_loop']:.1%} |")
+              f"{row['log_p50_ms']:.4f} | {row['log_p99_ms']:.4f} | {row['log_max_ms']:.1f} | "
+              f"{row['share_of_loop']:.1%} |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"steps": args.steps, "metrics": args.metrics, "step_ms": args.step_ms,
                                      "machine": platform.node(),

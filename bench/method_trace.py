@@ -46,7 +46,8 @@ class Trace(NullReporter):
     def log_evaluation(self, step, result) -> None:
         """Per-class IoU and the confusion matrix too: a method that loses one class (trousers, say)
         shows here which class took its pixels."""
-        iou = {name: None if value is None else round(value, 4) for name, value in zip(result.class_names, result.iou)}
+        iou = {name: None if value is None else round(value, 4)
+               for name, value in zip(result.class_names, result.iou, strict=True)}
         self.evaluations.append({"step": step, "miou": round(result.miou, 4), "iou": iou,
                                  "confusion_matrix": result.confusion_matrix})
         classes = ", ".join(f"{name} {percent(value)}" for name, value in iou.items())

@@ -52,7 +52,8 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         mine = [run for run in runs if run["arch"] == arch]
         mious = [run["miou"] for run in mine]
         rows.append({
-            "arch": arch, "model_options": ARCHITECTURES.get(arch, {}), "iters": mine[0]["iters"], "seeds": [run["seed"] for run in mine], "miou": mious,
+            "arch": arch, "model_options": ARCHITECTURES.get(arch, {}), "iters": mine[0]["iters"],
+            "seeds": [run["seed"] for run in mine], "miou": mious,
             "miou_mean": statistics.mean(mious), "miou_std": statistics.stdev(mious) if len(mious) > 1 else 0.0,
             "seconds_per_run": statistics.mean(run["seconds"] for run in mine),
             "images_per_second": statistics.median(run["images_per_second"] for run in mine),
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Seeds (default: 0 1 2).")
     parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES),
                         help="Architectures (default: %(default)s); others run at their registry defaults.")
-    parser.add_argument("--data", type=Path, help="A demo dataset folder (default: generate one in a temporary folder).")
+    parser.add_argument("--data", type=Path,
+                        help="A demo dataset folder (default: generate one in a temporary folder).")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice).")
     parser.add_argument("--json", type=Path, help="Also write the runs and the summary to this file.")
     args = parser.parse_args(argv)

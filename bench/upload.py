@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             times.append(time.perf_counter() - start)
     files = 2 * info.num_labeled
     best = min(times)
-    print(f"{files:,} files ({args.pairs:,} {args.size}x{args.size} image/mask pairs), {os.cpu_count()} CPUs, {platform.node()}")
+    print(f"{files:,} files ({args.pairs:,} {args.size}x{args.size} image/mask pairs), {os.cpu_count()} CPUs, "
+          f"{platform.node()}")
     print("| files | best (s) | median (s) | files/s |")
     print("| ---: | ---: | ---: | ---: |")
     print(f"| {files:,} | {best:.2f} | {sorted(times)[len(times) // 2]:.2f} | {files / best:,.0f} |")

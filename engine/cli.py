@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -136,7 +137,7 @@ def scores_table(result: EvaluationResult) -> str:
         return f"{100 * value:7.2f}" if value is not None else f"{'-':>7}"
 
     lines = [f"{'class':<{width}}  {'IoU':>7}  {'Dice':>7}  {'Acc':>7}"]
-    for name, iou, dice, acc in zip(result.class_names, result.iou, result.dice, accuracy):
+    for name, iou, dice, acc in zip(result.class_names, result.iou, result.dice, accuracy, strict=True):
         lines.append(f"{name:<{width}}  {cell(iou)}  {cell(dice)}  {cell(acc)}")
     lines.append(f"mIoU {100 * result.miou:.2f}  mean Dice {100 * result.mean_dice:.2f}  "
                  f"pixel accuracy {100 * result.pixel_accuracy:.2f}  mean accuracy {100 * result.mean_accuracy:.2f}")
@@ -222,7 +223,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
     path = generate(args.name, args.out_dir, **parse_pairs(args.option, "--option"))
     info = inspect_dataset(path)
-    print(f"wrote {info.num_images} images ({info.num_train} train, {info.num_val} val) of the {args.name} dataset to {path}")
+    print(f"wrote {info.num_images} images ({info.num_train} train, {info.num_val} val) of the {args.name} dataset "
+          f"to {path}")
     for item in info.classes:
         print(f"  {item['index']:>2} {item['name']:<12} {100 * item['pixel_share']:5.1f}% of labelled pixels")
     return 0
@@ -264,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--json", action="store_true", help="Print the evaluation as JSON.")
     eval_parser.set_defaults(handler=cmd_eval)
 
-    predict_parser = commands.add_parser("predict", help="Write masks (index PNGs) and overlays for a folder of images.")
+    predict_parser = commands.add_parser("predict",
+                                         help="Write masks (index PNGs) and overlays for a folder of images.")
     _add_inference_flags(predict_parser)
     predict_parser.add_argument("--images", required=True, metavar="DIR", help="Folder of images.")
     predict_parser.add_argument("--out", required=True, metavar="DIR", help="Writes DIR/masks and DIR/overlays.")
@@ -277,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_parser = commands.add_parser("dataset", help="Write a built-in dataset in the upload layout.")
     dataset_parser.add_argument("name", help="Built-in dataset (see `list`).")
     dataset_parser.add_argument("out_dir", help="Folder to write images/, masks/ and classes.json to.")
-    dataset_parser.add_argument("--option", action="append", metavar="NAME=VALUE", help="Generator option (repeatable).")
+    dataset_parser.add_argument("--option", action="append", metavar="NAME=VALUE",
+                                help="Generator option (repeatable).")
     dataset_parser.set_defaults(handler=cmd_dataset)
     return parser
 

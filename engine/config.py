@@ -8,15 +8,16 @@ it, and ``from_flat`` refuses anything else with errors that name the field.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from engine.data.budget import parse_labeled
 from engine.data.transforms import BLUR_MODES
 from engine.methods import METHODS
 from engine.models import MODELS
 from engine.options import Option, OptionError, clean_options, shorten
-from engine.registry import RegistryError
+from engine.registry import Registry, RegistryError
 
 
 class ConfigError(OptionError):
@@ -49,37 +50,61 @@ MAX_SHOWN_NAME = 60
 
 FIELDS: tuple[Field, ...] = (
     _f("data", "data", "str", "", "Dataset folder or zip (images/ + masks/ [+ classes.json])."),
-    _f("data", "crop_size", "int", 64, "Training crop side in pixels; smaller images are padded with the ignore label.", min=16, max=2048, label="Crop size (px)"),
-    _f("data", "min_scale", "float", 0.5, "Smallest random rescaling of training images (UniMatch: 0.5).", min=0.1, max=4.0, label="Minimum scale"),
-    _f("data", "max_scale", "float", 2.0, "Largest random rescaling of training images (UniMatch: 2.0); 1 and 1 turn rescaling off.", min=0.1, max=4.0, label="Maximum scale"),
-    _f("data", "strong_blur", "str", "crop", "Gaussian blur of the strong views (p=0.5). crop: UniMatch's sigma 0.1-2.0 px, "
-       "set for its 321 px Pascal crop, scaled to this crop (0.02-0.4 px at 64 px), so that it blurs the same share of the "
-       "image. pixels: 0.1-2.0 px at any crop, as UniMatch's code; at 64 px that erases small objects.",
+    _f("data", "crop_size", "int", 64, "Training crop side in pixels; smaller images are padded with the ignore label.",
+       min=16, max=2048, label="Crop size (px)"),
+    _f("data", "min_scale", "float", 0.5, "Smallest random rescaling of training images (UniMatch: 0.5).",
+       min=0.1, max=4.0, label="Minimum scale"),
+    _f("data", "max_scale", "float", 2.0,
+       "Largest random rescaling of training images (UniMatch: 2.0); 1 and 1 turn rescaling off.",
+       min=0.1, max=4.0, label="Maximum scale"),
+    _f("data", "strong_blur", "str", "crop",
+       "Gaussian blur of the strong views (p=0.5). crop: UniMatch's sigma 0.1-2.0 px, "
+       "set for its 321 px Pascal crop, scaled to this crop (0.02-0.4 px at 64 px), so that it blurs the same share "
+       "of the image. pixels: 0.1-2.0 px at any crop, as UniMatch's code; at 64 px that erases small objects.",
        choices=BLUR_MODES, label="Strong-view blur"),
-    _f("data", "val_fraction", "float", 0.2, "Share of masked images held out for validation when the dataset has no splits/val.txt.", min=0.0, max=0.9, label="Validation share"),
-    _f("data", "num_workers", "int", 0, "DataLoader worker processes (0 = load in the training process).", min=0, max=32, label="Data loader workers"),
+    _f("data", "val_fraction", "float", 0.2,
+       "Share of masked images held out for validation when the dataset has no splits/val.txt.",
+       min=0.0, max=0.9, label="Validation share"),
+    _f("data", "num_workers", "int", 0, "DataLoader worker processes (0 = load in the training process).",
+       min=0, max=32, label="Data loader workers"),
     _f("model", "arch", "str", "unet", "Architecture (see the catalogue).", label="Architecture"),
     _f("method", "method", "str", "supervised", "Semi-supervised method (see the catalogue)."),
-    _f("budget", "labeled", "str", "1/8", "Label budget: a fraction of the masked training images (1/16, 1/8, 1/4, 1/2, all) or a count (16).", label="Label budget"),
-    _f("budget", "seed", "int", 0, "Random seed of the label budget, the initialisation and the augmentations.", min=0, max=MAX_SEED),
+    _f("budget", "labeled", "str", "1/8",
+       "Label budget: a fraction of the masked training images (1/16, 1/8, 1/4, 1/2, all) or a count (16).",
+       label="Label budget"),
+    _f("budget", "seed", "int", 0, "Random seed of the label budget, the initialisation and the augmentations.",
+       min=0, max=MAX_SEED),
     _f("schedule", "iters", "int", 1000, "Training iterations.", min=1, max=MAX_ITERS, label="Iterations"),
     _f("schedule", "batch_size", "int", 8, "Labelled images per step.", min=1, max=1024, label="Labelled batch size"),
-    _f("schedule", "unlabeled_batch_size", "int", 0, "Unlabelled images per step (0 = same as batch_size).", min=0, max=1024, label="Unlabelled batch size"),
+    _f("schedule", "unlabeled_batch_size", "int", 0, "Unlabelled images per step (0 = same as batch_size).",
+       min=0, max=1024, label="Unlabelled batch size"),
     _f("schedule", "optimizer", "str", "adamw", "Optimiser.", choices=("adamw", "sgd")),
-    _f("schedule", "lr", "float", 2e-3, "Peak learning rate (poly decay to 0).", min=1e-7, max=10.0, label="Learning rate"),
+    _f("schedule", "lr", "float", 2e-3, "Peak learning rate (poly decay to 0).",
+       min=1e-7, max=10.0, label="Learning rate"),
     _f("schedule", "weight_decay", "float", 1e-4, "Weight decay.", min=0.0, max=1.0),
     _f("schedule", "momentum", "float", 0.9, "SGD momentum.", min=0.0, max=0.999),
-    _f("schedule", "poly_power", "float", 0.9, "Exponent of the poly learning-rate decay (DeepLab's 0.9).", min=0.0, max=5.0, label="Poly power"),
-    _f("schedule", "warmup_iters", "int", 0, "Linear warm-up iterations (at most the run's iterations).", min=0, max=MAX_ITERS, label="Warm-up iterations"),
-    _f("schedule", "grad_clip", "float", 0.0, "Clip the gradient norm to this value (0 = off).", min=0.0, max=1e6, label="Gradient clipping"),
-    _f("schedule", "eval_every", "int", 0, "Evaluate every N iterations (0 = ten times per run; more than iters = at the end only).", min=0, max=MAX_ITERS, label="Evaluate every"),
-    _f("schedule", "log_every", "int", 10, "Log losses every N iterations (and at the last one).", min=1, max=MAX_ITERS, label="Log every"),
-    _f("schedule", "eval_mode", "str", "whole", "Evaluate whole images, or slide an eval_crop window over images larger than it "
-       "(windows overlap by a third, as mmsegmentation's slide inference).", choices=("whole", "sliding"), label="Evaluation mode"),
-    _f("schedule", "eval_crop", "int", 512, "Sliding-window side in pixels; images no larger are evaluated whole.", min=16, max=8192, label="Sliding window (px)"),
+    _f("schedule", "poly_power", "float", 0.9, "Exponent of the poly learning-rate decay (DeepLab's 0.9).",
+       min=0.0, max=5.0, label="Poly power"),
+    _f("schedule", "warmup_iters", "int", 0, "Linear warm-up iterations (at most the run's iterations).",
+       min=0, max=MAX_ITERS, label="Warm-up iterations"),
+    _f("schedule", "grad_clip", "float", 0.0, "Clip the gradient norm to this value (0 = off).",
+       min=0.0, max=1e6, label="Gradient clipping"),
+    _f("schedule", "eval_every", "int", 0,
+       "Evaluate every N iterations (0 = ten times per run; more than iters = at the end only).",
+       min=0, max=MAX_ITERS, label="Evaluate every"),
+    _f("schedule", "log_every", "int", 10, "Log losses every N iterations (and at the last one).",
+       min=1, max=MAX_ITERS, label="Log every"),
+    _f("schedule", "eval_mode", "str", "whole",
+       "Evaluate whole images, or slide an eval_crop window over images larger than it "
+       "(windows overlap by a third, as mmsegmentation's slide inference).",
+       choices=("whole", "sliding"), label="Evaluation mode"),
+    _f("schedule", "eval_crop", "int", 512, "Sliding-window side in pixels; images no larger are evaluated whole.",
+       min=16, max=8192, label="Sliding window (px)"),
     _f("device", "device", "str", "auto", "auto, cpu, cuda or cuda:N."),
-    _f("device", "amp", "str", "off", "Mixed precision on CUDA.", choices=("off", "bf16", "fp16"), label="Mixed precision"),
-    _f("device", "deterministic", "bool", False, "Deterministic algorithms (slower; exact resume on the CPU).", label="Deterministic"),
+    _f("device", "amp", "str", "off", "Mixed precision on CUDA.",
+       choices=("off", "bf16", "fp16"), label="Mixed precision"),
+    _f("device", "deterministic", "bool", False, "Deterministic algorithms (slower; exact resume on the CPU).",
+       label="Deterministic"),
     _f("device", "gpus", "int", 1, "Processes of one run, one per GPU (DistributedDataParallel, docs/distributed.md); "
        "batch_size is per process, so the effective batch is batch_size x gpus; lr is used as given (the linear "
        "scaling rule of Goyal et al. 2017 would multiply it by gpus). On the CPU each process uses the gloo backend.",
@@ -169,7 +194,7 @@ class RunConfig:
     device: DeviceConfig
 
     @classmethod
-    def from_flat(cls, values: Mapping[str, Any], *, require_data: bool = True) -> "RunConfig":
+    def from_flat(cls, values: Mapping[str, Any], *, require_data: bool = True) -> RunConfig:
         """Validate flat JSON; raise ConfigError listing every wrong field at once."""
         values = dict(values)
         if isinstance(values.get("labeled"), (int, float)) and not isinstance(values["labeled"], bool):
@@ -177,7 +202,8 @@ class RunConfig:
         errors: dict[str, str] = {}
         for name in values:
             if name not in FIELD_BY_NAME and name not in OPTION_KEYS:
-                errors[shorten(str(name), MAX_SHOWN_NAME)] = "unknown field; valid fields: " + ", ".join([*FIELD_BY_NAME, *OPTION_KEYS])
+                errors[shorten(str(name), MAX_SHOWN_NAME)] = ("unknown field; valid fields: "
+                                                              + ", ".join([*FIELD_BY_NAME, *OPTION_KEYS]))
         cleaned: dict[str, Any] = {}
         for f in FIELDS:
             name = f.option.name
@@ -196,15 +222,18 @@ class RunConfig:
             errors["min_scale"] = f"must not exceed max_scale ({cleaned['max_scale']}); got {cleaned['min_scale']}"
         if "iters" in cleaned:
             for name in WITHIN_RUN:
-                if name in cleaned and cleaned[name] > cleaned["iters"] and cleaned[name] != FIELD_BY_NAME[name].option.default:
-                    errors[name] = f"must not exceed iters ({cleaned['iters']}), the length of the run; got {cleaned[name]}"
+                if (name in cleaned and cleaned[name] > cleaned["iters"]
+                        and cleaned[name] != FIELD_BY_NAME[name].option.default):
+                    errors[name] = (f"must not exceed iters ({cleaned['iters']}), the length of the run; "
+                                    f"got {cleaned[name]}")
         if "device" in cleaned and not _valid_device(cleaned["device"]):
             errors["device"] = (f"expected auto, cpu, cuda or cuda:N (N at most {MAX_CUDA_INDEX}); "
                                 f"got {shorten(cleaned['device'], MAX_SHOWN_NAME)!r}")
         elif cleaned.get("gpus", 1) > 1 and cleaned.get("device", "").startswith("cuda:"):
             errors["device"] = (f"with gpus {cleaned['gpus']} use cuda or auto: process r trains on cuda:r of the GPUs "
                                 "that CUDA_VISIBLE_DEVICES shows")
-        sections = {"model_options": (MODELS, "arch"), "method_options": (METHODS, "method")}
+        sections: dict[str, tuple[Registry[Any], str]] = {"model_options": (MODELS, "arch"),
+                                                         "method_options": (METHODS, "method")}
         for key, (registry, name_key) in sections.items():
             name = cleaned.get(name_key, FIELD_BY_NAME[name_key].option.default)
             try:

@@ -32,9 +32,10 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -42,11 +43,14 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.multiprocessing.spawn import ProcessException
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from engine.data.loaders import worker_options
 from engine.reporting import EvaluationResult, NullReporter, PredictionSample, Reporter
-from engine.sampling import ResumableBatchSampler, SeededItems
+from engine.sampling import ResumableBatchSampler, SeededItems, SizedDataset
+
+if TYPE_CHECKING:
+    from engine.methods.base import Method
 
 #: How long a rank waits in a collective: rank 0 evaluates alone while the others wait.
 COLLECTIVE_TIMEOUT = timedelta(hours=1)
@@ -80,7 +84,7 @@ def launch(fn: Callable[..., Any], world_size: int, reporter: Reporter, *args: A
         sent = _sent_error(requests)
         if sent is None:
             raise RuntimeError(f"a training process of the run failed: {error}") from None
-        raise sent
+        raise sent from error
     finally:  # after an error here (in the reporter) or in a rank, no rank trains on
         for process in processes.processes:
             if process.is_alive():
@@ -287,7 +291,7 @@ def _collective_device() -> torch.device:
 class _TrainingStep(nn.Module):
     """A method's training step as a module's forward, the one call DDP wraps per step."""
 
-    def __init__(self, method: nn.Module):
+    def __init__(self, method: Method):
         super().__init__()
         self.method = method
 
@@ -295,7 +299,7 @@ class _TrainingStep(nn.Module):
         return self.method.training_step(labeled, unlabeled, step, total_steps)
 
 
-def data_parallel(method: nn.Module, device: torch.device) -> Callable[..., dict[str, torch.Tensor]]:
+def data_parallel(method: Method, device: torch.device) -> Callable[..., dict[str, torch.Tensor]]:
     """``method.training_step``, under DistributedDataParallel when the run has several processes.
 
     DDP averages the gradients of ``optimizer_parameters()`` only: trainable networks the
@@ -324,7 +328,7 @@ class ShardedBatchSampler(Sampler[list[tuple[int, int]]]):
             yield batch[first:first + self.batch_size]
 
 
-def sharded_training_loader(dataset: Dataset, batch_size: int, *, seed: int, stream: int, start_step: int = 0,
+def sharded_training_loader(dataset: SizedDataset, batch_size: int, *, seed: int, stream: int, start_step: int = 0,
                             num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
     """``engine.data.loaders.training_loader`` for one rank: ``batch_size`` per process, from the
     global batch a one-process run of ``batch_size x world_size`` would draw at the same step."""

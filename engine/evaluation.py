@@ -10,10 +10,10 @@ from __future__ import annotations
 import heapq
 import statistics
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,15 +46,15 @@ class Inference:
     amp_dtype: torch.dtype | None = None
 
     @classmethod
-    def from_config(cls, config: RunConfig, device: torch.device) -> "Inference":
+    def from_config(cls, config: RunConfig, device: torch.device) -> Inference:
         return cls(config.schedule.eval_mode, config.schedule.eval_crop, amp_dtype(config.device.amp, device))
 
-    def autocast(self, device: torch.device) -> ContextManager:
+    def autocast(self, device: torch.device) -> AbstractContextManager:
         if self.amp_dtype is None:
             return nullcontext()
         return torch.autocast(device.type, dtype=self.amp_dtype)
 
-    def window(self, size: tuple[int, int]) -> tuple[int, int] | None:
+    def window(self, size: tuple[int, ...]) -> tuple[int, int] | None:
         """The sliding window for an image of ``size``, or None to run it whole."""
         if self.mode == "whole" or max(size) <= self.crop:
             return None
@@ -84,14 +84,15 @@ def _slide(model: nn.Module, image: torch.Tensor, window: tuple[int, int]) -> to
     logits = counts = None
     for first in range(0, len(boxes), WINDOWS_PER_BATCH):
         chunk = boxes[first:first + WINDOWS_PER_BATCH]
-        crops = torch.cat([image[..., t:t + window[0], l:l + window[1]] for t, l in chunk])
+        crops = torch.cat([image[..., top:top + window[0], left:left + window[1]] for top, left in chunk])
         outputs = model(crops).float()
-        if logits is None:
+        if logits is None or counts is None:
             logits = image.new_zeros(1, outputs.shape[1], height, width, dtype=torch.float32)
             counts = image.new_zeros(1, 1, height, width, dtype=torch.float32)
-        for output, (t, l) in zip(outputs, chunk):
-            logits[0, :, t:t + window[0], l:l + window[1]] += output
-            counts[..., t:t + window[0], l:l + window[1]] += 1
+        for output, (top, left) in zip(outputs, chunk, strict=True):
+            logits[0, :, top:top + window[0], left:left + window[1]] += output
+            counts[..., top:top + window[0], left:left + window[1]] += 1
+    assert logits is not None and counts is not None, "every image has at least one window"
     return logits / counts
 
 

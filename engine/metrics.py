@@ -43,7 +43,7 @@ class ConfusionMatrix:
 
 
 def _per_class(values: torch.Tensor, present: torch.Tensor) -> list[float | None]:
-    return [float(value) if keep else None for value, keep in zip(values.tolist(), present.tolist())]
+    return [float(value) if keep else None for value, keep in zip(values.tolist(), present.tolist(), strict=True)]
 
 
 def _mean(values: torch.Tensor, present: torch.Tensor) -> float:
@@ -108,7 +108,7 @@ def image_scores(confusion: torch.Tensor, max_confusions: int = MAX_IMAGE_CONFUS
     iou_sum, classes, correct, total = summary[:4]
     kept = len(pixels)
     confusions = sorted(((int(cell) // num_classes, int(cell) % num_classes, int(count))
-                         for count, cell in zip(summary[4:4 + kept], summary[4 + kept:]) if count > 0),
+                         for count, cell in zip(summary[4:4 + kept], summary[4 + kept:], strict=True) if count > 0),
                         key=lambda entry: (-entry[2], entry[0], entry[1]))
     return {
         "miou": iou_sum / classes if classes else None,

@@ -6,8 +6,9 @@ the CLI help, so none of them repeats a default, a range or a help text.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
 class OptionError(ValueError):

@@ -5,8 +5,9 @@ failed lookup lists every valid name, so a typo fails at the edge with the fix i
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from engine.options import Option
 

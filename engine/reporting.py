@@ -39,7 +39,7 @@ class EvaluationResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def without_images(self) -> "EvaluationResult":
+    def without_images(self) -> EvaluationResult:
         """The summary alone, as checkpoints keep it: per-image scores are the reporter's to store."""
         return replace(self, images=[])
 

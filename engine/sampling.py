@@ -16,8 +16,9 @@ whatever the number of DataLoader workers:
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -62,7 +63,8 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
             raise ValueError(f"batch size {batch_size} does not fit {size} samples")
         self.size, self.batch_size, self.seed, self.stream = size, batch_size, seed, stream
         self.start_step = start_step
-        self._epoch, self._order = -1, []
+        self._epoch = -1
+        self._order: list[int] = []
 
     def _index_at(self, position: int) -> int:
         epoch, offset = divmod(position, self.size)
@@ -82,10 +84,19 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
             step += 1
 
 
+class SizedDataset(Protocol):
+    """A map-style dataset that knows its length, which every batch sampler here needs
+    (torch's ``Dataset`` declares ``__getitem__`` only)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> dict: ...
+
+
 class SeededItems(Dataset):
     """``dataset[index]`` for a ``(step, index)`` key, augmented by RNGs seeded from the key."""
 
-    def __init__(self, dataset: Dataset, seed: int, stream: int):
+    def __init__(self, dataset: SizedDataset, seed: int, stream: int):
         self.dataset, self.seed, self.stream = dataset, seed, stream
 
     def __len__(self) -> int:

@@ -19,9 +19,10 @@ whose options go to ``method_options`` on top of the base settings' own.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from engine.config import FIELD_BY_NAME, ConfigError, RunConfig
 from engine.data.budget import parse_labeled
@@ -133,7 +134,7 @@ def _check_axes(grid: Grid, max_runs: int | None) -> None:
             errors[axis] = f"empty: give at least one of the {described}"
             continue
         wrong = next((value for value in values if not isinstance(value, kind) or isinstance(value, bool)
-                      or (kind is str and not value.strip())), None)
+                      or (isinstance(value, str) and not value.strip())), None)
         if wrong is not None:
             errors[axis] = f"expected {described}; got {wrong!r}"[:200]
             continue
@@ -195,7 +196,7 @@ def _check_values(grid: Grid) -> None:
             errors.setdefault("methods", str(error))
     for arch in grid.archs if grid.has_arch_axis else ():
         try:
-            MODELS.get(arch)
+            MODELS.get(str(arch))
         except RegistryError as error:
             errors.setdefault("archs", str(error))
     if errors:
@@ -272,10 +273,10 @@ def cells_of(grid: Grid, configs: Iterable[Mapping[str, Any]]) -> list[Cell]:
         specs[(name, repr(sorted(cleaned.items())))] = spec
     found = []
     for config in configs:
-        options = repr(sorted((config.get("method_options") or {}).items()))
-        method = specs.get((config.get("method"), options), config.get("method"))
+        cleaned_options = repr(sorted((config.get("method_options") or {}).items()))
+        method = specs.get((config["method"], cleaned_options), config["method"])
         arch = config.get("arch") if grid.has_arch_axis else None
-        found.append(Cell(method, str(config.get("labeled")), config.get("seed"), arch))
+        found.append(Cell(method, str(config.get("labeled")), config["seed"], arch))
     return found
 
 

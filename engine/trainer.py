@@ -20,14 +20,15 @@ hold the unwrapped networks (the format of a one-process run) and every rank's R
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from engine import distributed
 from engine.config import RunConfig, upgrade_saved
@@ -37,7 +38,7 @@ from engine.evaluation import Inference, evaluate, measure_throughput, validatio
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
 from engine.reporting import EvaluationResult, NullReporter, Reporter, RunResult
-from engine.sampling import LABELED_STREAM, UNLABELED_STREAM, derive_seed
+from engine.sampling import LABELED_STREAM, UNLABELED_STREAM, SizedDataset, derive_seed
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
@@ -65,7 +66,8 @@ def resolve_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise TrainingError(f"device {name} was requested but no CUDA GPU is available here; use device=cpu or auto")
+            raise TrainingError(f"device {name} was requested but no CUDA GPU is available here; "
+                                "use device=cpu or auto")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise TrainingError(f"device {name} was requested but this machine has {torch.cuda.device_count()} "
                                 f"CUDA GPU(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}")
@@ -92,7 +94,8 @@ def build_optimizer(config: RunConfig, method: Method) -> torch.optim.Optimizer:
     schedule = config.schedule
     parameters = [p for p in method.optimizer_parameters() if p.requires_grad]
     if schedule.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=schedule.lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay)
+        return torch.optim.SGD(parameters, lr=schedule.lr, momentum=schedule.momentum,
+                               weight_decay=schedule.weight_decay)
     return torch.optim.AdamW(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
 
 
@@ -191,9 +194,9 @@ def _check_fits(config: RunConfig, data: TrainingData) -> None:
     labeled = len(data.labeled)
     per_gpus = f" x gpus {gpus}" if gpus > 1 else ""  # each process takes its own batch of a global one
     if schedule.batch_size * gpus > labeled:
-        raise TrainingError(f"batch_size {schedule.batch_size}{per_gpus} is larger than the {labeled} labelled training "
-                            f"images of the label budget {budget.labeled}; use batch_size <= {labeled // gpus} or a "
-                            "larger budget", "batch_size")
+        raise TrainingError(f"batch_size {schedule.batch_size}{per_gpus} is larger than the {labeled} labelled "
+                            f"training images of the label budget {budget.labeled}; "
+                            f"use batch_size <= {labeled // gpus} or a larger budget", "batch_size")
     if data.unlabeled is not None:
         unlabeled_batch = schedule.unlabeled_batch_size or schedule.batch_size
         pool = len(data.unlabeled)
@@ -243,8 +246,7 @@ def _build_run(config: RunConfig, output_dir: str | Path | None) -> Run:
                distributed.data_parallel(method, device))
 
 
-def _resume(run: Run) -> None:
-    path = run.out / CHECKPOINT_LAST
+def _resume(run: Run, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         if not isinstance(state, dict) or "config" not in state:
@@ -265,7 +267,7 @@ def _resume(run: Run) -> None:
     run.restore(state)
 
 
-def _loader(dataset: Dataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
+def _loader(dataset: SizedDataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
     build = training_loader if distributed.world_size() == 1 else distributed.sharded_training_loader
     return iter(build(dataset, batch_size, seed=run.config.budget.seed, stream=stream, start_step=run.step,
                       num_workers=run.config.data.num_workers, pin_memory=run.device.type == "cuda"))
@@ -284,7 +286,8 @@ def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
         unlabeled = _loader(run.data.unlabeled, schedule.unlabeled_batch_size or schedule.batch_size,
                             UNLABELED_STREAM, run)
     while True:
-        yield _to_device(next(labeled), run.device), _to_device(next(unlabeled), run.device) if unlabeled is not None else None
+        yield (_to_device(next(labeled), run.device),
+               _to_device(next(unlabeled), run.device) if unlabeled is not None else None)
 
 
 def _optimisation_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str, torch.Tensor]:
@@ -336,7 +339,8 @@ class LossMeter:
         """The means over every process's steps (one gather when several train the run)."""
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
-        for part in distributed.all_gather({name: (float(total), self.counts[name]) for name, total in self.sums.items()}):
+        for part in distributed.all_gather({name: (float(total), self.counts[name])
+                                            for name, total in self.sums.items()}):
             for name, (total, count) in part.items():
                 sums[name], counts[name] = sums.get(name, 0.0) + total, counts.get(name, 0) + count
         self.sums, self.counts = {}, {}
@@ -437,7 +441,7 @@ def _train_process(reporter: Reporter, config: RunConfig, output_dir: str | Path
 def _train(config: RunConfig, reporter: Reporter, output_dir: str | Path | None, resume: bool) -> RunResult:
     run = _build_run(config, output_dir)
     if resume and run.out and (run.out / CHECKPOINT_LAST).exists():
-        _resume(run)
+        _resume(run, run.out / CHECKPOINT_LAST)
     stopped = _loop(run, reporter)
     return RunResult(
         steps=run.step, stopped=stopped, best=run.best, last=run.last, metrics=run.metrics,

@@ -36,7 +36,8 @@ def class_mismatches(run_classes: list[str], dataset_classes: list[str]) -> list
     (empty when they match). A checkpoint's output channel k means the run's class k, so the
     names must agree in order, not only as a set."""
     problems = []
-    for index, (expected, found) in enumerate(zip(run_classes, dataset_classes)):
+    # The lists may differ in length; the classes past the shorter one are listed below.
+    for index, (expected, found) in enumerate(zip(run_classes, dataset_classes, strict=False)):
         if expected != found:
             problems.append(f"class {index} is {found!r} here but {expected!r} in the run's dataset")
     for index in range(len(dataset_classes), len(run_classes)):

@@ -6,7 +6,7 @@ masks the experiment page colours in the browser. Colours are the dataset's ``cl
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -18,8 +18,8 @@ from engine.data.masks import IGNORE_INDEX
 IGNORE_COLOR = (0, 0, 0)
 UNKNOWN_COLOR = (255, 255, 255)
 
-Color = Union[str, Sequence[int]]
-ArrayLike = Union[np.ndarray, torch.Tensor, Image.Image]
+Color = str | Sequence[int]
+ArrayLike = np.ndarray | torch.Tensor | Image.Image
 
 
 def parse_color(color: Color) -> tuple[int, int, int]:
@@ -79,7 +79,8 @@ def overlay(image_uint8: ArrayLike, mask: ArrayLike, colors: Sequence[Color], al
     image = _as_image(image_uint8)
     labels = _as_mask(mask)
     if image.shape[:2] != labels.shape:
-        raise ValueError(f"image is {image.shape[0]}x{image.shape[1]} but the mask is {labels.shape[0]}x{labels.shape[1]}")
+        raise ValueError(f"image is {image.shape[0]}x{image.shape[1]} "
+                         f"but the mask is {labels.shape[0]}x{labels.shape[1]}")
     colored = _lookup_table(colors)[labels].astype(np.float32)
     blended = (1 - alpha) * image.astype(np.float32) + alpha * colored
     blended = np.where((labels == IGNORE_INDEX)[..., None], image, blended)

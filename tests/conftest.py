@@ -127,8 +127,8 @@ def purge_queues() -> None:
 
 #: Job-backend timings for the worker processes the tests start: fast enough that a
 #: killed worker's run is re-queued within seconds (the defaults are 5 s / 30 s / 30 s).
-WORKER_TIMINGS = {"SEGLAB_HEARTBEAT_SECONDS": "0.5", "SEGLAB_HEARTBEAT_TIMEOUT": "4", "SEGLAB_CANCEL_GRACE_SECONDS": "4",
-                  "SEGLAB_SYSTEM_METRICS_SECONDS": "1"}
+WORKER_TIMINGS = {"SEGLAB_HEARTBEAT_SECONDS": "0.5", "SEGLAB_HEARTBEAT_TIMEOUT": "4",
+                  "SEGLAB_CANCEL_GRACE_SECONDS": "4", "SEGLAB_SYSTEM_METRICS_SECONDS": "1"}
 
 
 class WorkerProcess:
@@ -139,7 +139,7 @@ class WorkerProcess:
         self.env, self.log_path, self.name = env, log_path, name
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 90.0) -> "WorkerProcess":
+    def start(self, timeout: float = 90.0) -> WorkerProcess:
         from webapp.celery import app
 
         log = open(self.log_path, "a")
@@ -281,7 +281,8 @@ class PageWatch:
 
     def _request(self, request) -> None:
         host = request.url.split("/")[2] if "://" in request.url else ""
-        if request.url.startswith(("http://", "https://", "ws://")) and host.split(":")[0] not in ("localhost", "127.0.0.1"):
+        if (request.url.startswith(("http://", "https://", "ws://"))
+                and host.split(":")[0] not in ("localhost", "127.0.0.1")):
             self.off_host.append(request.url)
 
     def assert_clean(self, expected_errors: tuple[str, ...] = ()) -> None:

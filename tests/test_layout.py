@@ -52,7 +52,8 @@ def test_docker_compose_file_is_valid_and_has_the_readme_services():
     named = set(re.findall(r"^\| `([\w-]+)` \|", stack, flags=re.M))
     assert {"postgres", "redis", "web", "worker"} <= named
     for service in named:
-        assert re.search(rf"^  {service}:$", config, flags=re.M), f"service {service} of the README is not in the compose file"
+        assert re.search(rf"^  {service}:$", config, flags=re.M), \
+            f"service {service} of the README is not in the compose file"
     assert "driver: nvidia" in config and "healthcheck" in config
 
 
@@ -79,10 +80,12 @@ def test_every_data_attribute_of_a_template_is_read_by_a_script_or_a_test():
     """A ``data-*`` attribute is a contract with a script (``element.dataset.name``, a ``[data-name]``
     selector) or a test's handle on the page; one that nothing reads is dead markup."""
     templates = ROOT / "frontend" / "templates"
-    attributes = {name for path in templates.rglob("*.html") for name in re.findall(r"\bdata-([a-z0-9-]+)=",
-                                                                                    path.read_text())}
-    readers = "\n".join(path.read_text() for folder in (ROOT / "frontend" / "static" / "seglab", ROOT / "tests")
-                        for path in folder.rglob("*") if path.suffix in (".js", ".py") and path.name != "test_layout.py")
+    attributes = {name for path in templates.rglob("*.html")
+                  for name in re.findall(r"\bdata-([a-z0-9-]+)=", path.read_text())}
+    folders = (ROOT / "frontend" / "static" / "seglab", ROOT / "tests")
+    scripts = [path for folder in folders for path in folder.rglob("*")
+               if path.suffix in (".js", ".py") and path.name != "test_layout.py"]
+    readers = "\n".join(path.read_text() for path in scripts)
     unread = []
     for name in sorted(attributes):
         camel = re.sub(r"-([a-z])", lambda match: match.group(1).upper(), name)

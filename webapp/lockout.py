@@ -1,9 +1,8 @@
 """The page a locked-out login gets (django-axes calls this; see AXES_* in settings)."""
-from django.conf import settings
-from django.shortcuts import render
-
 from axes.backends import AxesStandaloneBackend
 from axes.helpers import get_client_username, get_cool_off
+from django.conf import settings
+from django.shortcuts import render
 
 LOCKED_OUT_STATUS = 429
 

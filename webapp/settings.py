@@ -193,8 +193,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "SegLab API",
-    "DESCRIPTION": "Datasets, experiments, their metrics and evaluations. Authenticate with `Authorization: Token <key>` "
-                   "(tokens are made on the account page) or a browser session. Errors are "
+    "DESCRIPTION": "Datasets, experiments, their metrics and evaluations. "
+                   "Authenticate with `Authorization: Token <key>` (tokens are made on the account page) "
+                   "or a browser session. Errors are "
                    "`{\"error\": \"...\", \"fields\": {\"name\": \"message\"}}`.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

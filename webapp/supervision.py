@@ -12,9 +12,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 GRACE_SECONDS = 30
 BACKOFF_SECONDS = (1, 2, 5, 10, 30)
@@ -60,7 +60,8 @@ class Supervisor:
                     lived = time.monotonic() - service.started
                     service.failures = service.failures + 1 if lived < HEALTHY_SECONDS else 0
                     delay = BACKOFF_SECONDS[min(service.failures, len(BACKOFF_SECONDS) - 1)]
-                    self.say(f"{service.name} exited with code {service.process.returncode}; starting it again in {delay} s")
+                    self.say(f"{service.name} exited with code {service.process.returncode}; "
+                             f"starting it again in {delay} s")
                     time.sleep(delay)
                     self.start(service)
         except KeyboardInterrupt:

@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
-
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from webapp.health import healthz

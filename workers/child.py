@@ -51,7 +51,8 @@ def describe_exit(subject: str, code: int, when: str = "") -> str:
     """Why ``subject`` ("the run's process") ended without recording an outcome; ``when``: " at step 40"."""
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
-        hint = {signal.SIGKILL: " (out of memory?)", signal.SIGSEGV: " (a crash in native code)"}.get(-code, "")
+        hints = {signal.SIGKILL.value: " (out of memory?)", signal.SIGSEGV.value: " (a crash in native code)"}
+        hint = hints.get(-code, "")
         return f"{subject} was killed by {name}{hint}{when}"
     return f"{subject} exited with code {code}{when} without recording an outcome"
 

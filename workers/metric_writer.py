@@ -16,7 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from django.db import connection, connections, transaction
 
@@ -30,7 +30,8 @@ MAX_SECONDS = 1.0
 _STOP = None
 #: Each touched block's extremes, from its points (a rewritten step can lower a block's maximum).
 SUMMARIZE_SQL = (
-    f"INSERT INTO {MetricSummary._meta.db_table} (experiment_id, name, block, low_value, low_step, high_value, high_step) "
+    f"INSERT INTO {MetricSummary._meta.db_table} "
+    "(experiment_id, name, block, low_value, low_step, high_value, high_step) "
     f"SELECT experiment_id, name, step / {MetricSummary.BLOCK_STEPS}, "
     "(min(ARRAY[value, step::double precision]))[1], (min(ARRAY[value, step::double precision]))[2]::integer, "
     "(max(ARRAY[value, step::double precision]))[1], (max(ARRAY[value, step::double precision]))[2]::integer "
@@ -47,7 +48,7 @@ def upsert_points(experiment_id: int, batch: Batch) -> None:
         return
     if connection.vendor == "postgresql":
         table = MetricPoint._meta.db_table
-        names, steps, values = zip(*((name, step, value) for (name, step), value in batch.items()))
+        names, steps, values = zip(*((name, step, value) for (name, step), value in batch.items()), strict=True)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (experiment_id, name, step, value) "

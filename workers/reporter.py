@@ -13,8 +13,8 @@ no longer belongs to this attempt (re-queued by the reconciler, deleted), the ru
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
@@ -24,7 +24,8 @@ from PIL import Image
 
 from engine.reporting import EvaluationResult, ImageScore, PredictionSample
 from engine.visualize import grey_index_png
-from webapp.experiments.models import Evaluation, Experiment, ImageScore as ImageScoreRow, confusion_key
+from webapp.experiments.models import Evaluation, Experiment, confusion_key
+from webapp.experiments.models import ImageScore as ImageScoreRow
 from workers.metric_writer import MetricWriter
 
 CANCEL_POLL_SECONDS = 1.0
@@ -121,7 +122,8 @@ class DatabaseReporter:
         now = time.monotonic()
         if not self.stop and now - self.last_poll >= CANCEL_POLL_SECONDS:
             self.last_poll = now
-            row = Experiment.objects.filter(pk=self.experiment.pk).values("status", "attempt", "cancel_requested").first()
+            row = (Experiment.objects.filter(pk=self.experiment.pk)
+                   .values("status", "attempt", "cancel_requested").first())
             self.stop = (row is None or row["cancel_requested"] or row["status"] != Experiment.Status.RUNNING
                          or (self.attempt is not None and row["attempt"] != self.attempt))
         return self.stop
@@ -130,7 +132,8 @@ class DatabaseReporter:
 def _score_row(evaluation: Evaluation, score: ImageScore) -> ImageScoreRow:
     return ImageScoreRow(evaluation=evaluation, image_id=score.id, miou=score.miou, pixel_accuracy=score.pixel_accuracy,
                          pixels=score.pixels,
-                         confusions={confusion_key(true, predicted): pixels for true, predicted, pixels in score.confusions})
+                         confusions={confusion_key(true, predicted): pixels
+                                     for true, predicted, pixels in score.confusions})
 
 
 def save_samples(samples: list[PredictionSample], images: Path, truth: Path, predictions: Path) -> list[dict]:

@@ -14,8 +14,8 @@ import importlib.metadata
 import platform
 import subprocess
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -43,7 +43,8 @@ def describe_device(name: str, gpus: int = 1) -> dict:
     processes = f"{gpus} x " if gpus > 1 else ""
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
-        return {"device_name": f"{processes}{device} {properties.name}", "device_memory_mb": properties.total_memory // 2**20}
+        return {"device_name": f"{processes}{device} {properties.name}",
+                "device_memory_mb": properties.total_memory // 2**20}
     threads = max(1, torch.get_num_threads() // gpus)
     return {"device_name": f"{processes}cpu {platform.machine()} ({threads} threads)", "device_memory_mb": None}
 
@@ -105,7 +106,8 @@ def run(experiment: Experiment, attempt: int, interrupted: Callable[[], bool] = 
         lifecycle.fail(experiment.pk, describe_error(error, experiment), attempt, traceback.format_exc())
         return "failed"
     if result.stopped and interrupted():
-        lifecycle.interrupt(experiment.pk, attempt, f"the worker stopped at step {result.steps}; queued again to resume")
+        lifecycle.interrupt(experiment.pk, attempt,
+                            f"the worker stopped at step {result.steps}; queued again to resume")
         return "interrupted"
     if result.stopped:
         lifecycle.cancelled(experiment.pk, attempt, f"stopped at step {result.steps} as asked")

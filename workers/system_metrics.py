@@ -12,6 +12,7 @@ import os
 
 import psutil
 
+
 def _gpu_handle():
     """NVML's handle of the first GPU this worker may use, or None (no GPU, no driver)."""
     try:

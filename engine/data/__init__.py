@@ -15,14 +15,14 @@ folders are recognised too (``engine.data.layouts``).
 ``inspect_dataset`` is the one validator: the web upload, the API and the CLI call it
 and never re-implement it.
 """
-from engine.data.errors import DatasetError
-from engine.data.description import DatasetInfo
-from engine.data.limits import Limits
-from engine.data.index import DatasetIndex
-from engine.data.layouts import Sample
-from engine.data.extract import extract_zip
-from engine.data.inspect import inspect_dataset, load_index
 from engine.data.budget import LabelBudget, parse_labeled, split_label_budget
+from engine.data.description import DatasetInfo
+from engine.data.errors import DatasetError
+from engine.data.extract import extract_zip
+from engine.data.index import DatasetIndex
+from engine.data.inspect import inspect_dataset, load_index
+from engine.data.layouts import Sample
+from engine.data.limits import Limits
 from engine.data.loaders import TrainingData, build_training_data
 
 __all__ = [

@@ -32,6 +32,6 @@ class DatasetInfo:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "DatasetInfo":
+    def from_dict(cls, values: dict[str, Any]) -> DatasetInfo:
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})

@@ -61,7 +61,8 @@ def _member_errors(members: list[zipfile.ZipInfo], limits: Limits) -> list[tuple
         elif (info.file_size > limits.ratio_min_bytes
               and info.file_size > limits.max_compression_ratio * max(1, info.compress_size)):
             errors.append((name, f"compresses {info.file_size / max(1, info.compress_size):.0f}:1, more than the limit "
-                                 f"of {limits.max_compression_ratio:.0f}:1 (a zip bomb?); images are already compressed"))
+                                 f"of {limits.max_compression_ratio:.0f}:1 (a zip bomb?); "
+                                 "images are already compressed"))
         seen.add(key)
     files = [info for info in members if not info.is_dir()]
     if len(files) > limits.max_files:

@@ -132,7 +132,7 @@ def read_classes(root: Path, defaults: list[tuple[str, str]] | None) -> tuple[Cl
         return ClassSpec(), [("classes.json", f"defines {len(classes)} classes; at most {MAX_CLASSES} are supported "
                                               f"({IGNORE_INDEX} = ignore)")]
     errors: list[tuple[str, str]] = []
-    names: list[str] = []
+    names = []
     given: list[str] = []  # the names that are valid text, checked for repeats
     explicit: list[tuple[int, int, int] | None] = []
     for i, item in enumerate(classes):
@@ -252,7 +252,8 @@ def scan(root: str | Path) -> tuple[DatasetIndex | None, list[tuple[str, str]]]:
     spec, class_errors = read_classes(root, listing.default_classes)
     errors += class_errors
     index = DatasetIndex(root, listing.samples, spec.names, spec.colors, spec.ignore_index, listing.train_ids,
-                         listing.val_ids, layout=found.name, mask_colors=spec.mask_colors, ignore_color=spec.ignore_color)
+                         listing.val_ids, layout=found.name, mask_colors=spec.mask_colors,
+                         ignore_color=spec.ignore_color)
     errors += _check_splits(index)
     return index, errors
 
@@ -266,7 +267,8 @@ def _check_splits(index: DatasetIndex) -> list[tuple[str, str]]:
             elif split == "val" and index.by_id[stem].mask is None:
                 errors.append((f"{split} split", f"lists `{stem}`, which has no mask; validation images need masks"))
     for stem in sorted(set(index.train_ids or []) & set(index.val_ids or [])):
-        errors.append(("splits", f"`{stem}` is in both the train and the val split; a validation image is never trained on"))
+        errors.append(("splits", f"`{stem}` is in both the train and the val split; "
+                                 "a validation image is never trained on"))
     return errors
 
 
@@ -330,7 +332,7 @@ def relabel_classes(root: str | Path, names: list[str], colors: list[str | list[
     problems: list[str] = []
     hex_colors: list[str | None] = []
     first_with: dict[str, int] = {}
-    for i, (name, color) in enumerate(zip(names, colors)):
+    for i, (name, color) in enumerate(zip(names, colors, strict=True)):
         valid_name, rgb, found = _read_class(i, {"name": name, "color": color})
         if valid_name is not None and rgb is None and not found:
             found = [f"class {i} ({_shown(name)}): colour must be {COLOR_FORMS}; got null"]
@@ -344,7 +346,7 @@ def relabel_classes(root: str | Path, names: list[str], colors: list[str | list[
     if problems:
         raise DatasetError([("", problem) for problem in problems])
     info.classes = [{**described, "name": name, "color": color}
-                    for described, name, color in zip(info.classes, names, hex_colors)]
+                    for described, name, color in zip(info.classes, names, hex_colors, strict=True)]
     payload = {"version": DESCRIPTION_VERSION, "fingerprint": fingerprint(index), "info": info.to_dict()}
     target = index.root / DESCRIPTION_FILE
     partial = target.with_suffix(".json.partial")

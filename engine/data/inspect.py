@@ -132,10 +132,12 @@ def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
         raise DatasetError(errors)
     files = [s.image for s in index.samples] + [s.mask for s in index.samples if s.mask is not None]
     if len(files) > limits.max_files:
-        raise DatasetError(errors + [("", f"the dataset holds {len(files)} files, more than the limit of {limits.max_files}")])
+        raise DatasetError(errors + [("", f"the dataset holds {len(files)} files, "
+                                          f"more than the limit of {limits.max_files}")])
     num_bytes = sum(os.stat(file).st_size for file in files)
     if num_bytes > limits.max_bytes:
-        raise DatasetError(errors + [("", f"the dataset holds {num_bytes} bytes, more than the limit of {limits.max_bytes}")])
+        raise DatasetError(errors + [("", f"the dataset holds {num_bytes} bytes, "
+                                          f"more than the limit of {limits.max_bytes}")])
 
     batches = [index.samples[i:i + INSPECT_BATCH] for i in range(0, len(index.samples), INSPECT_BATCH)]
     with ThreadPoolExecutor(INSPECT_THREADS) as pool:
@@ -144,17 +146,20 @@ def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
     for result in results:
         errors += result.errors
     sizes = [result.size for result in results if result.size]
-    masked = [(sample, result) for sample, result in zip(index.samples, results) if result.labels is not None]
+    # (mask path, stored values, pixels per value) of each sample whose mask was read.
+    masked = [(sample.mask, result.labels, result.counts)
+              for sample, result in zip(index.samples, results, strict=True)
+              if sample.mask is not None and result.labels is not None and result.counts is not None]
     if not index.labeled_ids:
         errors.append(("", "no masks found: at least one image needs a mask"))
 
     counts = np.zeros(65536, dtype=np.int64)
     images_with = np.zeros(65536, dtype=np.int64)
-    for _, result in masked:
-        inside = result.labels < len(counts)
-        counts[result.labels[inside]] += result.counts[inside]
-        images_with[result.labels[inside]] += 1
-    present = set(int(value) for _, result in masked for value in result.labels)
+    for _, values, value_counts in masked:
+        inside = values < len(counts)
+        counts[values[inside]] += value_counts[inside]
+        images_with[values[inside]] += 1
+    present = set(int(value) for _, values, _ in masked for value in values)
     ignore = index.ignore_index
     names, colors, notes = list(index.class_names), list(index.class_colors), []
     # 0/255 masks are binary (background/foreground), not "background + ignore".
@@ -169,27 +174,28 @@ def _inspect_folder(root: Path, limits: Limits, describe: bool) -> DatasetInfo:
     elif not names:
         labels = sorted(value for value in present if value != ignore)
         too_big = [value for value in labels if value >= MAX_CLASSES]
-        for sample, result in masked:
-            high = [int(v) for v in result.labels if v >= MAX_CLASSES and v != ignore]
+        for mask, values, _ in masked:
+            high = [int(v) for v in values if v >= MAX_CLASSES and v != ignore]
             if high:
-                errors.append((sample.mask.relative_to(root).as_posix(),
-                               f"mask has label {high[0]}; masks without classes.json hold class indices 0-{MAX_CLASSES - 1} "
-                               f"({IGNORE_INDEX} = ignore); for other values add classes.json"))
+                errors.append((mask.relative_to(root).as_posix(),
+                               f"mask has label {high[0]}; masks without classes.json hold class indices "
+                               f"0-{MAX_CLASSES - 1} ({IGNORE_INDEX} = ignore); for other values add classes.json"))
         count = (max(labels) + 1) if labels and not too_big else 1
         names = ["background", "foreground"] if count == 2 else ["background"] + [f"class {i}" for i in range(1, count)]
         colors = [DEFAULT_COLORS[i % len(DEFAULT_COLORS)] for i in range(count)]
         unused = [i for i in range(count) if i not in present]
         if unused and not too_big:
-            notes.append(f"no mask uses label(s) {unused[:10]}; classes are counted up to the largest label ({count - 1})")
+            notes.append(f"no mask uses label(s) {unused[:10]}; "
+                         f"classes are counted up to the largest label ({count - 1})")
         if len(labels) > MANY_CLASSES_WARNING:
             notes.append(f"masks use {len(labels)} distinct values; if they are not class indices "
                          "(an instance mask, a photo), convert them or add classes.json")
     else:
-        for sample, result in masked:
-            outside = [int(v) for v in result.labels if v >= len(names) and v != ignore]
+        for mask, values, _ in masked:
+            outside = [int(v) for v in values if v >= len(names) and v != ignore]
             if outside:
-                errors.append((sample.mask.relative_to(root).as_posix(),
-                               f"mask {sample.mask.name} has label {outside[0]} but {_class_source(index)} defines "
+                errors.append((mask.relative_to(root).as_posix(),
+                               f"mask {mask.name} has label {outside[0]} but {_class_source(index)} defines "
                                f"{len(names)} classes (0-{len(names) - 1}; {ignore} = ignore)"))
     if errors:
         raise DatasetError(errors)

@@ -13,9 +13,9 @@ A scanner only lists files and pairs them; it reads no pixels.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MASK_SUFFIXES = {".png", ".bmp", ".tif", ".tiff"}
@@ -73,7 +73,8 @@ class Layout:
 LAYOUTS: list[Layout] = []
 
 
-def layout(name: str, detect: Callable[[Path], bool]) -> Callable[[Callable[[Path], LayoutScan]], Callable[[Path], LayoutScan]]:
+def layout(name: str,
+           detect: Callable[[Path], bool]) -> Callable[[Callable[[Path], LayoutScan]], Callable[[Path], LayoutScan]]:
     def decorator(scan: Callable[[Path], LayoutScan]) -> Callable[[Path], LayoutScan]:
         LAYOUTS.append(Layout(name, detect, scan))
         return scan
@@ -98,7 +99,8 @@ def files_by_stem(folder: Path, suffixes: set[str], root: Path, strip: str = "",
         return found, errors
     paths = folder.rglob("*") if recursive else folder.iterdir()
     for path in sorted(paths):
-        if not _visible(path) or not path.is_file() or any(not _visible(p) for p in path.relative_to(folder).parents if p.name):
+        if (not _visible(path) or not path.is_file()
+                or any(not _visible(p) for p in path.relative_to(folder).parents if p.name)):
             continue
         relative = path.relative_to(root).as_posix()
         if path.suffix.lower() not in suffixes:
@@ -123,7 +125,8 @@ def read_split(path: Path) -> list[str] | None:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def _pair(images: dict[str, Path], masks: dict[str, Path], root: Path, image_hint: str) -> tuple[list[Sample], list[tuple[str, str]]]:
+def _pair(images: dict[str, Path], masks: dict[str, Path], root: Path,
+          image_hint: str) -> tuple[list[Sample], list[tuple[str, str]]]:
     errors = [(mask.relative_to(root).as_posix(), f"mask has no image (expected {image_hint.format(stem=stem)})")
               for stem, mask in masks.items() if stem not in images]
     return [Sample(stem, path, masks.get(stem)) for stem, path in images.items()], errors
@@ -164,12 +167,13 @@ def scan_cityscapes(root: Path) -> LayoutScan:
         if images and not masks and (root / "gtFine" / split).is_dir():
             errors.append((f"gtFine/{split}/", f"no *{CITYSCAPES_MASK_SUFFIX}.png masks; create them with "
                                                "cityscapesScripts' createTrainIdLabelImgs"))
-        split_samples, pair_errors = _pair(images, masks, root, f"leftImg8bit/{split}/<city>/{{stem}}{CITYSCAPES_IMAGE_SUFFIX}.png")
+        split_samples, pair_errors = _pair(images, masks, root,
+                                           f"leftImg8bit/{split}/<city>/{{stem}}{CITYSCAPES_IMAGE_SUFFIX}.png")
         errors += pair_errors
         for sample in split_samples:
             if sample.id in seen:
-                errors.append((sample.image.relative_to(root).as_posix(), f"duplicate stem `{sample.id}` "
-                                                                         f"(also {seen[sample.id].relative_to(root).as_posix()})"))
+                errors.append((sample.image.relative_to(root).as_posix(),
+                               f"duplicate stem `{sample.id}` (also {seen[sample.id].relative_to(root).as_posix()})"))
                 continue
             seen[sample.id] = sample.image
             samples.append(sample)

@@ -20,12 +20,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.data import transforms as T
 from engine.data.budget import LabelBudget, split_label_budget
-from engine.data.errors import DatasetError, read_problem
 from engine.data.description import DatasetInfo
+from engine.data.errors import DatasetError, read_problem
 from engine.data.index import DatasetIndex
 from engine.data.inspect import load_index
 from engine.data.masks import IGNORE_INDEX, MaskError, read_mask
-from engine.sampling import ResumableBatchSampler, SeededItems
+from engine.sampling import ResumableBatchSampler, SeededItems, SizedDataset
 
 #: 16-bit and float images (microscopy) are scaled by their own maximum into 0-255.
 WIDE_MODES = ("I;16", "I;16L", "I;16B", "I", "F")
@@ -88,7 +88,8 @@ class _Base(Dataset):
     def geometry(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """UniMatch's order: scale, crop (ignore padding), flip; returns image, mask, padding."""
         image, mask, padding = T.random_scale_crop(image, mask, self.crop_size, *self.scale_range)
-        return T.random_hflip(image, mask, padding)
+        image, mask, padding = T.random_hflip(image, mask, padding)
+        return image, mask, padding
 
 
 class LabeledDataset(_Base):
@@ -160,7 +161,7 @@ class TrainingData:
         return self.index.num_classes
 
 
-def training_loader(dataset: Dataset, batch_size: int, *, seed: int, stream: int, start_step: int = 0,
+def training_loader(dataset: SizedDataset, batch_size: int, *, seed: int, stream: int, start_step: int = 0,
                     num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
     """Endless training batches from step ``start_step`` on, reproducible for any ``num_workers``.
 
@@ -175,8 +176,8 @@ def training_loader(dataset: Dataset, batch_size: int, *, seed: int, stream: int
     )
 
 
-def build_training_data(path: str | Path, *, labeled: str | int, seed: int, crop_size: int, need_unlabeled: bool = False,
-                        val_fraction: float = 0.2, info: DatasetInfo | None = None,
+def build_training_data(path: str | Path, *, labeled: str | int, seed: int, crop_size: int,
+                        need_unlabeled: bool = False, val_fraction: float = 0.2, info: DatasetInfo | None = None,
                         scale_range: tuple[float, float] = SCALE_RANGE, strong_blur: str = "crop") -> TrainingData:
     """The datasets of one run; ``info`` (the description stored at upload) spares a re-inspection."""
     index = load_index(path, info)

@@ -14,8 +14,8 @@ sees all masks at once; here they read as 0/255 like any index mask.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -35,8 +35,9 @@ COLOR_FORMS = '"#rrggbb" or [r, g, b] with whole numbers 0-255'
 _HEX_COLOR = re.compile(r"#?[0-9a-fA-F]{6}")
 
 
-def hex_to_rgb(color: str | Sequence[int]) -> tuple[int, int, int]:
-    """``"#rrggbb"`` (the ``#`` optional) or ``[r, g, b]`` (the palette form of mmsegmentation and VOC) -> (r, g, b)."""
+def hex_to_rgb(color: object) -> tuple[int, int, int]:
+    """``"#rrggbb"`` (the ``#`` optional) or ``[r, g, b]`` (the palette form of mmsegmentation and VOC) -> (r, g, b);
+    any other value (classes.json is user input) raises ValueError."""
     if isinstance(color, str):
         if not _HEX_COLOR.fullmatch(color):
             raise ValueError(f"colour must be {COLOR_FORMS}; got {color!r}")

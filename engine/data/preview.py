@@ -43,19 +43,19 @@ def sample_sheet(dataset: str | Path, out_png: str | Path, ids: list[str] | None
         width, height = pair.shape[1] * scale, pair.shape[0] * scale
         if max_tile_width and width > max_tile_width:
             width, height = max_tile_width, max(1, height * max_tile_width // width)
-        tiles.append(Image.fromarray(pair).resize((width, height), Image.NEAREST))
+        tiles.append(Image.fromarray(pair).resize((width, height), Image.Resampling.NEAREST))
     width, height = tiles[0].size
     gap, legend_row = 6, 16
     rows = (len(tiles) + columns - 1) // columns
     legend_rows = (len(index.class_names) + 3) // 4
-    sheet = Image.new("RGB", (columns * (width + gap) + gap, rows * (height + gap) + gap + legend_rows * legend_row + gap),
-                      "white")
+    sheet = Image.new("RGB", (columns * (width + gap) + gap,
+                              rows * (height + gap) + gap + legend_rows * legend_row + gap), "white")
     for i, tile in enumerate(tiles):
         sheet.paste(tile, (gap + (i % columns) * (width + gap), gap + (i // columns) * (height + gap)))
     draw = ImageDraw.Draw(sheet)
     top = rows * (height + gap) + gap
     column_width = (sheet.width - gap) // 4
-    for i, (name, color) in enumerate(zip(index.class_names, index.class_colors)):
+    for i, (name, color) in enumerate(zip(index.class_names, index.class_colors, strict=True)):
         x, y = gap + (i % 4) * column_width, top + (i // 4) * legend_row
         draw.rectangle([x, y + 2, x + 10, y + 12], fill=color, outline="black")
         draw.text((x + 14, y + 1), name, fill="black")
@@ -90,7 +90,7 @@ def write_samples(dataset: str | Path, out_dir: str | Path, count: int = 12, max
         if max(image.size) > max_side:
             ratio = max_side / max(image.size)
             size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
-            image, mask = image.resize(size, Image.BILINEAR), mask.resize(size, Image.NEAREST)
+            image, mask = image.resize(size, Image.Resampling.BILINEAR), mask.resize(size, Image.Resampling.NEAREST)
         names = {"image": f"{number:02d}-image.png", "labels": f"{number:02d}-labels.png"}
         image.save(out / names["image"])
         mask.save(out / names["labels"])
@@ -107,6 +107,7 @@ def _read_pair(index: DatasetIndex, sample: Sample, table: np.ndarray) -> tuple[
     except Exception as error:  # a Pillow plugin raises many kinds on a malformed file
         raise DatasetError([(sample.image.relative_to(index.root).as_posix(),
                              f"unreadable image: {read_problem(error, index.root)}")]) from error
+    assert sample.mask is not None, "sheets and samples show labelled images only"
     mask_name = sample.mask.relative_to(index.root).as_posix()
     try:
         labels = table[read_mask(sample.mask, index.mask_colors, index.ignore_color, index.ignore_index)]

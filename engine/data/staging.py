@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
-def fill_new_folder(destination: Path, write: Callable[[Path], None]) -> Path:
+def fill_new_folder(destination: Path, write: Callable[[Path], object]) -> Path:
     """Run ``write(staging)`` in a hidden sibling folder, then rename it to ``destination``.
 
     ``destination`` must be absent or empty (callers check it, in their own words). If

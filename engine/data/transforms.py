@@ -12,7 +12,8 @@ Defaults follow UniMatch (Yang et al., CVPR 2023, arXiv:2208.09910,
 github.com/LiheYoung/UniMatch ``dataset/transform.py`` and ``dataset/semi.py``): scale
 0.5-2.0, crop padded with the ignore label (255), horizontal flip p=0.5; the strong view
 is colour jitter 0.5/0.5/0.5/0.25 with p=0.8, grayscale p=0.2, Gaussian blur sigma
-0.1-2.0 px with p=0.5 (by default scaled to the crop, ``blur_sigma``), and a CutMix box (p=0.5, area 2-40%, aspect 0.3-1/0.3).
+0.1-2.0 px with p=0.5 (by default scaled to the crop, ``blur_sigma``), and a CutMix box
+(p=0.5, area 2-40%, aspect 0.3-1/0.3).
 
 Batch masks for semi-supervised mixing (``cutmix_boxes``, ``classmix_mask``) work on
 device tensors, so methods build them where the predictions live.
@@ -21,11 +22,26 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import MutableSequence
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from engine.data.masks import IGNORE_INDEX
+
+
+class RandomSource(Protocol):
+    """What the transforms draw from: a ``random.Random``, or the ``random`` module itself (the
+    default, seeded per item by ``engine.sampling``)."""
+
+    def random(self) -> float: ...
+
+    def uniform(self, a: float, b: float) -> float: ...
+
+    def randint(self, a: int, b: int) -> int: ...
+
+    def shuffle(self, x: MutableSequence[Any]) -> None: ...
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -34,7 +50,7 @@ LUMA = (0.299, 0.587, 0.114)
 
 
 def random_scale_crop(image: torch.Tensor, mask: torch.Tensor, size: int, low: float = 0.5, high: float = 2.0,
-                      rng: random.Random | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                      rng: RandomSource | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """UniMatch's "resize by a factor in [low, high], pad with ignore, random crop", done cheaply.
 
     Instead of resizing the whole image and then cropping, the crop's window is chosen in
@@ -70,7 +86,7 @@ def random_scale_crop(image: torch.Tensor, mask: torch.Tensor, size: int, low: f
     return crop, crop_mask, padding
 
 
-def random_hflip(*tensors: torch.Tensor, p: float = 0.5, rng: random.Random | None = None) -> tuple[torch.Tensor, ...]:
+def random_hflip(*tensors: torch.Tensor, p: float = 0.5, rng: RandomSource | None = None) -> tuple[torch.Tensor, ...]:
     """Flip all of them (image, mask, padding...) together, or none."""
     if (rng or random).random() < p:
         return tuple(t.flip(-1) for t in tensors)
@@ -106,7 +122,7 @@ def _hue_matrix(shift: float) -> torch.Tensor:
 
 def color_transform(mean_rgb: torch.Tensor, brightness: float = 0.5, contrast: float = 0.5, saturation: float = 0.5,
                     hue: float = 0.25, jitter_p: float = 0.8, grayscale_p: float = 0.2,
-                    rng: random.Random | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    rng: RandomSource | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(3x3 matrix, 3-vector offset) of torchvision's ColorJitter (random order, p=jitter_p)
     followed by RandomGrayscale (p=grayscale_p), for an image whose mean colour is ``mean_rgb``.
 
@@ -128,7 +144,8 @@ def color_transform(mean_rgb: torch.Tensor, brightness: float = 0.5, contrast: f
                 grey = float(luma @ (matrix @ mean_rgb + offset))
                 step, shift = ratio * torch.eye(3), torch.full((3,), (1 - ratio) * grey)
             elif operation == "saturation":
-                step, shift = _blend_matrix(rng.uniform(max(0.0, 1 - saturation), 1 + saturation), to_gray), torch.zeros(3)
+                step = _blend_matrix(rng.uniform(max(0.0, 1 - saturation), 1 + saturation), to_gray)
+                shift = torch.zeros(3)
             else:
                 step, shift = _hue_matrix(rng.uniform(-hue, hue)), torch.zeros(3)
             matrix, offset = step @ matrix, step @ offset + shift
@@ -156,14 +173,14 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, int(3 * sigma + 0.5))
     taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-(taps**2) / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).tolist()
+    weights = (kernel / kernel.sum()).tolist()
     height, width = image.shape[-2:]
     padded = F.pad(image[None], (radius, radius, radius, radius), mode="replicate")[0]
     rows = torch.zeros(image.shape[0], height + 2 * radius, width)
-    for i, weight in enumerate(kernel):
+    for i, weight in enumerate(weights):
         rows.add_(padded[:, :, i:i + width], alpha=weight)
     out = torch.zeros_like(image)
-    for i, weight in enumerate(kernel):
+    for i, weight in enumerate(weights):
         out.add_(rows[:, i:i + height, :], alpha=weight)
     return out
 
@@ -192,7 +209,7 @@ def blur_sigma(mode: str, crop_size: int) -> tuple[float, float]:
 
 
 def strong_view(image: torch.Tensor, blur_p: float = 0.5, sigma: tuple[float, float] = BLUR_SIGMA,
-                rng: random.Random | None = None) -> torch.Tensor:
+                rng: RandomSource | None = None) -> torch.Tensor:
     """UniMatch's strong view of a uint8 crop, normalised: colour jitter 0.5/0.5/0.5/0.25
     (p=0.8), grayscale (p=0.2), Gaussian blur of a sigma drawn in ``sigma`` (p=0.5; see
     ``blur_sigma``)."""
@@ -206,7 +223,7 @@ def strong_view(image: torch.Tensor, blur_p: float = 0.5, sigma: tuple[float, fl
 
 
 def _box(height: int, width: int, area: tuple[float, float], ratio: tuple[float, float],
-         rng: random.Random) -> tuple[int, int, int, int]:
+         rng: RandomSource) -> tuple[int, int, int, int]:
     """UniMatch's ``obtain_cutmix_box`` sampling: an area share and aspect, then a position that fits."""
     box_area = rng.uniform(*area) * height * width
     while True:
@@ -218,7 +235,7 @@ def _box(height: int, width: int, area: tuple[float, float], ratio: tuple[float,
 
 
 def cutmix_box(size: int, p: float = 0.5, area: tuple[float, float] = (0.02, 0.4),
-               ratio: tuple[float, float] = (0.3, 1 / 0.3), rng: random.Random | None = None) -> torch.Tensor:
+               ratio: tuple[float, float] = (0.3, 1 / 0.3), rng: RandomSource | None = None) -> torch.Tensor:
     """A (size, size) 0/1 float box mask, all zeros with probability 1 - p (UniMatch's defaults).
 
     CutMix: Yun et al., ICCV 2019, arXiv:1905.04899; for segmentation consistency,
@@ -235,7 +252,7 @@ def cutmix_box(size: int, p: float = 0.5, area: tuple[float, float] = (0.02, 0.4
 
 def cutout(image: torch.Tensor, mask: torch.Tensor | None = None, p: float = 0.5,
            area: tuple[float, float] = (0.02, 0.4), ratio: tuple[float, float] = (0.3, 1 / 0.3),
-           fill: int = 0, rng: random.Random | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+           fill: int = 0, rng: RandomSource | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """CutOut (DeVries and Taylor, 2017, arXiv:1708.04552): erase a box of the image.
 
     The box is sampled like a CutMix box; the mask, when given, is set to the ignore

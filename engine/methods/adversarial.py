@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.distributed import average_gradients
 from engine.data.masks import IGNORE_INDEX
+from engine.distributed import average_gradients
 from engine.methods.base import Method, supervised_loss
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
@@ -51,7 +51,7 @@ class FCDiscriminator(nn.Module):
         super().__init__()
         widths = [num_classes, width, width * 2, width * 4, width * 8]
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
         layers.append(nn.Conv2d(widths[-1], 1, 4, stride=2, padding=1))
         self.layers = nn.Sequential(*layers)
@@ -71,12 +71,17 @@ def masked_bce(logits: torch.Tensor, target: float, valid: torch.Tensor) -> torc
     family="GAN-based",
     paper="Hung et al., Adversarial learning for semi-supervised semantic segmentation, BMVC 2018 (arXiv:1802.07934)",
     options=(
-        Option("lambda_adv_pred", "float", 0.01, "Weight of the adversarial loss on labelled predictions.", min=0, max=10),
-        Option("lambda_semi", "float", 0.1, "Weight of the self-taught loss on trusted unlabelled pixels.", min=0, max=10),
-        Option("lambda_semi_adv", "float", 0.001, "Weight of the adversarial loss on unlabelled predictions.", min=0, max=10),
-        Option("trust_threshold", "float", 0.2, "Discriminator confidence (mask_T) above which a pixel is pseudo-labelled.", min=0, max=1),
+        Option("lambda_adv_pred", "float", 0.01, "Weight of the adversarial loss on labelled predictions.",
+               min=0, max=10),
+        Option("lambda_semi", "float", 0.1, "Weight of the self-taught loss on trusted unlabelled pixels.",
+               min=0, max=10),
+        Option("lambda_semi_adv", "float", 0.001, "Weight of the adversarial loss on unlabelled predictions.",
+               min=0, max=10),
+        Option("trust_threshold", "float", 0.2,
+               "Discriminator confidence (mask_T) above which a pixel is pseudo-labelled.", min=0, max=1),
         Option("semi_start", "float", 0.25, "Share of the run before the self-taught loss starts.", min=0, max=1),
-        Option("discriminator_lr", "float", 1e-4, "Adam learning rate of the discriminator (poly decay).", min=1e-7, max=1),
+        Option("discriminator_lr", "float", 1e-4, "Adam learning rate of the discriminator (poly decay).",
+               min=1e-7, max=1),
     ),
 )
 class Adversarial(Method):
@@ -86,7 +91,8 @@ class Adversarial(Method):
                  lambda_semi_adv: float, trust_threshold: float, semi_start: float, discriminator_lr: float):
         super().__init__(model_factory, num_classes)
         self.discriminator = FCDiscriminator(num_classes)
-        self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=discriminator_lr, betas=ADAM_BETAS)
+        self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=discriminator_lr,
+                                                        betas=ADAM_BETAS)
         self.lambda_adv_pred, self.lambda_semi, self.lambda_semi_adv = lambda_adv_pred, lambda_semi, lambda_semi_adv
         self.trust_threshold, self.semi_start, self.discriminator_lr = trust_threshold, semi_start, discriminator_lr
         self.pending_discriminator_loss: torch.Tensor | None = None  # built by training_step, stepped after it
@@ -124,7 +130,8 @@ class Adversarial(Method):
         """Predictions (unlabelled ones included) are fake, one-hot ground truth is real; ignore pixels skipped."""
         labeled_x = mask_x != IGNORE_INDEX
         one_hot = F.one_hot(mask_x.masked_fill(~labeled_x, 0), self.num_classes).permute(0, 3, 1, 2).to(pred_x.dtype)
-        loss_fake = masked_bce(self.discriminator(torch.cat((pred_x, pred_u)).softmax(1)), FAKE, torch.cat((labeled_x, inside_u)))
+        loss_fake = masked_bce(self.discriminator(torch.cat((pred_x, pred_u)).softmax(1)), FAKE,
+                               torch.cat((labeled_x, inside_u)))
         loss_real = masked_bce(self.discriminator(one_hot), REAL, labeled_x)
         return (loss_fake + loss_real) / 2
 

@@ -27,7 +27,7 @@ so ``state_dict()`` stays the whole checkpoint and a run resumes exactly.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +54,8 @@ class Method(nn.Module):
         self.num_classes = num_classes
         self.model = model_factory()
 
-    def training_step(self, labeled: dict, unlabeled: dict | None, step: int, total_steps: int) -> dict[str, torch.Tensor]:
+    def training_step(self, labeled: dict, unlabeled: dict | None, step: int,
+                      total_steps: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def optimizer_parameters(self) -> Iterable[nn.Parameter]:

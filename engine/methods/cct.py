@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 from itertools import chain
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -116,29 +116,34 @@ def vat_features(features: Features, decoder: nn.Module, prediction: torch.Tenso
     target = prediction.detach().softmax(1)
     directions = [_l2_normalize(torch.rand_like(f) - 0.5).requires_grad_() for f in features]
     with torch.enable_grad():
-        logits = decoder([f + VAT_XI * d for f, d in zip(features, directions)])
+        logits = decoder([f + VAT_XI * d for f, d in zip(features, directions, strict=True)])
         logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         distance = F.kl_div(logits.log_softmax(1), target, reduction="batchmean")
         gradients = torch.autograd.grad(distance, directions)
-    return [f + VAT_EPS * _l2_normalize(g) for f, g in zip(features, gradients)]
+    return [f + VAT_EPS * _l2_normalize(g) for f, g in zip(features, gradients, strict=True)]
 
 
 def fresh_copy(decoder: nn.Module) -> nn.Module:
     copied = copy.deepcopy(decoder)
     for module in copied.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
+        reset_parameters = getattr(module, "reset_parameters", None)
+        if reset_parameters is not None:
+            reset_parameters()
     return copied
 
 
 @register_method(
     "cct",
     family="consistency regularisation",
-    paper="Ouali et al., Semi-supervised semantic segmentation with cross-consistency training, CVPR 2020 (arXiv:2003.09005)",
+    paper="Ouali et al., Semi-supervised semantic segmentation with cross-consistency training, "
+          "CVPR 2020 (arXiv:2003.09005)",
     options=(
-        Option("consistency_weight", "float", 30.0, "Weight of the auxiliary decoders' consistency loss (unsupervised_w).", min=0, max=1e4),
-        Option("rampup", "float", 0.1, "Share of the run over which the consistency weight ramps up (sigmoid).", min=0, max=1),
-        *(Option(name, "int", 1, f"Auxiliary decoders fed {name.replace('_', ' ')} features.", min=0, max=8) for name in PERTURBATIONS),
+        Option("consistency_weight", "float", 30.0,
+               "Weight of the auxiliary decoders' consistency loss (unsupervised_w).", min=0, max=1e4),
+        Option("rampup", "float", 0.1, "Share of the run over which the consistency weight ramps up (sigmoid).",
+               min=0, max=1),
+        *(Option(name, "int", 1, f"Auxiliary decoders fed {name.replace('_', ' ')} features.", min=0, max=8)
+          for name in PERTURBATIONS),
         Option("vat", "int", 0, "Auxiliary decoders fed virtual-adversarial features (CCT uses 2).", min=0, max=8),
     ),
 )
@@ -150,8 +155,9 @@ class CCT(Method):
                  vat: int):
         super().__init__(model_factory, num_classes)
         self.consistency_weight, self.rampup = consistency_weight, rampup
-        counts = {"dropout": dropout, "feature_drop": feature_drop, "feature_noise": feature_noise, "object_masking": object_masking,
-                  "context_masking": context_masking, "guided_cutout": guided_cutout, "vat": vat}
+        counts = {"dropout": dropout, "feature_drop": feature_drop, "feature_noise": feature_noise,
+                  "object_masking": object_masking, "context_masking": context_masking, "guided_cutout": guided_cutout,
+                  "vat": vat}
         self.perturbations = [name for name, count in counts.items() for _ in range(count)]
         self.aux_decoders = nn.ModuleList(fresh_copy(self.model.decoder) for _ in self.perturbations)
 
@@ -165,8 +171,9 @@ class CCT(Method):
         pred_u = self.model.decoder(features_u)  # main decoder, at its own stride
         target = F.interpolate(pred_u.detach(), size=size, mode="bilinear", align_corners=False)
         losses_aux = []
-        for name, decoder in zip(self.perturbations, self.aux_decoders):
-            perturbed = vat_features(features_u, decoder, pred_u) if name == "vat" else PERTURBATIONS[name](features_u, pred_u.detach())
+        for name, decoder in zip(self.perturbations, self.aux_decoders, strict=True):
+            perturbed = (vat_features(features_u, decoder, pred_u) if name == "vat"
+                         else PERTURBATIONS[name](features_u, pred_u.detach()))
             losses_aux.append(softmax_mse(self.model.decode(perturbed, size, decoder), target, inside))
         loss_u = torch.stack(losses_aux).mean() if losses_aux else target.sum() * 0
         weight = self.consistency_weight * sigmoid_rampup(step, int(self.rampup * total_steps))

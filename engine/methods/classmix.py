@@ -27,11 +27,14 @@ from engine.options import Option
 @register_method(
     "classmix",
     family="consistency regularisation",
-    paper="Olsson et al., ClassMix: Segmentation-based data augmentation for semi-supervised learning, WACV 2021 (arXiv:2007.07936)",
+    paper="Olsson et al., ClassMix: Segmentation-based data augmentation for semi-supervised learning, "
+          "WACV 2021 (arXiv:2007.07936)",
     options=(
         EMA_DECAY,
-        Option("consistency_weight", "float", 1.0, "Weight of the cross-entropy on mixed pseudo-labels.", min=0, max=1e4),
-        Option("confidence_threshold", "float", 0.968, "Teacher confidence counted as confident; the loss is scaled by their share.", min=0, max=1),
+        Option("consistency_weight", "float", 1.0, "Weight of the cross-entropy on mixed pseudo-labels.",
+               min=0, max=1e4),
+        Option("confidence_threshold", "float", 0.968,
+               "Teacher confidence counted as confident; the loss is scaled by their share.", min=0, max=1),
     ),
 )
 class ClassMix(TeacherMethod):

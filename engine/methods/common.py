@@ -35,10 +35,10 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     Copying the running statistics (as U2PL and UniMatch's successors do) keeps the
     teacher's BatchNorm consistent with the weights it averages.
     """
-    for t, s in zip(teacher.parameters(), student.parameters()):
+    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
         t.lerp_(s.detach(), 1.0 - decay)
-    for t, s in zip(teacher.buffers(), student.buffers()):
-        t.copy_(s)
+    for t_buffer, s_buffer in zip(teacher.buffers(), student.buffers(), strict=True):
+        t_buffer.copy_(s_buffer)
 
 
 def sigmoid_rampup(step: int, length: int) -> float:
@@ -72,12 +72,12 @@ class PseudoLabels:
     probabilities: torch.Tensor | None = None  # (B, C, H, W) float, where a soft target needs them
 
     @classmethod
-    def from_logits(cls, logits: torch.Tensor, padding: torch.Tensor) -> "PseudoLabels":
+    def from_logits(cls, logits: torch.Tensor, padding: torch.Tensor) -> PseudoLabels:
         return cls.from_probabilities(logits.detach().float().softmax(1), padding)
 
     @classmethod
     def from_probabilities(cls, probabilities: torch.Tensor, padding: torch.Tensor,
-                           keep_probabilities: bool = False) -> "PseudoLabels":
+                           keep_probabilities: bool = False) -> PseudoLabels:
         """``keep_probabilities`` carries the (B, C, H, W) map through ``mixed``/``rolled``, for soft
         targets only: every hard-label method would otherwise mix C channels per pixel for nothing."""
         confidence, label = probabilities.detach().max(1)
@@ -99,12 +99,14 @@ class PseudoLabels:
         count = self.confident(threshold).sum(dims).float()
         return count / self.inside.sum(dims).clamp_min(1)
 
-    def mixed(self, other: "PseudoLabels", mask: torch.Tensor) -> "PseudoLabels":
+    def mixed(self, other: PseudoLabels, mask: torch.Tensor) -> PseudoLabels:
         """Take ``other`` where ``mask`` is 1 (the same mask as the mixed images)."""
-        return PseudoLabels(*(None if a is None else mix(a, b, mask) for a, b in zip(self.fields(), other.fields())))
+        # mypy cannot tell that only the last field (probabilities) may be None.
+        return PseudoLabels(*(None if a is None else mix(a, b, mask)  # type: ignore[arg-type]
+                              for a, b in zip(self.fields(), other.fields(), strict=True)))
 
-    def rolled(self) -> "PseudoLabels":
-        return PseudoLabels(*(None if a is None else roll_batch(a) for a in self.fields()))
+    def rolled(self) -> PseudoLabels:
+        return PseudoLabels(*(None if a is None else roll_batch(a) for a in self.fields()))  # type: ignore[arg-type]
 
     def fields(self) -> tuple:
         return self.label, self.confidence, self.inside, self.probabilities
@@ -121,7 +123,8 @@ def ground_truth_labels(mask: torch.Tensor, num_classes: int | None = None) -> P
     return PseudoLabels(label, torch.ones_like(mask, dtype=torch.float), inside, probabilities)
 
 
-def confident_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels, threshold: float | torch.Tensor) -> torch.Tensor:
+def confident_cross_entropy(logits: torch.Tensor, pseudo: PseudoLabels,
+                            threshold: float | torch.Tensor) -> torch.Tensor:
     """UniMatch's unlabelled loss: CE on confident pixels, averaged over all inside pixels.
 
     Dividing by every inside pixel (not only the confident ones) lets the loss grow with

@@ -87,7 +87,8 @@ def regional_contrast(rep: torch.Tensor, labels: torch.Tensor, probs: torch.Tens
         # far cheaper than gathering num_queries x num_negatives copies of D-dim keys.
         negatives = (queries @ keys.T).gather(1, sampled.view(num_queries, num_negatives))
         logits = torch.cat((queries @ prototypes[i:i + 1].T, negatives), dim=1)
-        loss = loss + F.cross_entropy(logits / temperature, torch.zeros(num_queries, dtype=torch.long, device=rep.device))
+        loss = loss + F.cross_entropy(logits / temperature,
+                                      torch.zeros(num_queries, dtype=torch.long, device=rep.device))
     return loss / len(classes)
 
 
@@ -97,10 +98,11 @@ def regional_contrast(rep: torch.Tensor, labels: torch.Tensor, probs: torch.Tens
     paper="Liu et al., Bootstrapping semantic segmentation with regional contrast (ReCo), ICLR 2022 (arXiv:2104.04465)",
     options=(
         EMA_DECAY,
-        Option("weak_threshold", "float", 0.7, "Teacher confidence above which an unlabelled pixel takes part in the contrast.",
+        Option("weak_threshold", "float", 0.7,
+               "Teacher confidence above which an unlabelled pixel takes part in the contrast.", min=0, max=1),
+        Option("strong_threshold", "float", 0.97,
+               "Confidence below which a pixel is a hard query; also the pseudo-label weight's threshold.",
                min=0, max=1),
-        Option("strong_threshold", "float", 0.97, "Confidence below which a pixel is a hard query; also the pseudo-label "
-               "weight's threshold.", min=0, max=1),
         Option("temperature", "float", 0.5, "Temperature of the contrastive softmax.", min=0.01, max=10),
         Option("num_queries", "int", 256, "Hard queries sampled per class.", min=1, max=4096),
         Option("num_negatives", "int", 512, "Negative keys per query.", min=1, max=4096),
@@ -116,7 +118,8 @@ class RegionalContrast(TeacherMethod):
                  contrastive_weight: float):
         super().__init__(model_factory, num_classes, ema_decay=ema_decay)
         self.projection = nn.Sequential(
-            nn.Conv2d(probe_channels(self.model), HEAD_WIDTH, 1, bias=False), nn.BatchNorm2d(HEAD_WIDTH), nn.ReLU(inplace=True),
+            nn.Conv2d(probe_channels(self.model), HEAD_WIDTH, 1, bias=False), nn.BatchNorm2d(HEAD_WIDTH),
+            nn.ReLU(inplace=True),
             nn.Conv2d(HEAD_WIDTH, output_dim, 1),
         )
         self.weak_threshold, self.strong_threshold = weak_threshold, strong_threshold
@@ -126,7 +129,8 @@ class RegionalContrast(TeacherMethod):
     def representation(self, features: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """(B, output_dim, H/4, W/4) projection of every encoder feature map."""
         target = (-(-size[0] // REPRESENTATION_STRIDE), -(-size[1] // REPRESENTATION_STRIDE))
-        stacked = torch.cat([F.interpolate(f, size=target, mode="bilinear", align_corners=False) for f in features], dim=1)
+        stacked = torch.cat([F.interpolate(f, size=target, mode="bilinear", align_corners=False) for f in features],
+                            dim=1)
         return self.projection(stacked)
 
     def training_step(self, labeled, unlabeled, step, total_steps):
@@ -144,7 +148,8 @@ class RegionalContrast(TeacherMethod):
         weight_u = pseudo_mixed.confident_fraction(self.strong_threshold, per_image=True)
         loss_u = weighted_cross_entropy(output_u["out"], pseudo_mixed, weight_u)
 
-        rep = torch.cat((self.representation(output_x["features"], size), self.representation(output_u["features"], size)))
+        rep = torch.cat((self.representation(output_x["features"], size),
+                         self.representation(output_u["features"], size)))
         labels = torch.cat((mask_x, pseudo_mixed.targets(self.weak_threshold)))
         labels = F.interpolate(labels[:, None].float(), size=rep.shape[-2:], mode="nearest")[:, 0].long()
         logits = torch.cat((output_x["out"], output_u["out"])).detach()
@@ -153,7 +158,8 @@ class RegionalContrast(TeacherMethod):
                                           self.num_queries, self.num_negatives)
         loss = loss_x + loss_u + self.contrastive_weight * loss_contrast
 
-        return {"loss": loss, "loss_x": loss_x.detach(), "loss_u": loss_u.detach(), "loss_contrast": loss_contrast.detach(),
+        return {"loss": loss, "loss_x": loss_x.detach(), "loss_u": loss_u.detach(),
+                "loss_contrast": loss_contrast.detach(),
                 **pseudo_label_diagnostics(pseudo.label, pseudo.confident(self.strong_threshold), unlabeled)}
 
     def optimizer_parameters(self):

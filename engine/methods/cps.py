@@ -40,13 +40,15 @@ def cross_pseudo_supervision(pred_1: torch.Tensor, pred_2: torch.Tensor, inside:
     """CE(pred_1, argmax pred_2) + CE(pred_2, argmax pred_1); no gradient through the argmax."""
     label_1 = pred_1.detach().argmax(1).masked_fill(~inside, IGNORE_INDEX)
     label_2 = pred_2.detach().argmax(1).masked_fill(~inside, IGNORE_INDEX)
-    return F.cross_entropy(pred_1, label_2, ignore_index=IGNORE_INDEX) + F.cross_entropy(pred_2, label_1, ignore_index=IGNORE_INDEX)
+    return (F.cross_entropy(pred_1, label_2, ignore_index=IGNORE_INDEX)
+            + F.cross_entropy(pred_2, label_1, ignore_index=IGNORE_INDEX))
 
 
 @register_method(
     "cps",
     family="pseudo-labelling",
-    paper="Chen et al., Semi-supervised semantic segmentation with cross pseudo supervision, CVPR 2021 (arXiv:2106.01226)",
+    paper="Chen et al., Semi-supervised semantic segmentation with cross pseudo supervision, "
+          "CVPR 2021 (arXiv:2106.01226)",
     options=(
         Option("cps_weight", "float", 1.5, "Weight of the cross pseudo supervision loss.", min=0, max=100),
         Option("cutmix", "bool", True, "CPS + CutMix (the paper's best): cross supervision on CutMix-ed unlabelled "
@@ -69,7 +71,7 @@ class CrossPseudoSupervision(Method):
         num_lb = len(img_x)
 
         if self.cutmix:
-            box = box_masks(len(img_u), *img_u.shape[-2:], CUTMIX_AREA, img_u.device, boxes=CUTMIX_BOXES)
+            box = box_masks(len(img_u), img_u.shape[-2], img_u.shape[-1], CUTMIX_AREA, img_u.device, boxes=CUTMIX_BOXES)
             out_1, out_2 = self.model.forward_train(img_x), self.model_2.forward_train(img_x)
             with torch.no_grad():
                 pseudo_1 = PseudoLabels.from_logits(self.model(img_u), padding)

@@ -34,11 +34,13 @@ from engine.options import Option
 @register_method(
     "cutmix",
     family="consistency regularisation",
-    paper="French et al., Semi-supervised semantic segmentation needs strong, varied perturbations, BMVC 2020 (arXiv:1906.01916)",
+    paper="French et al., Semi-supervised semantic segmentation needs strong, varied perturbations, "
+          "BMVC 2020 (arXiv:1906.01916)",
     options=(
         EMA_DECAY,
         Option("consistency_weight", "float", 1.0, "Weight of the squared-error consistency loss.", min=0, max=1e4),
-        Option("confidence_threshold", "float", 0.97, "Teacher confidence counted as confident; the loss is scaled by their share.", min=0, max=1),
+        Option("confidence_threshold", "float", 0.97,
+               "Teacher confidence counted as confident; the loss is scaled by their share.", min=0, max=1),
         Option("mask_area", "float", 0.5, "Area of the CutMix box as a share of the image.", min=0.01, max=0.99),
         Option("consistency_loss", "str", "var", "var (French et al.): squared error of probabilities summed over "
                "classes, scaled by the confident share. ce: cross-entropy to the teacher's hard labels on the "

@@ -43,7 +43,8 @@ from engine.options import Option
 class FixMatch(Method):
     uses_unlabeled = True
 
-    def __init__(self, model_factory, num_classes: int, *, confidence_threshold: float, cutmix: bool, threshold_mode: str):
+    def __init__(self, model_factory, num_classes: int, *, confidence_threshold: float, cutmix: bool,
+                 threshold_mode: str):
         super().__init__(model_factory, num_classes)
         self.cutmix = cutmix
         self.threshold = PseudoLabelThreshold(num_classes, confidence_threshold, threshold_mode)

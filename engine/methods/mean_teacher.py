@@ -34,8 +34,10 @@ from engine.options import Option
     paper="Tarvainen & Valpola, Mean teachers are better role models, NeurIPS 2017 (arXiv:1703.01780)",
     options=(
         EMA_DECAY,
-        Option("consistency_weight", "float", 100.0, "Weight of the softmax MSE between student and teacher.", min=0, max=1e4),
-        Option("rampup", "float", 0.1, "Share of the run over which the consistency weight ramps up (sigmoid).", min=0, max=1),
+        Option("consistency_weight", "float", 100.0, "Weight of the softmax MSE between student and teacher.",
+               min=0, max=1e4),
+        Option("rampup", "float", 0.1, "Share of the run over which the consistency weight ramps up (sigmoid).",
+               min=0, max=1),
     ),
 )
 class MeanTeacher(TeacherMethod):

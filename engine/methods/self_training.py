@@ -33,8 +33,8 @@ import copy
 import torch
 from torch import nn
 
-from engine.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from engine.data.masks import IGNORE_INDEX
+from engine.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from engine.methods.base import Method, supervised_loss
 from engine.methods.common import mix, predict
 from engine.methods.diagnostics import pseudo_label_diagnostics
@@ -74,11 +74,15 @@ def random_fill(images: torch.Tensor) -> torch.Tensor:
 @register_method(
     "self_training",
     family="pseudo-labelling",
-    paper="Yang et al., ST++: Make self-training work better for semi-supervised semantic segmentation, CVPR 2022 (arXiv:2106.05095)",
+    paper="Yang et al., ST++: Make self-training work better for semi-supervised semantic segmentation, "
+          "CVPR 2022 (arXiv:2106.05095)",
     options=(
-        Option("teacher_fraction", "float", 0.4, "Share of the run spent training the supervised teacher.", min=0.05, max=0.95),
-        Option("checkpoints", "int", 3, "Teacher checkpoints compared for stability (the last one labels).", min=2, max=10),
-        Option("reliable_fraction", "float", 0.5, "Share of each unlabelled batch kept, most stable first.", min=0.05, max=1),
+        Option("teacher_fraction", "float", 0.4, "Share of the run spent training the supervised teacher.",
+               min=0.05, max=0.95),
+        Option("checkpoints", "int", 3, "Teacher checkpoints compared for stability (the last one labels).",
+               min=2, max=10),
+        Option("reliable_fraction", "float", 0.5, "Share of each unlabelled batch kept, most stable first.",
+               min=0.05, max=1),
     ),
 )
 class SelfTraining(Method):
@@ -102,7 +106,8 @@ class SelfTraining(Method):
             nothing = torch.zeros((), device=img_x.device)
             return {"loss": loss, "stage": torch.tensor(float(TEACHER)), "pseudo_label_coverage": nothing}
 
-        img_u_w, img_u_s, padding, box = (unlabeled[k] for k in ("image_weak", "image_strong1", "padding", "cutmix_box1"))
+        img_u_w, img_u_s, padding, box = (unlabeled[k]
+                                          for k in ("image_weak", "image_strong1", "padding", "cutmix_box1"))
         predictions = [predict(checkpoint, img_u_w).argmax(1) for checkpoint in self.checkpoints]
         reliable = stability(predictions, self.num_classes).argsort(descending=True)
         reliable = reliable[: max(1, round(self.reliable_fraction * len(reliable)))]

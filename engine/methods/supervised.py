@@ -10,7 +10,8 @@ from engine.options import Option
     "supervised",
     family="baseline",
     paper="Supervised training on the labelled subset (the lower bound in every SSL paper)",
-    options=(Option("aux_weight", "float", 0.4, "Weight of the auxiliary head's loss (PSPNet, DDRNet).", min=0, max=10),),
+    options=(Option("aux_weight", "float", 0.4, "Weight of the auxiliary head's loss (PSPNet, DDRNet).",
+                    min=0, max=10),),
 )
 class Supervised(Method):
     def __init__(self, model_factory, num_classes: int, *, aux_weight: float):

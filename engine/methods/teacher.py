@@ -18,7 +18,8 @@ from engine.options import Option
 
 #: The teacher's decay: 0.99 in TorchSemiSeg (``C.ema_decay``), French et al. (``teacher_alpha``),
 #: ClassMix's ``trainSSL.py`` and ReCo's ``train_semisup.py``.
-EMA_DECAY = Option("ema_decay", "float", 0.99, "Decay of the teacher's exponential moving average of the student.", min=0, max=0.99999)
+EMA_DECAY = Option("ema_decay", "float", 0.99, "Decay of the teacher's exponential moving average of the student.",
+                   min=0, max=0.99999)
 
 
 class TeacherMethod(Method):

@@ -51,7 +51,8 @@ THRESHOLD_MODES = ("fixed", "distribution", "alignment", "debias")
 ALIGNMENT_MOMENTUM = 0.99
 DEBIAS_TAU, DEBIAS_MOMENTUM = 0.4, 0.999
 #: FixMatch's and UniMatch's threshold on the weak view's confidence (``conf_thresh`` 0.95 in UniMatch's configs).
-CONFIDENCE_THRESHOLD = Option("confidence_threshold", "float", 0.95, "Weak-view confidence above which a pseudo-label is used.", min=0, max=1)
+CONFIDENCE_THRESHOLD = Option("confidence_threshold", "float", 0.95,
+                              "Weak-view confidence above which a pseudo-label is used.", min=0, max=1)
 THRESHOLD_MODE = Option("threshold_mode", "str", "fixed",
                         "fixed: one confidence threshold for every class (the paper). distribution: the same number "
                         "of trusted pixels, shared among the classes as in the labelled masks (per-class thresholds, "
@@ -71,6 +72,9 @@ class PseudoLabelThreshold(nn.Module):
     tensor of per-class thresholds in ``distribution`` mode. The counts and the running
     prediction are buffers, so they are checkpointed and a resumed run keeps them.
     """
+
+    class_counts: torch.Tensor
+    predicted: torch.Tensor
 
     def __init__(self, num_classes: int, threshold: float, mode: str = "fixed"):
         super().__init__()

@@ -40,9 +40,20 @@ import torch
 from torch import nn
 
 from engine.methods.base import Method, supervised_loss
-from engine.methods.common import (box_masks, confident_cross_entropy, ema_update, ground_truth_labels, labeled_part,
-                                   make_teacher, mix, predict, probability_mse, roll_batch, sigmoid_rampup,
-                                   soft_cross_entropy)
+from engine.methods.common import (
+    box_masks,
+    confident_cross_entropy,
+    ema_update,
+    ground_truth_labels,
+    labeled_part,
+    make_teacher,
+    mix,
+    predict,
+    probability_mse,
+    roll_batch,
+    sigmoid_rampup,
+    soft_cross_entropy,
+)
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
 from engine.methods.thresholds import CONFIDENCE_THRESHOLD, THRESHOLD_MODE, PseudoLabelThreshold
@@ -56,10 +67,12 @@ SOFT_LOSSES = {"soft": soft_cross_entropy, "mse": probability_mse}
 @register_method(
     "unimatch",
     family="hybrid",
-    paper="Yang et al., Revisiting weak-to-strong consistency in semi-supervised semantic segmentation, CVPR 2023 (arXiv:2208.09910)",
+    paper="Yang et al., Revisiting weak-to-strong consistency in semi-supervised semantic segmentation, "
+          "CVPR 2023 (arXiv:2208.09910)",
     options=(
         CONFIDENCE_THRESHOLD,
-        Option("feature_dropout", "float", 0.5, "Channel dropout (Dropout2d) of the feature-perturbation stream.", min=0, max=0.95),
+        Option("feature_dropout", "float", 0.5, "Channel dropout (Dropout2d) of the feature-perturbation stream.",
+               min=0, max=0.95),
         THRESHOLD_MODE,
         Option("teacher_ema", "float", 0.0, "0 (UniMatch): pseudo-labels from the student's own weak-view prediction. "
                "Above 0: from an EMA teacher with this decay, in eval mode, which is also the model evaluated "
@@ -114,7 +127,7 @@ class UniMatch(Method):
         box1, box2 = unlabeled["cutmix_box1"], unlabeled["cutmix_box2"]
         num_lb, size = len(img_x), img_x.shape[-2:]
         if self.box_area > 0:
-            box1, box2 = (box_masks(len(img_u_w), *size, self.box_area, img_u_w.device) for _ in range(2))
+            box1, box2 = (box_masks(len(img_u_w), size[0], size[1], self.box_area, img_u_w.device) for _ in range(2))
 
         # The fp stream is decoded in the clean forward's decoder batch (UniMatch's need_fp).
         perturb = self.feature_perturbation if self.fp_stream else None
@@ -154,10 +167,11 @@ class UniMatch(Method):
         weight = sigmoid_rampup(step, int(self.rampup * total_steps))
         loss = (loss_x + weight * loss_u) / 2.0
 
-        return {"loss": loss, "loss_x": loss_x.detach(), "loss_u_s1": loss_u_s1.detach(), "loss_u_s2": loss_u_s2.detach(),
-                "loss_u_w_fp": loss_u_w_fp.detach(),
+        return {"loss": loss, "loss_x": loss_x.detach(), "loss_u_s1": loss_u_s1.detach(),
+                "loss_u_s2": loss_u_s2.detach(), "loss_u_w_fp": loss_u_w_fp.detach(),
                 # Coverage is the share of pixels that carry the loss: every one with a soft target.
-                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(threshold if self.soft_loss is None else 0.0), unlabeled)}
+                **pseudo_label_diagnostics(pseudo.label, pseudo.confident(threshold if self.soft_loss is None else 0.0),
+                                           unlabeled)}
 
     def after_optimizer_step(self, step, total_steps):
         if self.teacher is not None:

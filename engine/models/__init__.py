@@ -6,17 +6,18 @@ only list of what exists (forms, API and CLI read ``list_models()``).
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import torch
 
 from engine.models.base import SegmentationModel, resize_logits
-from engine.models.registry import MODELS, register_model
 from engine.models.pretrained import BACKBONE_SOURCES, load_backbone_weights
+from engine.models.registry import MODELS, register_model
 from engine.models.weights import load_weights
 from engine.options import clean_options
 
+# isort: split
 # Importing a family module registers its variants.
 from engine.models import ddrnet, deeplabv3plus, hrnet, pspnet, segformer, setr, unet  # noqa: E402,F401
 
@@ -49,7 +50,7 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parameters_at_defaults(name: str) -> int:
     entry = MODELS.get(name)
     with torch.device("meta"):  # counts shapes without allocating memory

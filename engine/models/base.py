@@ -24,14 +24,14 @@ perturbed features together, rather than the perturbed ones on their own statist
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def resize_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def resize_logits(logits: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     if logits.shape[-2:] == tuple(size):
         return logits
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
@@ -44,7 +44,8 @@ class SegmentationModel(nn.Module):
         self.decoder = decoder
         self.aux_decoder = aux_decoder
 
-    def decode(self, features: list[torch.Tensor], size: tuple[int, int], decoder: nn.Module | None = None) -> torch.Tensor:
+    def decode(self, features: list[torch.Tensor], size: tuple[int, ...],
+               decoder: nn.Module | None = None) -> torch.Tensor:
         """Logits at ``size`` from encoder features, through ``decoder`` (default: our own)."""
         return resize_logits((decoder or self.decoder)(features), size)
 

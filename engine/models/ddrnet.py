@@ -69,7 +69,8 @@ class DAPPM(nn.Module):
     def __init__(self, in_channels: int, branch_channels: int, out_channels: int):
         super().__init__()
         self.scale0 = bn_relu_conv(in_channels, branch_channels, 1)
-        pools = [nn.AvgPool2d(kernel, stride, padding=kernel // 2) for kernel, stride in DAPPM_POOLS] + [nn.AdaptiveAvgPool2d(1)]
+        pools = ([nn.AvgPool2d(kernel, stride, padding=kernel // 2) for kernel, stride in DAPPM_POOLS]
+                 + [nn.AdaptiveAvgPool2d(1)])
         for index, pool in enumerate(pools, start=1):
             setattr(self, f"scale{index}", nn.Sequential(pool, *bn_relu_conv(in_channels, branch_channels, 1)))
             setattr(self, f"process{index}", bn_relu_conv(branch_channels, branch_channels, 3))
@@ -120,7 +121,8 @@ class DDRNetEncoder(nn.Module):
         low_in = high_in = planes * 2
         for index, (low_name, high_name, compression_name, down_name) in enumerate(self.stage3_fusions):
             blocks_here = blocks[2] // stage3_fusions
-            self.add_module(low_name, basic_stage(low_in, planes * 4, blocks_here, stride=2 if index == 0 else 1, last_relu=False))
+            self.add_module(low_name, basic_stage(low_in, planes * 4, blocks_here, stride=2 if index == 0 else 1,
+                                                  last_relu=False))
             self.add_module(high_name, basic_stage(high_in, high, blocks_here, last_relu=False))
             self.add_module(compression_name, ConvBN(planes * 4, high, 1))
             self.add_module(down_name, ConvBN(high, planes * 4, 3, stride=2))
@@ -128,9 +130,11 @@ class DDRNetEncoder(nn.Module):
         self.layer4 = basic_stage(planes * 4, planes * 8, blocks[3], stride=2, last_relu=False)
         self.layer4_ = basic_stage(high, high, blocks[3], last_relu=False)
         self.compression4 = ConvBN(planes * 8, high, 1)
-        self.down4 = nn.Sequential(*ConvBN(high, planes * 4, 3, stride=2), nn.ReLU(inplace=True), *ConvBN(planes * 4, planes * 8, 3, stride=2))
+        self.down4 = nn.Sequential(*ConvBN(high, planes * 4, 3, stride=2), nn.ReLU(inplace=True),
+                                   *ConvBN(planes * 4, planes * 8, 3, stride=2))
         self.layer5_ = bottleneck_stage(high, high, 1, expansion=BOTTLENECK_EXPANSION, last_relu=False)
-        self.layer5 = bottleneck_stage(planes * 8, planes * 8, 1, stride=2, expansion=BOTTLENECK_EXPANSION, last_relu=False)
+        self.layer5 = bottleneck_stage(planes * 8, planes * 8, 1, stride=2, expansion=BOTTLENECK_EXPANSION,
+                                       last_relu=False)
         self.out_channels = [high, high * BOTTLENECK_EXPANSION, planes * 8 * BOTTLENECK_EXPANSION]
 
     def bilateral_fusion(

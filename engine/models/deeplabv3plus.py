@@ -57,7 +57,8 @@ class DeepLabV3PlusDecoder(nn.Module):
 class DeepLabV3Plus(SegmentationModel):
     def __init__(self, num_classes: int, depth: int, *, output_stride: int):
         encoder = ResNet(RESNET_DEPTHS[depth], output_stride=output_stride)
-        super().__init__(encoder, DeepLabV3PlusDecoder(encoder.out_channels[3], encoder.out_channels[0], num_classes, output_stride))
+        super().__init__(encoder, DeepLabV3PlusDecoder(encoder.out_channels[3], encoder.out_channels[0], num_classes,
+                                                       output_stride))
 
 
 PAPER = "Chen et al., ECCV 2018, arXiv:1802.02611"
@@ -66,7 +67,8 @@ DEEPLAB_OPTIONS = (
         "output_stride",
         "int",
         16,
-        "Backbone output stride; 8 dilates layer3 too and doubles the ASPP rates (about 3x the compute, +1-2 mIoU in the paper).",
+        "Backbone output stride; 8 dilates layer3 too and doubles the ASPP rates "
+        "(about 3x the compute, +1-2 mIoU in the paper).",
         choices=(8, 16),
     ),
 )

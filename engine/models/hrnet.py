@@ -27,6 +27,8 @@ Encoder features: the four branches, strides ``[4, 8, 16, 32]``, channels
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -52,7 +54,9 @@ class HighResolutionModule(nn.Module):
         self.branches = nn.ModuleList(basic_stage(width, width, blocks) for width in widths)
         self.fuse_layers = nn.ModuleList(
             nn.ModuleList(
-                ConvBN(widths[j], widths[i], 1) if j > i else nn.Identity() if j == i else downsampling_path(widths[j], widths[i], i - j)
+                ConvBN(widths[j], widths[i], 1) if j > i
+                else nn.Identity() if j == i
+                else downsampling_path(widths[j], widths[i], i - j)
                 for j in range(len(widths))
             )
             for i in range(len(widths))
@@ -60,11 +64,11 @@ class HighResolutionModule(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        branches = [branch(x) for branch, x in zip(self.branches, inputs)]
+        branches = [branch(x) for branch, x in zip(self.branches, inputs, strict=True)]
         outputs = []
         for i, fuse in enumerate(self.fuse_layers):
             total = branches[i]
-            for j, path in enumerate(fuse):
+            for j, path in enumerate(cast(nn.ModuleList, fuse)):
                 if j != i:
                     total = total + upsample_to(path(branches[j]), branches[i])
             outputs.append(self.relu(total))
@@ -76,16 +80,26 @@ class Transition(nn.ModuleList):
 
     def __init__(self, previous: list[int], widths: list[int]):
         layers: list[nn.Module] = [
-            ConvBNReLU(previous[i], widths[i]) if previous[i] != widths[i] else nn.Identity() for i in range(len(previous))
+            ConvBNReLU(previous[i], widths[i]) if previous[i] != widths[i] else nn.Identity()
+            for i in range(len(previous))
         ]
         layers.append(nn.Sequential(ConvBNReLU(previous[-1], widths[-1], stride=2)))
         super().__init__(layers)
 
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [layer(x) for layer, x in zip(self, inputs)] + [self[-1](inputs[-1])]
+        # One layer more than inputs: the last opens the new branch from the lowest resolution.
+        return [layer(x) for layer, x in zip(self, inputs, strict=False)] + [self[-1](inputs[-1])]
 
 
 class HRNetEncoder(nn.Module):
+    # Set by setattr in the stage loop, under the official checkpoint's names.
+    transition1: Transition
+    transition2: Transition
+    transition3: Transition
+    stage2: nn.Sequential
+    stage3: nn.Sequential
+    stage4: nn.Sequential
+
     def __init__(self, width: int, stage1_blocks: int, modules: tuple[int, int, int], blocks: int):
         super().__init__()
         self.conv1 = nn.Conv2d(3, STEM_CHANNELS, 3, 2, 1, bias=False)
@@ -94,11 +108,12 @@ class HRNetEncoder(nn.Module):
         self.bn2 = nn.BatchNorm2d(STEM_CHANNELS)
         self.relu = nn.ReLU(inplace=True)
         self.layer1 = bottleneck_stage(STEM_CHANNELS, STEM_CHANNELS, stage1_blocks)
-        previous = [self.layer1[-1].out_channels]
+        previous: list[int] = [cast(int, self.layer1[-1].out_channels)]
         for stage, repeats in enumerate(modules, start=2):
             widths = [width * 2**i for i in range(stage)]
             setattr(self, f"transition{stage - 1}", Transition(previous, widths))
-            setattr(self, f"stage{stage}", nn.Sequential(*(HighResolutionModule(widths, blocks) for _ in range(repeats))))
+            setattr(self, f"stage{stage}",
+                    nn.Sequential(*(HighResolutionModule(widths, blocks) for _ in range(repeats))))
             previous = widths
         self.out_channels = previous
 
@@ -106,7 +121,8 @@ class HRNetEncoder(nn.Module):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         branches = [self.layer1(x)]
-        for transition, stage in ((self.transition1, self.stage2), (self.transition2, self.stage3), (self.transition3, self.stage4)):
+        for transition, stage in ((self.transition1, self.stage2), (self.transition2, self.stage3),
+                                  (self.transition3, self.stage4)):
             branches = stage(transition(branches))
         return branches
 

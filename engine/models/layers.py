@@ -52,7 +52,8 @@ class PyramidPooling(nn.Module):
         super().__init__()
         reduced = in_channels // len(bins)
         self.stages = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(bin_size), ConvBNReLU(in_channels, reduced, kernel_size=1)) for bin_size in bins
+            nn.Sequential(nn.AdaptiveAvgPool2d(bin_size), ConvBNReLU(in_channels, reduced, kernel_size=1))
+            for bin_size in bins
         )
         self.out_channels = in_channels + reduced * len(bins)
 

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from engine.models.weights import WeightsError, load_state_dict_strict, read_state_dict
+
+if TYPE_CHECKING:
+    from engine.models.base import SegmentationModel
 
 #: Prefix that DataParallel / DistributedDataParallel checkpoints put before every key.
 DATA_PARALLEL_PREFIX = "module."
@@ -61,7 +64,8 @@ class KeyMapping:
 
     def map_state_dict(self, foreign: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Foreign keys -> encoder keys, without the classification head."""
-        return {self.to_ours(key): value for key, value in foreign.items() if not self.is_head(key.removeprefix(DATA_PARALLEL_PREFIX))}
+        return {self.to_ours(key): value for key, value in foreign.items()
+                if not self.is_head(key.removeprefix(DATA_PARALLEL_PREFIX))}
 
 
 #: Architecture family (as registered) -> the checkpoint layout its encoder loads.
@@ -72,7 +76,8 @@ BACKBONE_SOURCES: dict[str, KeyMapping] = {
         "HRNet-Image-Classification ImageNet checkpoint",
         head_prefixes=("incre_modules.", "downsamp_modules.", "final_layer.", "classifier."),
     ),
-    "DDRNet": KeyMapping("official DDRNet ImageNet checkpoint (ydhongHIT/DDRNet)", head_prefixes=("down5.", "last_layer.", "linear.")),
+    "DDRNet": KeyMapping("official DDRNet ImageNet checkpoint (ydhongHIT/DDRNet)",
+                         head_prefixes=("down5.", "last_layer.", "linear.")),
     "SegFormer": KeyMapping("NVlabs SegFormer mit_b* ImageNet checkpoint", head_prefixes=("head.",)),
 }
 
@@ -87,7 +92,7 @@ def backbone_source(family: str) -> KeyMapping:
         ) from None
 
 
-def load_backbone_weights(model: nn.Module, family: str, path: str | Path) -> None:
+def load_backbone_weights(model: SegmentationModel, family: str, path: str | Path) -> None:
     """Load a foreign ImageNet checkpoint into ``model.encoder`` (strict, after key mapping)."""
     mapping = backbone_source(family)
     state = mapping.map_state_dict(read_state_dict(path))
@@ -99,7 +104,7 @@ def load_backbone_weights(model: nn.Module, family: str, path: str | Path) -> No
     load_state_dict_strict(model.encoder, state, f"backbone weights {path} (expected a {mapping.source})")
 
 
-def foreign_state_dict(model: nn.Module, family: str) -> dict[str, torch.Tensor]:
+def foreign_state_dict(model: SegmentationModel, family: str) -> dict[str, torch.Tensor]:
     """Our encoder's weights in the foreign layout, without its head: the inverse of loading.
 
     Used by the tests (no download) and to export an encoder for the original code bases.

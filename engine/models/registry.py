@@ -1,4 +1,12 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from engine.registry import Registry
 
-MODELS = Registry("architecture")
+if TYPE_CHECKING:
+    from engine.models.base import SegmentationModel
+
+MODELS: Registry[Callable[..., SegmentationModel]] = Registry("architecture")
 register_model = MODELS.register

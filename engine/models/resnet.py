@@ -46,7 +46,8 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample_shortcut(in_channels, channels, stride) if stride != 1 or in_channels != channels else None
+        self.downsample = (downsample_shortcut(in_channels, channels, stride)
+                           if stride != 1 or in_channels != channels else None)
         self.final_relu = final_relu
         self.out_channels = channels
 
@@ -78,7 +79,8 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(channels, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample_shortcut(in_channels, out_channels, stride) if stride != 1 or in_channels != out_channels else None
+        self.downsample = (downsample_shortcut(in_channels, out_channels, stride)
+                           if stride != 1 or in_channels != out_channels else None)
         self.final_relu = final_relu
         self.out_channels = out_channels
 
@@ -91,7 +93,8 @@ class Bottleneck(nn.Module):
 
 
 def bottleneck_stage(
-    in_channels: int, channels: int, blocks: int, stride: int = 1, dilation: int = 1, expansion: int = 4, last_relu: bool = True
+    in_channels: int, channels: int, blocks: int, stride: int = 1, dilation: int = 1, expansion: int = 4,
+    last_relu: bool = True,
 ) -> nn.Sequential:
     """``blocks`` bottlenecks; the first one changes stride and width."""
     layers = []
@@ -106,7 +109,8 @@ def basic_stage(in_channels: int, channels: int, blocks: int, stride: int = 1, l
     """``blocks`` basic blocks; the first one changes stride and width."""
     return nn.Sequential(
         *(
-            BasicBlock(in_channels if index == 0 else channels, channels, stride if index == 0 else 1, last_relu or index < blocks - 1)
+            BasicBlock(in_channels if index == 0 else channels, channels, stride if index == 0 else 1,
+                       last_relu or index < blocks - 1)
             for index in range(blocks)
         )
     )

@@ -140,14 +140,15 @@ class MixTransformer(nn.Module):
         super().__init__()
         rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         in_channels = 3
-        for stage, (width, depth) in enumerate(zip(widths, depths), start=1):
+        for stage, (width, depth) in enumerate(zip(widths, depths, strict=True), start=1):
             kernel, stride = PATCH_EMBEDDINGS[stage - 1]
             first = sum(depths[: stage - 1])
             self.add_module(f"patch_embed{stage}", OverlapPatchEmbed(in_channels, width, kernel, stride))
             self.add_module(
                 f"block{stage}",
                 nn.ModuleList(
-                    MixTransformerBlock(width, HEADS[stage - 1], REDUCTION_RATIOS[stage - 1], rates[first + index]) for index in range(depth)
+                    MixTransformerBlock(width, HEADS[stage - 1], REDUCTION_RATIOS[stage - 1], rates[first + index])
+                    for index in range(depth)
                 ),
             )
             self.add_module(f"norm{stage}", nn.LayerNorm(width))
@@ -178,7 +179,7 @@ class AllMLPDecoder(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:  # -> (B, K, H/4, W/4)
         unified = []
-        for linear, feature in zip(self.linear_c, features):
+        for linear, feature in zip(self.linear_c, features, strict=True):
             projected = linear(feature.flatten(2).transpose(1, 2)).transpose(1, 2)
             unified.append(upsample_to(projected.reshape(feature.shape[0], -1, *feature.shape[-2:]), features[0]))
         # The official decoder concatenates from the coarsest stage to the finest.
@@ -201,7 +202,8 @@ class SegFormer(SegmentationModel):
 
 PAPER = "Xie et al., NeurIPS 2021, arXiv:2105.15203"
 SEGFORMER_OPTIONS = (
-    Option("drop_path_rate", "float", 0.1, "Stochastic depth of the last block (linearly less before); official: 0.1.", min=0.0, max=0.5),
+    Option("drop_path_rate", "float", 0.1, "Stochastic depth of the last block (linearly less before); official: 0.1.",
+           min=0.0, max=0.5),
 )
 
 

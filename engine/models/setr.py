@@ -88,7 +88,8 @@ class VisionTransformer(nn.Module):
         x = F.pad(x, (0, -width % PATCH_SIZE, 0, -height % PATCH_SIZE))
         x = self.patch_embed(x)  # (B, C, H/16, W/16)
         grid = x.shape[-2:]
-        pos = self.pos_embed if self.pos_embed.shape[-2:] == grid else F.interpolate(self.pos_embed, size=grid, mode="bilinear", align_corners=False)
+        pos = (self.pos_embed if self.pos_embed.shape[-2:] == grid
+               else F.interpolate(self.pos_embed, size=grid, mode="bilinear", align_corners=False))
         tokens = (x + pos).flatten(2).transpose(1, 2)
         for block in self.blocks:
             tokens = block(tokens)
@@ -110,20 +111,26 @@ class NaiveHead(nn.Sequential):
 
 
 class SETR(SegmentationModel):
-    def __init__(self, num_classes: int, width: int, heads: int, depth: int = 12, *, pos_grid: int, drop_path_rate: float):
+    def __init__(self, num_classes: int, width: int, heads: int, depth: int = 12, *, pos_grid: int,
+                 drop_path_rate: float):
         encoder = VisionTransformer(width, depth, heads, pos_grid, drop_path_rate)
         super().__init__(encoder, NaiveHead(width, num_classes))
 
-    def decode(self, features: list[torch.Tensor], size: tuple[int, int], decoder: nn.Module | None = None) -> torch.Tensor:
+    def decode(self, features: list[torch.Tensor], size: tuple[int, ...],
+               decoder: nn.Module | None = None) -> torch.Tensor:
         """Upsample x16 to the padded input, then crop the padding off (keeps pixels aligned)."""
-        logits = F.interpolate((decoder or self.decoder)(features), scale_factor=PATCH_SIZE, mode="bilinear", align_corners=False)
+        logits = F.interpolate((decoder or self.decoder)(features), scale_factor=PATCH_SIZE, mode="bilinear",
+                               align_corners=False)
         return logits[..., : size[0], : size[1]]
 
 
 PAPER = "Zheng et al., CVPR 2021, arXiv:2012.15840 (ViT: Dosovitskiy et al., arXiv:2010.11929)"
 SETR_OPTIONS = (
-    Option("pos_grid", "int", 32, "Side of the learnt position-embedding grid in patches (32 = 512-pixel crops); interpolated to any input.", min=4, max=128),
-    Option("drop_path_rate", "float", 0.1, "Stochastic depth of the last block (linearly less before); DeiT: 0.1.", min=0.0, max=0.5),
+    Option("pos_grid", "int", 32,
+           "Side of the learnt position-embedding grid in patches (32 = 512-pixel crops); interpolated to any input.",
+           min=4, max=128),
+    Option("drop_path_rate", "float", 0.1, "Stochastic depth of the last block (linearly less before); DeiT: 0.1.",
+           min=0.0, max=0.5),
 )
 
 

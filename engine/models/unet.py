@@ -35,7 +35,7 @@ class UNetEncoder(nn.Module):
         self.stem = nn.Sequential(ConvBNReLU(3, widths[0], stride=stem_stride), ConvBNReLU(widths[0], widths[0]))
         self.downs = nn.ModuleList(
             nn.Sequential(nn.MaxPool2d(2, ceil_mode=True), DoubleConv(c_in, c_out))
-            for c_in, c_out in zip(widths[:-1], widths[1:])
+            for c_in, c_out in zip(widths[:-1], widths[1:], strict=True)
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -58,7 +58,8 @@ class UpBlock(nn.Module):
         if self.upsampling == "transposed":
             x = self.up(x)
         # Odd input sizes make the skip and the upsampled map differ by a pixel: match the skip.
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False) if x.shape[-2:] != skip.shape[-2:] else x
+        if x.shape[-2:] != skip.shape[-2:]:
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return self.conv(torch.cat([x, skip], dim=1))
 
 
@@ -72,7 +73,7 @@ class UNetDecoder(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[-1]
-        for up, skip in zip(self.ups, reversed(features[:-1])):
+        for up, skip in zip(self.ups, reversed(features[:-1]), strict=True):
             x = up(x, skip)
         return self.classifier(x)
 
@@ -84,10 +85,13 @@ class UNet(SegmentationModel):
 
 
 UNET_OPTIONS = (
-    Option("base_width", "int", 32, "Channels of the first level; each level doubles it (the paper: 64).", min=4, max=128),
+    Option("base_width", "int", 32, "Channels of the first level; each level doubles it (the paper: 64).",
+           min=4, max=128),
     Option("depth", "int", 4, "Number of downsampling steps (the paper: 4).", min=1, max=6),
-    Option("upsampling", "str", "bilinear", "Bilinear upsampling + conv, or the paper's transposed up-convolution.", choices=("bilinear", "transposed")),
-    Option("stem_stride", "int", 1, "Stride of the first convolution; 2 quarters the cost on small images.", choices=(1, 2)),
+    Option("upsampling", "str", "bilinear", "Bilinear upsampling + conv, or the paper's transposed up-convolution.",
+           choices=("bilinear", "transposed")),
+    Option("stem_stride", "int", 1, "Stride of the first convolution; 2 quarters the cost on small images.",
+           choices=(1, 2)),
 )
 
 

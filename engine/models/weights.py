@@ -36,7 +36,8 @@ def load_state_dict_strict(module: nn.Module, state: dict[str, torch.Tensor], so
     )
     if missing or unexpected or mismatched:
         parts = []
-        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                            ("shape mismatches", mismatched)):
             if keys:
                 shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
                 parts.append(f"{len(keys)} {label}: {shown}")

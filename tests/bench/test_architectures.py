@@ -21,7 +21,8 @@ def test_ddrnet23_slim_gflops_at_cityscapes_size_match_the_paper():
 def test_bench_prints_a_table_and_writes_json_rows(tmp_path, capsys):
     path = tmp_path / "bench.json"
 
-    code = main(["--archs", "ddrnet23_slim", "segformer_b0", "--size", "33x47", "--warmup", "0", "--runs", "1", "--json", str(path)])
+    code = main(["--archs", "ddrnet23_slim", "segformer_b0", "--size", "33x47", "--warmup", "0", "--runs", "1",
+                 "--json", str(path)])
 
     report = json.loads(path.read_text())
     printed = capsys.readouterr().out

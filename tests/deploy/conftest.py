@@ -79,7 +79,7 @@ class SlurmCluster:
         self.env = {**os.environ, "PATH": SEARCH_PATH, "SLURM_CONF": str(self.conf)}
         self.daemons: dict[str, subprocess.Popen] = {}
 
-    def start(self) -> "SlurmCluster":
+    def start(self) -> SlurmCluster:
         for folder in ("munge", "state", "spool", "log"):
             (self.root / folder).mkdir()
         munge = self.root / "munge"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ROOT, TINY_RUN, wait_for, database_url_of_tests
+from tests.conftest import ROOT, TINY_RUN, database_url_of_tests, wait_for
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Experiment
 

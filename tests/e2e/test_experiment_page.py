@@ -16,7 +16,10 @@ LONG_CURVE_STEPS = 20_000
 
 CHART_POINTS = """(id) => {
     const chart = document.getElementById(id);
-    return { width: chart.clientWidth, traces: chart.data.map((trace) => ({ name: trace.name, x: Array.from(trace.x) })) };
+    return {
+        width: chart.clientWidth,
+        traces: chart.data.map((trace) => ({ name: trace.name, x: Array.from(trace.x) })),
+    };
 }"""
 HEATMAP_Z = "() => document.getElementById('confusion-heatmap').data[0].z"
 # Where the centre of heatmap cell (row, column) is in the viewport, the heatmap scrolled into view.
@@ -24,7 +27,10 @@ HEATMAP_CELL = """([row, column]) => {
     const chart = document.getElementById('confusion-heatmap');
     chart.scrollIntoView({ block: 'center' });
     const layout = chart._fullLayout, box = chart.getBoundingClientRect();
-    return { x: box.left + layout._size.l + layout.xaxis.l2p(column), y: box.top + layout._size.t + layout.yaxis.l2p(row) };
+    return {
+        x: box.left + layout._size.l + layout.xaxis.l2p(column),
+        y: box.top + layout._size.t + layout.yaxis.l2p(row),
+    };
 }"""
 
 
@@ -74,7 +80,8 @@ def test_the_per_class_table_sorts_by_name_and_iou(page, live_server, team_users
     # Given an evaluation whose classes are neither in name nor in IoU order (one class absent)
     experiment = launch_experiment(dataset, dict(TINY_RUN), team_users["alice"])
     names = ["road", "building", "sky", "car"]
-    stored_evaluation(experiment, names, [[5, 0, 0, 0], [0, 5, 0, 0], [0, 0, 5, 0], [0, 0, 0, 0]], [0.7, 0.2, 0.9, None])
+    stored_evaluation(experiment, names, [[5, 0, 0, 0], [0, 5, 0, 0], [0, 0, 5, 0], [0, 0, 0, 0]],
+                      [0.7, 0.2, 0.9, None])
     open_experiment(page, live_server, experiment)
     rows = page.locator("#class-iou tbody tr td:first-child")
     wait_for(lambda: rows.all_text_contents() == names, timeout=30, message="the table in class order")
@@ -122,7 +129,8 @@ def test_hostile_class_names_stay_text_in_the_heatmap(page, live_server, team_us
     # Then nothing became an element: no injected id, no bold, link or image inside the plot
     for injected in INJECTED_IDS:
         assert page.locator(f"#{injected}").count() == 0
-    assert page.locator("#confusion-heatmap b, #confusion-heatmap a, #confusion-heatmap img, [onerror], [onload]").count() == 0
+    assert page.locator("#confusion-heatmap b, #confusion-heatmap a, #confusion-heatmap img, "
+                        "[onerror], [onload]").count() == 0
     assert page.locator("#confusion-heatmap tspan[style*='bold']").count() == 0
     assert page.locator("#class-iou tbody tr td:first-child").all_text_contents() == CLASS_NAMES
     assert dialogs == []
@@ -156,7 +164,7 @@ def test_events_and_status_arrive_without_a_reload(page, live_server, team_users
     assert page.locator("#error").is_hidden()
     # The downloads appear once the run has written them, and they download
     for link in ("#download-best", "#download-last", "#download-csv"):
-        wait_for(lambda: page.locator(link).is_visible(), timeout=10, message=f"{link} to show")
+        wait_for(lambda link=link: page.locator(link).is_visible(), timeout=10, message=f"{link} to show")
     csv = page.request.get(live_server.url + page.locator("#download-csv").get_attribute("href"))
     assert csv.ok and csv.text().startswith("name,step,value\n")
     best = page.request.get(live_server.url + page.locator("#download-best").get_attribute("href"))

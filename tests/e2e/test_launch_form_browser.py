@@ -118,7 +118,8 @@ def test_a_sweep_budget_the_dataset_cannot_fill_is_refused_on_the_form(page, liv
     page.wait_for_load_state()
     budgets = page.locator("#id_sweep_budgets_group")
     assert budgets.is_visible()
-    assert "Run 1 (supervised, labels 100, seed 0): the label budget asks for 100 labelled images" in budgets.inner_text()
+    assert ("Run 1 (supervised, labels 100, seed 0): the label budget asks for 100 labelled images"
+            in budgets.inner_text())
     assert page.locator("#id_sweep_counts").input_value() == "100"
     assert not Sweep.objects.exists() and not Experiment.objects.exists()
     page.watch.assert_clean(expected_errors=("400 (Bad Request)",))

@@ -21,7 +21,8 @@ def loss_points(page) -> int:
 
 def test_loss_curve_grows_without_reload(page, live_server, team_users, dataset, celery_worker):
     experiment = launch_experiment(dataset, dict(LONG_RUN), team_users["alice"])
-    wait_for(lambda: Experiment.objects.get(pk=experiment.pk).current_step >= 4, timeout=120, message="the run to start")
+    wait_for(lambda: Experiment.objects.get(pk=experiment.pk).current_step >= 4, timeout=120,
+             message="the run to start")
     login(page, live_server, "alice")
     page.goto(f"{live_server.url}/experiments/{experiment.pk}/")
     navigations = []

@@ -78,7 +78,8 @@ def test_the_viewer_steps_through_samples_steps_and_the_hardest_images(page, liv
 
     # A confusion-matrix cell (of the latest evaluation) lists the images where that confusion is largest
     cell = page.locator("#confusion td.clickable").first
-    true_class, predicted_class = int(cell.get_attribute("data-true-class")), int(cell.get_attribute("data-predicted-class"))
+    true_class = int(cell.get_attribute("data-true-class"))
+    predicted_class = int(cell.get_attribute("data-predicted-class"))
     cell.click()
     expected = [score.image_id for score in images_confusing(last, true_class, predicted_class)[:20]]
     wait_for(lambda: page.locator("#confusion-images li button").all_text_contents() == expected, timeout=10,

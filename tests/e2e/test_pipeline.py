@@ -32,7 +32,8 @@ def test_upload_launch_train_and_see_the_final_miou(client, team_users, demo_zip
     assert MetricPoint.objects.filter(experiment=experiment, name="loss").count() == 10
     assert list(Evaluation.objects.filter(experiment=experiment).values_list("step", flat=True)) == [10, 20]
     page = client.get(f"/experiments/{experiment.pk}/").content.decode()
-    assert f'<span class="big" id="final-miou">{100 * experiment.final_miou:.1f}</span>' in page  # percent, as every page
+    # Percent, as on every page.
+    assert f'<span class="big" id="final-miou">{100 * experiment.final_miou:.1f}</span>' in page
     assert experiment.events.filter(kind="succeeded").exists()
 
 

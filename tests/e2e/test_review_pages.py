@@ -71,7 +71,7 @@ def test_a_reviewer_comments_but_cannot_launch_and_another_team_sees_nothing(pag
     page.goto(f"{live_server.url}/experiments/new/")
     assert page.locator("select[name=dataset] option").count() == 0  # no dataset bob may launch on
     page.goto(f"{live_server.url}/teams/")
-    assert "Viewer (read-only)" in page.locator("#team-%d" % team_users["team"].pk).inner_text()
+    assert "Viewer (read-only)" in page.locator(f"#team-{team_users['team'].pk}").inner_text()
     page.watch.assert_clean()
 
     outsider = browser.new_context().new_page()

@@ -128,7 +128,8 @@ def test_user_data_is_shown_as_text_on_every_page(page, live_server, team_users,
     assert sorted(page.locator("#image-grid .tile-id").all_text_contents()) == image_ids
     images = page.locator("#image-grid img")
     assert images.count() > 0 and all(images.nth(i).get_attribute("alt") in image_ids for i in range(images.count()))
-    wait_for(lambda: page.evaluate("() => [...document.querySelectorAll('#image-grid img')].every((i) => i.naturalWidth > 0)"),
+    wait_for(lambda: page.evaluate("() => [...document.querySelectorAll('#image-grid img')]"
+                                   ".every((i) => i.naturalWidth > 0)"),
              timeout=10, message="the grid's thumbnails to load")
     page.locator("#confusion td.clickable").first.click()
     wait_for(lambda: page.locator("#confusion-images li").count() > 0, timeout=10, message="the confusion's images")

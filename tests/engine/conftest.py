@@ -1,8 +1,9 @@
 """Shared fixtures of the engine tests: a tiny demo dataset and a tiny, fast run config."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -71,7 +72,8 @@ def write_dataset(tmp_path: Path) -> Callable[..., Path]:
                 width, height = mask.size
             else:
                 height, width = mask.shape[:2]
-            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(root / "images" / f"{stem}.png")
+            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(
+                root / "images" / f"{stem}.png")
             if mask is not None:
                 (mask if isinstance(mask, Image.Image) else Image.fromarray(mask)).save(root / "masks" / f"{stem}.png")
         if classes is not None:

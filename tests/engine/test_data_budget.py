@@ -63,7 +63,8 @@ def test_validation_images_never_train(index, labeled, seed):
 def test_split_files_decide(write_dataset):
     mask = np.ones((8, 8), dtype=np.uint8)
     masks = {f"m{i}": mask for i in range(6)} | {"u0": None}
-    index = load_index(write_dataset(masks, image_size=(8, 8), splits={"train": ["m0", "m1", "m2", "m3"], "val": ["m5"]}))
+    index = load_index(write_dataset(masks, image_size=(8, 8),
+                                     splits={"train": ["m0", "m1", "m2", "m3"], "val": ["m5"]}))
     budget = split_label_budget(index, "all", seed=0)
     assert budget.val_ids == ["m5"]
     assert budget.labeled_ids == ["m0", "m1", "m2", "m3"]  # m4 is in neither split: never trained on

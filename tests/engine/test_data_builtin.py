@@ -123,8 +123,8 @@ def test_refuses_a_folder_that_is_not_empty(tmp_path):
 
 
 def test_command_line(tmp_path, fake_source, capsys):
-    assert cli.main(["dataset", "fashion-scenes", str(tmp_path / "cli"), "--option", "num_train=2", "--option", "num_val=2",
-                     "--option", f"source={fake_source}"]) == 0
+    assert cli.main(["dataset", "fashion-scenes", str(tmp_path / "cli"), "--option", "num_train=2",
+                     "--option", "num_val=2", "--option", f"source={fake_source}"]) == 0
     assert "wrote 4 images (2 train, 2 val)" in capsys.readouterr().out
     assert cli.main(["dataset", "demo", str(tmp_path / "bad"), "--option", "size=huge"]) == 2
 

@@ -77,7 +77,8 @@ def test_label_outside_classes_names_the_file(write_dataset):
     root = write_dataset({"a": blocks([0, 7]), "b": blocks([0, 1])}, classes=["c0", "c1", "c2", "c3", "c4"])
     with pytest.raises(DatasetError) as error:
         inspect_dataset(root)
-    assert messages(error) == {"masks/a.png": "mask a.png has label 7 but classes.json defines 5 classes (0-4; 255 = ignore)"}
+    assert messages(error) == {
+        "masks/a.png": "mask a.png has label 7 but classes.json defines 5 classes (0-4; 255 = ignore)"}
 
 
 def test_mask_without_image(write_dataset):
@@ -96,7 +97,8 @@ def test_mask_size_differs_from_image(write_dataset):
     assert "mask is 12x12 but its image images/a.png is 16x16" in messages(error)["masks/a.png"]
 
 
-@pytest.mark.parametrize("content", [b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40], ids=["garbage", "header-only"])
+@pytest.mark.parametrize("content", [b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40],
+                         ids=["garbage", "header-only"])
 def test_unreadable_image(write_dataset, content):
     root = write_dataset({"a": blocks([0, 1]), "b": blocks([0, 1])})
     (root / "images" / "b.png").write_bytes(content)

@@ -71,7 +71,8 @@ def test_views_share_one_geometry(dataset, monkeypatch):
     assert torch.equal(batch["image_weak"], batch["image_strong2"])
 
 
-@pytest.mark.parametrize("strong_blur, expected", [("crop", (0.1 * CROP / 321, 2.0 * CROP / 321)), ("pixels", (0.1, 2.0))])
+@pytest.mark.parametrize("strong_blur, expected",
+                         [("crop", (0.1 * CROP / 321, 2.0 * CROP / 321)), ("pixels", (0.1, 2.0))])
 def test_strong_views_blur_as_the_run_setting_says(dataset, monkeypatch, strong_blur, expected):
     from engine.data import transforms as T
 

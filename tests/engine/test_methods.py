@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
@@ -46,7 +46,8 @@ DOCUMENTED_DEFAULTS = {
                  "rampup": 0.0, "joint_bn": True, "fp_stream": True,
                  "strong_color": True, "box_area": 0.0, "partner": "unlabeled", "target": "hard"},
 }
-DOCUMENTED_FAMILIES = {"baseline", "GAN-based", "consistency regularisation", "pseudo-labelling", "contrastive", "hybrid"}
+DOCUMENTED_FAMILIES = {"baseline", "GAN-based", "consistency regularisation", "pseudo-labelling", "contrastive",
+                       "hybrid"}
 
 
 def _smallest_per_family() -> dict[str, str]:
@@ -63,7 +64,7 @@ SCHEDULE = {"unet": (32, 3)}
 DEFAULT_SCHEDULE = (33, 1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _prototype(arch: str) -> torch.nn.Module:
     torch.manual_seed(0)
     return build_model(arch, NUM_CLASSES, **(TINY_UNET if arch == "unet" else {}))
@@ -88,7 +89,8 @@ def make_batches(size: int, batch: int = 2, seed: int = 0) -> tuple[dict, dict]:
         "image_strong1": torch.randn(batch, 3, size, size, generator=generator),
         "image_strong2": torch.randn(batch, 3, size, size, generator=generator),
         "cutmix_box1": box, "cutmix_box2": box.flip(-1), "padding": padding,
-        "hidden_mask": torch.randint(0, NUM_CLASSES, (batch, size, size), generator=generator).masked_fill(padding, IGNORE_INDEX),
+        "hidden_mask": torch.randint(0, NUM_CLASSES, (batch, size, size),
+                                     generator=generator).masked_fill(padding, IGNORE_INDEX),
     }
     return labeled, unlabeled
 
@@ -219,7 +221,8 @@ def test_unimatch_trains_through_the_trainer_and_reports_pseudo_label_quality(tm
         assert {"loss", "loss_x", "loss_u_s1", "loss_u_s2", "loss_u_w_fp"} <= set(metrics)
         assert metrics["pseudo_label_coverage"] > 0.0
     # A batch of images that never had masks has nothing to score: accuracy is then left out.
-    accuracies = [metrics["pseudo_label_accuracy"] for _, metrics in reporter.metrics if "pseudo_label_accuracy" in metrics]
+    accuracies = [metrics["pseudo_label_accuracy"] for _, metrics in reporter.metrics
+                  if "pseudo_label_accuracy" in metrics]
     assert accuracies and all(0.0 <= accuracy <= 1.0 for accuracy in accuracies)
 
 

@@ -11,10 +11,20 @@ from torch import nn
 
 from engine.methods import build_method
 from engine.methods.base import IGNORE_INDEX
-from engine.methods.common import (PseudoLabels, box_masks, classmix_masks, confident_cross_entropy, ema_update,
-                                   ground_truth_labels, mix,
-                                   probability_mse, roll_batch, sigmoid_rampup, soft_cross_entropy,
-                                   weighted_cross_entropy)
+from engine.methods.common import (
+    PseudoLabels,
+    box_masks,
+    classmix_masks,
+    confident_cross_entropy,
+    ema_update,
+    ground_truth_labels,
+    mix,
+    probability_mse,
+    roll_batch,
+    sigmoid_rampup,
+    soft_cross_entropy,
+    weighted_cross_entropy,
+)
 from engine.methods.contrastive import regional_contrast
 from engine.methods.cps import cross_pseudo_supervision
 from engine.methods.diagnostics import pseudo_label_diagnostics
@@ -172,11 +182,11 @@ def test_classmix_masks_take_half_of_each_images_classes_whole():
 
     masks = classmix_masks(labels, inside)
 
-    for mask, label in zip(masks, labels):
+    for mask, label in zip(masks, labels, strict=True):
         chosen = label[mask.bool()].unique()
         assert len(chosen) == 2  # half of four classes
         assert mask.bool().eq(torch.isin(label, chosen)).all()  # a chosen class is taken whole
-    assert len({tuple(label[mask.bool()].unique().tolist()) for mask, label in zip(masks, labels)}) > 1
+    assert len({tuple(label[mask.bool()].unique().tolist()) for mask, label in zip(masks, labels, strict=True)}) > 1
 
 
 def test_cps_each_network_learns_the_other_networks_argmax():
@@ -190,7 +200,8 @@ def test_cps_each_network_learns_the_other_networks_argmax():
 
     target_1 = pred_2.argmax(1).masked_fill(~inside, IGNORE_INDEX)
     target_2 = pred_1.argmax(1).masked_fill(~inside, IGNORE_INDEX)
-    expected = F.cross_entropy(pred_1, target_1, ignore_index=IGNORE_INDEX) + F.cross_entropy(pred_2, target_2, ignore_index=IGNORE_INDEX)
+    expected = (F.cross_entropy(pred_1, target_1, ignore_index=IGNORE_INDEX)
+                + F.cross_entropy(pred_2, target_2, ignore_index=IGNORE_INDEX))
     assert loss.item() == pytest.approx(expected.item())
     loss.backward()
     grad_1 = pred_1.grad.clone()
@@ -264,7 +275,8 @@ def test_adversarial_discriminator_optimiser_state_travels_in_the_state_dict():
     loaded = resumed.discriminator_optimizer.state_dict()["state"]
     assert saved and saved.keys() == loaded.keys()
     assert all(torch.equal(saved[k]["exp_avg"], loaded[k]["exp_avg"]) for k in saved)
-    assert all(torch.equal(a, b) for a, b in zip(method.discriminator.parameters(), resumed.discriminator.parameters()))
+    assert all(torch.equal(a, b)
+               for a, b in zip(method.discriminator.parameters(), resumed.discriminator.parameters(), strict=True))
     assert not any(p in set(method.optimizer_parameters()) for p in method.discriminator.parameters())
 
 
@@ -278,7 +290,7 @@ def test_adversarial_steps_the_segmenter_against_the_discriminator_as_it_was_the
 
     losses = method.training_step(labeled, unlabeled, step=0, total_steps=4)
     losses["loss"].backward()
-    assert all(torch.equal(a, b) for a, b in zip(before, method.discriminator.parameters()))  # D as it was
+    assert all(torch.equal(a, b) for a, b in zip(before, method.discriminator.parameters(), strict=True))  # D as it was
     assert all(p.grad is None for p in method.discriminator.parameters())  # the segmenter's loss never trains D
     method.after_optimizer_step(0, 4)
 
@@ -288,7 +300,8 @@ def test_adversarial_steps_the_segmenter_against_the_discriminator_as_it_was_the
     assert losses["loss_d"].item() == pytest.approx(loss_d.item())
     loss_d.backward()
     reference.discriminator_optimizer.step()
-    for stepped, expected, old in zip(method.discriminator.parameters(), reference.discriminator.parameters(), before):
+    for stepped, expected, old in zip(method.discriminator.parameters(), reference.discriminator.parameters(), before,
+                                      strict=True):
         assert torch.allclose(stepped, expected, atol=1e-7) and not torch.equal(stepped, old)
 
 
@@ -318,7 +331,8 @@ def test_unimatch_without_joint_bn_forwards_labelled_and_weak_images_apart():
 def test_fixed_threshold_mode_is_the_one_confidence():
     gate = PseudoLabelThreshold(3, 0.9)
     gate.observe(torch.tensor([[0, 1, 2]]))
-    pseudo = PseudoLabels(torch.tensor([[[0, 1]]]), torch.tensor([[[0.95, 0.5]]]), torch.ones(1, 1, 2, dtype=torch.bool))
+    pseudo = PseudoLabels(torch.tensor([[[0, 1]]]), torch.tensor([[[0.95, 0.5]]]),
+                          torch.ones(1, 1, 2, dtype=torch.bool))
     assert gate(pseudo) == 0.9 and gate.class_counts.sum() == 0  # fixed mode keeps no prior
 
 
@@ -423,13 +437,15 @@ def test_unimatch_box_area_mixes_every_strong_view_with_french_boxes_instead_of_
     loader_boxes.box_area = 0.0
     labeled, unlabeled = make_batches(32)
     batch, _, height, width = unlabeled["image_weak"].shape
-    no_boxes = {**unlabeled, "cutmix_box1": torch.zeros(batch, height, width), "cutmix_box2": torch.zeros(batch, height, width)}
+    no_boxes = {**unlabeled, "cutmix_box1": torch.zeros(batch, height, width),
+                "cutmix_box2": torch.zeros(batch, height, width)}
 
     torch.manual_seed(1)
     losses = method.training_step(labeled, no_boxes, 0, total_steps=10)
     torch.manual_seed(1)
     box1, box2 = (box_masks(batch, height, width, 0.5, torch.device("cpu")) for _ in range(2))
-    expected = loader_boxes.training_step(labeled, {**unlabeled, "cutmix_box1": box1, "cutmix_box2": box2}, 0, total_steps=10)
+    expected = loader_boxes.training_step(labeled, {**unlabeled, "cutmix_box1": box1, "cutmix_box2": box2}, 0,
+                                          total_steps=10)
 
     assert box1.mean((1, 2)).tolist() == pytest.approx([0.5] * batch, abs=0.05)  # half of every view is mixed
     for name in ("loss_u_s1", "loss_u_s2", "loss"):

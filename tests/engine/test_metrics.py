@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score,
-                                         MulticlassJaccardIndex)
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassJaccardIndex,
+)
 
 from engine.metrics import IGNORE_INDEX, ConfusionMatrix, confusion_matrix, segmentation_scores
 
@@ -42,10 +46,14 @@ def test_scores_match_torchmetrics_with_ignored_pixels_and_absent_classes(predic
 
     scores = segmentation_scores(confusion_matrix(pred, target, NUM_CLASSES))
 
-    assert scores["miou"] == pytest.approx(float(reference(MulticlassJaccardIndex, pred, target, average="macro")), abs=TOLERANCE)
-    assert scores["pixel_accuracy"] == pytest.approx(float(reference(MulticlassAccuracy, pred, target, average="micro")), abs=TOLERANCE)
-    assert scores["mean_accuracy"] == pytest.approx(float(reference(MulticlassAccuracy, pred, target, average="macro")), abs=TOLERANCE)
-    assert scores["mean_dice"] == pytest.approx(float(reference(MulticlassF1Score, pred, target, average="macro")), abs=TOLERANCE)
+    assert scores["miou"] == pytest.approx(
+        float(reference(MulticlassJaccardIndex, pred, target, average="macro")), abs=TOLERANCE)
+    assert scores["pixel_accuracy"] == pytest.approx(
+        float(reference(MulticlassAccuracy, pred, target, average="micro")), abs=TOLERANCE)
+    assert scores["mean_accuracy"] == pytest.approx(
+        float(reference(MulticlassAccuracy, pred, target, average="macro")), abs=TOLERANCE)
+    assert scores["mean_dice"] == pytest.approx(
+        float(reference(MulticlassF1Score, pred, target, average="macro")), abs=TOLERANCE)
     per_class = {
         "iou": reference(MulticlassJaccardIndex, pred, target, average="none"),
         "dice": reference(MulticlassF1Score, pred, target, average="none"),
@@ -70,7 +78,7 @@ def test_accumulating_per_image_equals_one_matrix_over_the_set(predictions_and_t
     pred, target = predictions_and_targets
     accumulated = ConfusionMatrix(NUM_CLASSES, torch.device("cpu"))
 
-    for image_pred, image_target in zip(pred, target):
+    for image_pred, image_target in zip(pred, target, strict=True):
         accumulated.update(image_pred, image_target)
 
     assert torch.equal(accumulated.counts, confusion_matrix(pred, target, NUM_CLASSES))

@@ -163,7 +163,8 @@ def test_deeplab_output_stride_8_dilates_layer3_and_doubles_aspp_rates():
 
     assert [512 // feature.shape[-1] for feature in features] == [4, 8, 8, 8]
     assert rates == [12, 24, 36]
-    assert [branch[0].dilation[0] for branch in build_on_meta("deeplabv3plus_r50").decoder.aspp.branches[1:-1]] == [6, 12, 18]
+    branches = build_on_meta("deeplabv3plus_r50").decoder.aspp.branches
+    assert [branch[0].dilation[0] for branch in branches[1:-1]] == [6, 12, 18]
 
 
 def test_deeplab_decoder_fuses_48_channel_low_level_features():
@@ -184,7 +185,8 @@ def test_pspnet_pools_bins_1_2_3_6_and_supervises_layer3():
 
 
 def test_segformer_decoder_width_follows_the_paper():
-    widths = {name: build_on_meta(name).decoder.linear_pred.in_channels for name in ("segformer_b0", "segformer_b1", "segformer_b2")}
+    widths = {name: build_on_meta(name).decoder.linear_pred.in_channels
+              for name in ("segformer_b0", "segformer_b1", "segformer_b2")}
 
     assert widths == {"segformer_b0": 256, "segformer_b1": 256, "segformer_b2": 768}
 

@@ -48,7 +48,8 @@ def test_data_parallel_wrapping_and_old_batchnorm_buffers_are_accepted(tmp_path)
     path = tmp_path / "ddrnet.pth"
     expected = foreign_checkpoint("ddrnet23_slim", "DDRNet", path, data_parallel=True)
     state = torch.load(path, weights_only=True)
-    torch.save({"state_dict": {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}}, path)
+    torch.save({"state_dict": {key: value for key, value in state.items() if not key.endswith("num_batches_tracked")}},
+               path)
 
     model = build_model("ddrnet23_slim", NUM_CLASSES, backbone_weights=str(path))
 

@@ -177,7 +177,7 @@ def test_the_benchmark_plans_and_configures_the_runs_the_engine_expands(tmp_path
                       "model_options": sweep.DEFAULT_ARCH_OPTIONS, "iters": 30, "eval_every": 10, "device": "cpu",
                       "num_workers": 0, "min_scale": 1.0, "max_scale": 1.0, "strong_blur": "crop"})
     assert planned == [(c.method, c.budget, c.seed) for c in cells(grid)]
-    for cell, run in zip(cells(grid), expand(grid)):
+    for cell, run in zip(cells(grid), expand(grid), strict=True):
         bench_config = sweep.run_config("d", sweep.DEFAULT_ARCH, sweep.DEFAULT_ARCH_OPTIONS, cell.method, cell.budget,
                                         cell.seed, 30)
         assert bench_config == RunConfig.from_flat(run)

@@ -57,7 +57,8 @@ def test_read_only_member_cannot_cancel(client, experiment):
 
 def test_read_only_member_cannot_launch(client, dataset):
     client.login(username="bob", password=PASSWORD)
-    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": TINY_RUN}, content_type="application/json")
+    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": TINY_RUN},
+                           content_type="application/json")
     assert response.status_code == 403
 
 

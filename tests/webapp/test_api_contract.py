@@ -2,7 +2,6 @@
 import json
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.conftest import PASSWORD, TINY_RUN
 from webapp.accounts.models import ApiToken
@@ -69,8 +68,10 @@ def test_another_users_token_cannot_be_revoked(client, team_users):
     (json.dumps({"config": [1, 2]}), "application/json"), (json.dumps({"config": "arch=unet"}), "application/json"),
     (json.dumps({"config": None}), "application/json"),
 ])
-def test_a_config_that_is_not_a_json_object_is_refused_whatever_the_content_type(client, dataset, token, body, content_type):
-    data = {"dataset": dataset.pk, **body} if isinstance(body, dict) else body.replace("{", f'{{"dataset": {dataset.pk}, ', 1)
+def test_a_config_that_is_not_a_json_object_is_refused_whatever_the_content_type(client, dataset, token, body,
+                                                                                 content_type):
+    data = ({"dataset": dataset.pk, **body} if isinstance(body, dict)
+            else body.replace("{", f'{{"dataset": {dataset.pk}, ', 1))
     kwargs = {"content_type": content_type} if content_type else {}
     response = client.post("/api/v1/experiments/", data, **kwargs, **auth(token))
     assert response.status_code == 400, response.content
@@ -79,18 +80,18 @@ def test_a_config_that_is_not_a_json_object_is_refused_whatever_the_content_type
 
 
 def test_a_form_or_multipart_config_written_as_json_launches(client, dataset, token):
-    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": json.dumps({**TINY_RUN, "seed": 7})},
-                           **auth(token))
+    response = client.post("/api/v1/experiments/",
+                           {"dataset": dataset.pk, "config": json.dumps({**TINY_RUN, "seed": 7})}, **auth(token))
     assert response.status_code == 201, response.content
     assert Experiment.objects.get().config["seed"] == 7
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_json_literals_are_refused(client, dataset, token, literal):
-    body = '{"dataset": %d, "config": {"lr": %s}}' % (dataset.pk, literal)
+    body = f'{{"dataset": {dataset.pk}, "config": {{"lr": {literal}}}}}'
     response = client.post("/api/v1/experiments/", body, content_type="application/json", **auth(token))
     assert response.status_code == 400 and "error" in response.json()
-    overflow = '{"dataset": %d, "config": {"lr": 1e999}}' % dataset.pk
+    overflow = f'{{"dataset": {dataset.pk}, "config": {{"lr": 1e999}}}}'
     response = client.post("/api/v1/experiments/", overflow, content_type="application/json", **auth(token))
     assert response.status_code == 400 and "lr" in response.json()["fields"]
     assert not Experiment.objects.exists()
@@ -124,7 +125,8 @@ def test_steps_beyond_any_run_are_a_400(client, dataset, token, team_users):
 
     experiment = launch_experiment(dataset, dict(TINY_RUN), team_users["alice"])
     for endpoint in ("metrics", "evaluations"):
-        response = client.get(f"/api/v1/experiments/{experiment.pk}/{endpoint}/?after_step=10000000000000", **auth(token))
+        response = client.get(f"/api/v1/experiments/{experiment.pk}/{endpoint}/?after_step=10000000000000",
+                              **auth(token))
         assert response.status_code == 400 and "after_step" in response.json()["fields"]
 
 

@@ -31,8 +31,10 @@ def test_no_operation_answers_5xx_or_off_schema(live_server, dataset, team_users
     cli = shutil.which("schemathesis", path=str(ROOT / ".venv" / "bin")) or shutil.which("schemathesis")
     command = [cli or sys.executable, *([] if cli else ["-m", "schemathesis"]), "run", str(path),
                "--url", live_server.url, "-H", f"Authorization: Token {key}",
-               "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-               "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_SECONDS), "--phases", "examples,coverage,fuzzing", "--seed", "1",
+               "--checks",
+               "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+               "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_SECONDS),
+               "--phases", "examples,coverage,fuzzing", "--seed", "1",
                "--exclude-path-regex", "^/api/v1/datasets/$", "--exclude-method", "DELETE", "--no-shrink",
                "--request-timeout", "30", "--workers", "2"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)

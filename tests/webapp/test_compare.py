@@ -196,4 +196,5 @@ def test_a_sweep_of_more_than_the_maximum_compares_its_best_runs(client, dataset
 
     assert response.status_code == 200
     assert [run["id"] for run in page_data(response)["runs"]] == ids[2:]  # the two lowest left out
-    assert f"This sweep has {MAX_RUNS + 2} runs; the {MAX_RUNS} with the highest final mIoU" in response.content.decode()
+    assert (f"This sweep has {MAX_RUNS + 2} runs; the {MAX_RUNS} with the highest final mIoU"
+            in response.content.decode())

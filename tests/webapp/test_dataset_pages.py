@@ -22,7 +22,8 @@ from webapp.datasets.views import DATASETS_PER_PAGE
 def files_bytes(*paths) -> int:
     total = 0
     for path in paths:
-        total += path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        total += (path.stat().st_size if path.is_file()
+                  else sum(p.stat().st_size for p in path.rglob("*") if p.is_file()))
     return total
 
 

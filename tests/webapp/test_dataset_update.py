@@ -1,4 +1,5 @@
-"""Changing a dataset through the API: names and colours reach the row, the runs' description and the preview, all or nothing."""
+"""Changing a dataset through the API: names and colours reach the row, the runs' description and the
+preview, all or nothing."""
 import os
 
 import numpy as np
@@ -143,8 +144,8 @@ def test_a_dataset_whose_files_changed_since_inspection_is_refused_and_the_row_r
 
 
 def test_a_preview_that_cannot_be_drawn_puts_the_description_back(client, dataset, monkeypatch):
-    from webapp.datasets import editing
     from engine.data import DatasetError
+    from webapp.datasets import editing
     from webapp.datasets.ingest import write_preview
 
     calls = []

@@ -10,8 +10,8 @@ from PIL import Image
 
 from engine.data import DatasetError
 from tests.conftest import PASSWORD
-from webapp.datasets.models import Dataset
 from tests.pngs import png_declaring, with_broken_pixel_data
+from webapp.datasets.models import Dataset
 
 
 def png(array) -> bytes:
@@ -69,7 +69,8 @@ BAD_ZIPS = {
                       "at most 255 bytes"),
     "colour word": ({"classes.json": b'{"classes": ["bg", {"name": "road", "color": "blue"}]}'}, "classes.json",
                     'class 1 ("road"): colour must be "#rrggbb" or [r, g, b]'),
-    "path with ..": ({"images/../../evil.png": png(np.zeros((16, 16, 3)))}, "images/../../evil.png", "leaves the dataset folder"),
+    "path with ..": ({"images/../../evil.png": png(np.zeros((16, 16, 3)))}, "images/../../evil.png",
+                     "leaves the dataset folder"),
 }
 
 

@@ -37,7 +37,8 @@ def test_clone_keeps_the_config_and_takes_changes(client, launch):
     form = client.get(f"/experiments/new/?clone={source.pk}")
     assert form.context["form"]["seed"].value() == 3
     assert "(clone)" in form.context["form"]["name"].value()
-    response = client.post(f"/api/v1/experiments/{source.pk}/clone/", {"config": {"seed": 4}}, content_type="application/json")
+    response = client.post(f"/api/v1/experiments/{source.pk}/clone/", {"config": {"seed": 4}},
+                           content_type="application/json")
 
     assert response.status_code == 201
     clone = Experiment.objects.get(pk=response.json()["id"])

@@ -43,7 +43,7 @@ def test_every_registered_option_has_a_field_with_its_default_and_range(alice, d
     generated = {name for name in form.fields if name.startswith(("arch__", "method__"))}
 
     assert generated == {name for name, *_ in expected}
-    for name, kind, entry, option in expected:
+    for name, _kind, _entry, option in expected:
         field = form[name]
         assert field.initial == option["default"], name
         assert f'name="{name}"' in page, name
@@ -179,7 +179,8 @@ def test_a_sweep_takes_typed_budgets_several_seeds_and_one_architecture_with_its
 @pytest.mark.parametrize("changes, field, message", [
     ({"sweep_methods": []}, "sweep_methods", "Tick at least one method."),
     ({"sweep_budgets": [], "sweep_counts": ""}, "sweep_budgets", "Tick at least one label budget"),
-    ({"sweep_counts": "100"}, "sweep_budgets", "Run 5 (supervised, labels 100, seed 0): the label budget asks for 100 labelled images"),
+    ({"sweep_counts": "100"}, "sweep_budgets",
+     "Run 5 (supervised, labels 100, seed 0): the label budget asks for 100 labelled images"),
     ({"sweep_counts": "0.5"}, "sweep_budgets", "'0.5' (the same as '1/2') is given twice"),
     ({"sweep_counts": "lots"}, "sweep_counts", "lots: expected a fraction like 1/8"),
     ({"sweep_seeds": "0, x"}, "sweep_seeds", "x: expected a number"),

@@ -11,7 +11,7 @@ def form_data(dataset, **changes):
 
     data = {spec["name"]: spec["default"] for spec in config_schema() if spec["name"] != "data"}
     for group in option_groups():
-        data.update(zip(group.field_names(), (option["default"] for option in group.options)))
+        data.update(zip(group.field_names(), (option["default"] for option in group.options), strict=True))
     data = {name: value for name, value in data.items() if not isinstance(value, bool) or value}
     data.update({"mode": "run", "dataset": dataset.pk, "name": "", "labeled": "1/2", "iters": 6, "batch_size": 4,
                  "crop_size": 32, "device": "cpu", "eval_every": 3, "log_every": 2,
@@ -53,11 +53,13 @@ def test_form_shows_engine_errors_and_stores_nothing(client, dataset):
 
 def test_api_launch_and_error_shape(client, dataset):
     client.login(username="alice", password=PASSWORD)
-    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": TINY_RUN}, content_type="application/json")
+    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": TINY_RUN},
+                           content_type="application/json")
     assert response.status_code == 201, response.content
     assert response.json()["status"] == "queued"
     bad = {**TINY_RUN, "arch": "resnet9000", "iters": 0}
-    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": bad}, content_type="application/json")
+    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": bad},
+                           content_type="application/json")
     assert response.status_code == 400
     body = response.json()
     assert "Unknown architecture `resnet9000`; choose one of:" in body["fields"]["arch"]
@@ -68,7 +70,8 @@ def test_api_launch_and_error_shape(client, dataset):
 def test_api_refuses_data_path_in_config(client, dataset):
     client.login(username="alice", password=PASSWORD)
     config = {**TINY_RUN, "data": "/etc"}
-    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": config}, content_type="application/json")
+    response = client.post("/api/v1/experiments/", {"dataset": dataset.pk, "config": config},
+                           content_type="application/json")
     assert response.status_code == 400
     assert "data" in response.json()["fields"]
 

@@ -57,8 +57,9 @@ def test_a_downsampled_series_keeps_its_spikes_and_its_bounds(client, experiment
 
     assert 150 <= len(series["steps"]) <= 200 and series["steps"] == sorted(series["steps"])
     assert series["steps"][0] == 1 and series["steps"][-1] == 10_000  # the whole run, to its last step
-    assert (4322, 50.0) in zip(series["steps"], series["values"]) and -3.0 in series["values"]
-    window = client.get(f"/api/v1/experiments/{experiment.pk}/metrics/?names=spiky&max_points=50&from_step=100&to_step=199")
+    assert (4322, 50.0) in zip(series["steps"], series["values"], strict=True) and -3.0 in series["values"]
+    window = client.get(f"/api/v1/experiments/{experiment.pk}/metrics/"
+                        "?names=spiky&max_points=50&from_step=100&to_step=199")
     steps = window.json()["metrics"]["spiky"]["steps"]
     assert 100 <= min(steps) and max(steps) <= 199
 
@@ -83,7 +84,7 @@ def test_a_diverged_loss_is_null_in_json_not_a_500(client, experiment):
 
 def test_the_csv_export_streams_every_point(client, experiment):
     store(experiment, "exported", [(step, step / 10) for step in range(1, 7001)])
-    
+
     client.login(username="alice", password=PASSWORD)
 
     response = client.get(f"/api/v1/experiments/{experiment.pk}/metrics-csv/?names=exported")
@@ -99,7 +100,7 @@ def test_checkpoints_download_for_the_team_only(client, experiment):
     client.login(username="alice", password=PASSWORD)
     response = client.get(f"/api/v1/experiments/{experiment.pk}/checkpoint/")
     assert response.status_code == 200 and b"".join(response.streaming_content) == b"weights"
-    assert "experiment-%d-best.pt" % experiment.pk in response["Content-Disposition"]
+    assert f"experiment-{experiment.pk}-best.pt" in response["Content-Disposition"]
     missing = client.get(f"/api/v1/experiments/{experiment.pk}/checkpoint/?which=last")
     assert missing.status_code == 404 and "no last.pt yet" in missing.json()["error"]
     client.logout()
@@ -119,7 +120,7 @@ def test_a_long_run_is_downsampled_from_block_summaries_that_follow_rewrites(cli
     assert 60_000 // 10 >= SUMMARY_MIN_SPAN  # this view reads the summaries
 
     series = client.get(url).json()["metrics"]["long"]
-    assert (31_337, 50.0) in zip(series["steps"], series["values"]) and len(series["steps"]) <= 20
+    assert (31_337, 50.0) in zip(series["steps"], series["values"], strict=True) and len(series["steps"]) <= 20
     store(experiment, "long", [(31_337, 1.0)])  # a resumed run logs the step again, without the spike
     assert 50.0 not in client.get(url).json()["metrics"]["long"]["values"]
 

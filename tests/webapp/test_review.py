@@ -60,7 +60,8 @@ def test_markdown_never_makes_script_images_or_handlers(text):
 
 
 def test_markdown_keeps_what_reviewers_write():
-    html = render("**best** run, see [the paper](https://arxiv.org/abs/2208.09910)\n\n| a | b |\n|-|-|\n| 1 | 2 |\n\n`code`")
+    html = render("**best** run, see [the paper](https://arxiv.org/abs/2208.09910)\n\n"
+                  "| a | b |\n|-|-|\n| 1 | 2 |\n\n`code`")
     assert "<strong>best</strong>" in html and "<table>" in html and "<code>code</code>" in html
     assert '<a href="https://arxiv.org/abs/2208.09910" rel="noopener noreferrer nofollow">the paper</a>' in html
 
@@ -78,7 +79,8 @@ def test_members_and_reviewers_comment_over_the_api(client, team_users, experime
     thread = client.get(url, **auth(team_users["bob"])).json()
     assert [(c["author"], c["body"]) for c in thread] == [("alice", "**looks** good"), ("bob", "agreed")]
     assert client.get(url, **auth(team_users["charlie"])).status_code == 404
-    assert client.post(url, {"body": "x"}, content_type="application/json", **auth(team_users["charlie"])).status_code == 404
+    assert client.post(url, {"body": "x"}, content_type="application/json",
+                       **auth(team_users["charlie"])).status_code == 404
     assert Comment.objects.count() == 2
 
 
@@ -90,7 +92,8 @@ def test_a_bad_comment_is_refused_naming_the_body(client, team_users, experiment
     response = client.post(f"/api/v1/experiments/{experiment.pk}/comments/", body, content_type="application/json",
                            **auth(team_users["alice"]))
     assert response.status_code == 400, response.content
-    assert "body" in response.json()["fields"] and message.lower() in response.json()["fields"]["body"].lower().replace(",", "")
+    assert ("body" in response.json()["fields"]
+            and message.lower() in response.json()["fields"]["body"].lower().replace(",", ""))
     assert not Comment.objects.exists()
 
 
@@ -118,8 +121,10 @@ def test_tags_replace_the_set_and_filter_the_lists(client, team_users, experimen
                **auth(team_users["alice"]))
 
     listed = client.get("/api/v1/experiments/?tag=baseline", **auth(team_users["bob"])).json()
-    assert [e["id"] for e in listed["results"]] == [experiment.pk] and listed["results"][0]["tags"] == ["baseline", "paper draft"]
-    assert [s["id"] for s in client.get("/api/v1/sweeps/?tag=baseline", **auth(team_users["bob"])).json()["results"]] == [sweep.pk]
+    assert ([e["id"] for e in listed["results"]] == [experiment.pk]
+            and listed["results"][0]["tags"] == ["baseline", "paper draft"])
+    swept = client.get("/api/v1/sweeps/?tag=baseline", **auth(team_users["bob"])).json()
+    assert [s["id"] for s in swept["results"]] == [sweep.pk]
     assert other.pk not in [e["id"] for e in listed["results"]]
 
     cleared = client.put(f"/api/v1/experiments/{experiment.pk}/tags/", {"tags": []}, content_type="application/json",
@@ -141,7 +146,8 @@ def test_a_bad_tag_is_refused_naming_tags(client, team_users, experiment, tags, 
 
 def test_a_reviewer_stars_but_cannot_tag(client, team_users, experiment):
     bob = auth(team_users["bob"])
-    refused = client.put(f"/api/v1/experiments/{experiment.pk}/tags/", {"tags": ["mine"]}, content_type="application/json", **bob)
+    refused = client.put(f"/api/v1/experiments/{experiment.pk}/tags/", {"tags": ["mine"]},
+                         content_type="application/json", **bob)
     assert refused.status_code == 403 and not Tag.objects.exists()
 
     assert client.put(f"/api/v1/experiments/{experiment.pk}/star/", **bob).json() == {"starred": True, "stars": 1}
@@ -149,7 +155,8 @@ def test_a_reviewer_stars_but_cannot_tag(client, team_users, experiment):
     client.put(f"/api/v1/experiments/{experiment.pk}/star/", **auth(team_users["alice"]))
     seen = client.get(f"/api/v1/experiments/{experiment.pk}/", **bob).json()
     assert (seen["stars"], seen["starred"]) == (2, True)
-    assert [e["id"] for e in client.get("/api/v1/experiments/?starred=true", **bob).json()["results"]] == [experiment.pk]
+    starred = client.get("/api/v1/experiments/?starred=true", **bob).json()
+    assert [e["id"] for e in starred["results"]] == [experiment.pk]
     assert client.delete(f"/api/v1/experiments/{experiment.pk}/star/", **bob).json() == {"starred": False, "stars": 1}
     assert client.put(f"/api/v1/experiments/{experiment.pk}/star/", **auth(team_users["charlie"])).status_code == 404
     assert Star.objects.count() == 1

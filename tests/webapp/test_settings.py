@@ -52,7 +52,8 @@ def settings_in_subprocess(code: str, env: dict) -> subprocess.CompletedProcess:
 
 def test_debug_is_off_unless_a_developer_turns_it_on(tmp_path):
     key_file = str(tmp_path / "secret_key")
-    default = settings_in_subprocess("from django.conf import settings; print(settings.DEBUG)", {"SECRET_KEY_FILE": key_file})
+    default = settings_in_subprocess("from django.conf import settings; print(settings.DEBUG)",
+                                     {"SECRET_KEY_FILE": key_file})
     assert default.stdout.strip() == "False", default.stderr
     on = settings_in_subprocess("from django.conf import settings; print(settings.DEBUG)",
                                 {"SECRET_KEY_FILE": key_file, "DEBUG": "true"})

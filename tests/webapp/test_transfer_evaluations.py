@@ -33,7 +33,8 @@ def renamed(classes):
 def api(client, team_users):
     def call(who, method, url, body=None):
         key = ApiToken.issue(team_users[who], "t")[1]
-        return getattr(client, method)(url, body or {}, content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}")
+        return getattr(client, method)(url, body or {}, content_type="application/json",
+                                       HTTP_AUTHORIZATION=f"Token {key}")
     return call
 
 

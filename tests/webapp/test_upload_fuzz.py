@@ -135,7 +135,7 @@ def zips(draw) -> tuple[list[tuple[str, bytes]], int]:
         names = draw(st.lists(CLASS_NAME, min_size=num_classes, max_size=num_classes, unique=True))
         colours = draw(st.lists(st.sampled_from(["#000000", [255, 0, 0], "#00ff00", [0, 0, 255], "#ABCDEF"]),
                                 min_size=num_classes, max_size=num_classes, unique_by=str))
-        classes = [{"name": name, "color": colour} for name, colour in zip(names, colours)]
+        classes = [{"name": name, "color": colour} for name, colour in zip(names, colours, strict=True)]
         entries.append(("classes.json", json.dumps({"classes": classes, "ignore_index": 255}).encode()))
     for mutation in draw(st.one_of(st.just([]), st.lists(MUTATION, min_size=1, max_size=3))):
         kind, *arguments = mutation

@@ -4,12 +4,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, WORKER_TIMINGS, die_with_parent, wait_for, database_url_of_tests
+from tests.conftest import ROOT, WORKER_TIMINGS, database_url_of_tests, die_with_parent, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PORT = 8765
@@ -29,8 +28,8 @@ def test_a_killed_worker_is_restarted_and_the_web_server_stays_up(tmp_path, medi
            "REDIS_URL": settings.CELERY_BROKER_URL, "DATABASE_URL": database_url_of_tests()}
     log_path = tmp_path / "dev.log"
     with open(log_path, "w") as log:
-        dev = subprocess.Popen([sys.executable, "scripts/dev.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               preexec_fn=die_with_parent)
+        dev = subprocess.Popen([sys.executable, "scripts/dev.py"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     try:
         wait_for(healthy, timeout=90, message="the web server")
         worker_pid = wait_for(lambda: re.search(r"started worker \(pid (\d+)\)", log_path.read_text()), timeout=30,

@@ -56,5 +56,6 @@ def test_a_two_gpu_run_stopped_by_its_worker_resumes_from_its_checkpoint(dataset
     assert runner.run(Experiment.objects.select_related("dataset").get(pk=again.pk), again.attempt) == "succeeded"
     again.refresh_from_db()
     assert again.current_step == 12
-    steps = list(MetricPoint.objects.filter(experiment=again, name="loss").values_list("step", flat=True).order_by("step"))
+    steps = list(MetricPoint.objects.filter(experiment=again, name="loss")
+                 .values_list("step", flat=True).order_by("step"))
     assert steps == [2, 4, 6, 8, 10, 12]

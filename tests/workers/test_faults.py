@@ -30,8 +30,9 @@ def row(experiment):
 
 
 def running_at(experiment, step: int, timeout=120):
-    return wait_for(lambda: (lambda r: r if r.status == "running" and r.current_step >= step and r.process_id else None)(
-        row(experiment)), timeout=timeout, message=f"the run to pass step {step}")
+    return wait_for(lambda: (lambda r: r if r.status == "running" and r.current_step >= step and r.process_id
+                             else None)(row(experiment)),
+                    timeout=timeout, message=f"the run to pass step {step}")
 
 
 def finished(experiment, timeout=180):
@@ -40,7 +41,8 @@ def finished(experiment, timeout=180):
 
 
 def loss_steps(experiment) -> list[int]:
-    return list(MetricPoint.objects.filter(experiment=experiment, name="loss").order_by("step").values_list("step", flat=True))
+    return list(MetricPoint.objects.filter(experiment=experiment, name="loss")
+                .order_by("step").values_list("step", flat=True))
 
 
 @pytest.fixture
@@ -53,7 +55,8 @@ def test_a_killed_worker_run_resumes_from_its_checkpoint_with_every_step_once(da
     experiment = long_run(dataset, team_users["alice"])
     training = running_at(experiment, 110)  # past the checkpoint at step 100
     celery_worker.kill()
-    wait_for(lambda: not process_alive(training.process_id), timeout=10, message="the run's process to die with its worker")
+    wait_for(lambda: not process_alive(training.process_id), timeout=10,
+             message="the run's process to die with its worker")
     killed_at = row(experiment).current_step
 
     celery_worker.start()
@@ -69,7 +72,8 @@ def test_a_killed_worker_run_resumes_from_its_checkpoint_with_every_step_once(da
     started = resumed.events.filter(kind="started").last().message
     assert "from step" in started and killed_at >= 100
     assert done.crashes == 1 and done.attempt == 2
-    sampled = set(MetricPoint.objects.filter(experiment=experiment, name__startswith="system/").values_list("name", flat=True))
+    sampled = set(MetricPoint.objects.filter(experiment=experiment, name__startswith="system/")
+                  .values_list("name", flat=True))
     assert {"system/cpu_percent", "system/ram_mb", "system/images_per_second"} <= sampled
     assert MetricPoint.objects.filter(experiment=experiment, name="system/ram_mb", value__gt=50).exists()
 
@@ -103,7 +107,8 @@ def test_a_duplicate_delivery_trains_once(dataset, team_users, celery_worker):
 def test_a_run_whose_process_keeps_dying_is_failed_after_three_restarts(dataset, team_users, celery_worker):
     experiment = long_run(dataset, team_users["alice"], iters=3000)
     for attempt in range(1, 5):
-        training = wait_for(lambda: (lambda r: r if r.attempt == attempt and r.process_id else None)(row(experiment)),
+        training = wait_for(lambda attempt=attempt: (lambda r: r if r.attempt == attempt and r.process_id else None)(
+                                row(experiment)),
                             timeout=120, message=f"attempt {attempt} to start")
         os.kill(training.process_id, signal.SIGKILL)  # as the kernel's out-of-memory killer would
     done = finished(experiment, timeout=60)

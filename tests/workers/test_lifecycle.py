@@ -5,7 +5,7 @@ from django.test import override_settings
 from tests.conftest import TINY_RUN
 from webapp.experiments import lifecycle
 from webapp.experiments.launch import launch_experiment
-from webapp.experiments.models import Experiment, ExperimentEvent
+from webapp.experiments.models import ExperimentEvent
 
 
 @pytest.fixture

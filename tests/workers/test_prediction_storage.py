@@ -8,7 +8,8 @@ from PIL import Image
 from engine.reporting import EvaluationResult, ImageScore, PredictionSample
 from tests.conftest import TINY_RUN
 from webapp.experiments.launch import launch_experiment
-from webapp.experiments.models import Evaluation, ImageScore as ImageScoreRow
+from webapp.experiments.models import Evaluation
+from webapp.experiments.models import ImageScore as ImageScoreRow
 from workers.reporter import DatabaseReporter
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("without_worker")]

@@ -7,7 +7,7 @@ import sys
 import pytest
 from django.core.management.base import CommandError
 
-from tests.conftest import ROOT, TINY_RUN, WORKER_TIMINGS, die_with_parent, wait_for, database_url_of_tests
+from tests.conftest import ROOT, TINY_RUN, WORKER_TIMINGS, database_url_of_tests, die_with_parent, wait_for
 from webapp.experiments.management.commands.run_workers import plan_workers
 
 

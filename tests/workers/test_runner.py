@@ -27,7 +27,8 @@ def test_run_trains_and_records_everything(dataset, team_users):
     assert experiment.status == "succeeded" and experiment.current_step == 6
     assert experiment.final_miou is not None and 0 <= experiment.final_miou <= 1
     assert experiment.throughput > 0 and experiment.device_name.startswith("cpu")
-    assert list(MetricPoint.objects.filter(experiment=experiment, name="loss").values_list("step", flat=True).order_by("step")) == [2, 4, 6]
+    assert list(MetricPoint.objects.filter(experiment=experiment, name="loss")
+                .values_list("step", flat=True).order_by("step")) == [2, 4, 6]
     evaluations = Evaluation.objects.filter(experiment=experiment)
     assert [e.step for e in evaluations] == [3, 6]
     last = evaluations.last()
@@ -82,7 +83,8 @@ def test_cuda_out_of_memory_is_reported_with_the_batch_and_crop_that_caused_it(d
 
     experiment = claimed(dataset, team_users["alice"])
     Experiment.objects.filter(pk=experiment.pk).update(current_step=1200)
-    message = runner.describe_error(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), experiment)
+    message = runner.describe_error(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                    experiment)
     assert message == "CUDA out of memory at iteration 1,200 (batch 4, crop 32); lower batch_size or crop_size"
 
 

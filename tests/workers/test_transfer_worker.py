@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError

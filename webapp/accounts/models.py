@@ -31,7 +31,7 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}...)"
 
     @classmethod
-    def issue(cls, user, name: str) -> tuple["ApiToken", str]:
+    def issue(cls, user, name: str) -> tuple[ApiToken, str]:
         """A new token and its key; the key is shown once and only its hash is kept."""
         key = secrets.token_urlsafe(KEY_BYTES)
         return cls.objects.create(user=user, name=name, prefix=key[:PREFIX_LENGTH], key_hash=hash_key(key)), key

@@ -10,7 +10,8 @@ from engine.models import list_models
 CatalogueSerializer = inline_serializer("Catalogue", {
     "architectures": serializers.ListField(child=serializers.DictField(), help_text="name, family, paper, options"),
     "methods": serializers.ListField(child=serializers.DictField(), help_text="name, family, paper, options"),
-    "config": serializers.ListField(child=serializers.DictField(), help_text="every run setting with default, range, help"),
+    "config": serializers.ListField(child=serializers.DictField(),
+                                    help_text="every run setting with default, range, help"),
 })
 
 

@@ -2,19 +2,18 @@
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from engine.data.index import MAX_CLASSES
-from webapp.datasets.editing import MAX_NAME_LENGTH, UpdateRefused, update_dataset
-from webapp.datasets.ingest import ingest_zip
 from webapp.api.fields import MemberTeamField
 from webapp.api.parsers import BoundedJSONParser
 from webapp.datasets.deletion import DatasetInUse, delete_dataset
+from webapp.datasets.editing import MAX_NAME_LENGTH, UpdateRefused, update_dataset
+from webapp.datasets.ingest import ingest_zip
 from webapp.datasets.models import MAX_DESCRIPTION_LENGTH, Dataset
-from webapp.teams.models import Team
-from webapp.teams.access import require_write, teams_of, visible
+from webapp.teams.access import require_write, visible
 
 
 class DatasetClassSerializer(serializers.Serializer):
@@ -91,7 +90,8 @@ class DatasetUploadSerializer(serializers.Serializer):
 
     def validate_archive(self, archive):
         if archive.size > settings.SEGLAB_MAX_UPLOAD_BYTES:
-            raise serializers.ValidationError(f"{archive.size} bytes is over the limit of {settings.SEGLAB_MAX_UPLOAD_BYTES}")
+            raise serializers.ValidationError(f"{archive.size} bytes is over the limit of "
+                                              f"{settings.SEGLAB_MAX_UPLOAD_BYTES}")
         return archive
 
 

@@ -14,8 +14,14 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from webapp.api.params import whole_number
-from webapp.experiments.image_scores import (DEFAULT_ORDERING, ORDERINGS, images_confusing, ordered_scores,
-                                             stored_images, stored_samples)
+from webapp.experiments.image_scores import (
+    DEFAULT_ORDERING,
+    ORDERINGS,
+    images_confusing,
+    ordered_scores,
+    stored_images,
+    stored_samples,
+)
 from webapp.experiments.models import Evaluation
 
 #: Steps are stored as 32-bit integers.
@@ -37,8 +43,8 @@ class ImageScoreSerializer(serializers.Serializer):
     pixel_accuracy = serializers.FloatField(allow_null=True)
     pixels = serializers.IntegerField(help_text="Pixels scored (not ignored)")
     confusions = serializers.SerializerMethodField(help_text="The image's largest confusions, largest first")
-    confusion_pixels = serializers.IntegerField(allow_null=True, default=None,
-                                                help_text="With true_class and predicted_class: that confusion's pixels")
+    confusion_pixels = serializers.IntegerField(
+        allow_null=True, default=None, help_text="With true_class and predicted_class: that confusion's pixels")
     image_url = serializers.SerializerMethodField(help_text="The image's PNG when it was among a step's samples")
     has_prediction = serializers.SerializerMethodField(help_text="Whether its prediction is stored at this step "
                                                                  "(see the predictions endpoint)")
@@ -67,7 +73,8 @@ class ImageScorePageSerializer(serializers.Serializer):
 class PredictionSampleSerializer(serializers.Serializer):
     id = serializers.CharField()
     image_url = serializers.URLField(allow_null=True)
-    ground_truth_url = serializers.URLField(allow_null=True, help_text="Grey index PNG: pixel value = class, 255 ignored")
+    ground_truth_url = serializers.URLField(allow_null=True,
+                                            help_text="Grey index PNG: pixel value = class, 255 ignored")
     prediction_url = serializers.URLField(allow_null=True, help_text="Grey index PNG: pixel value = class")
     overlay_url = serializers.URLField(allow_null=True, help_text="Runs from before mask samples: a baked "
                                                                   "image | truth | prediction strip")

@@ -1,5 +1,6 @@
 """The experiments API: launch, list with filters, watch (metrics, events and the run's live state,
-evaluations, per-image scores and prediction samples: ``webapp/api/evaluation_images.py``), control (cancel, retry, move, clone, delete)."""
+evaluations, per-image scores and prediction samples: ``webapp/api/evaluation_images.py``), control
+(cancel, retry, move, clone, delete)."""
 import json
 
 import django_filters
@@ -17,15 +18,15 @@ from webapp.api.fields import VisibleRelatedField
 from webapp.api.params import whole_number
 from webapp.api.review import REVIEW_FIELDS, ReviewActions, ReviewFields
 from webapp.api.transfer import TransferEvaluationsMixin
-from webapp.review.services import with_review
 from webapp.datasets.models import Dataset
 from webapp.experiments import lifecycle
-from webapp.experiments.filters import ORDERINGS, ExperimentFilter
 from webapp.experiments.deletion import ExperimentInUse, delete_experiment
 from webapp.experiments.downloads import checkpoints
+from webapp.experiments.filters import ORDERINGS, ExperimentFilter
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation, Experiment, ExperimentEvent
 from webapp.experiments.series import csv_rows, downsampled, to_series
+from webapp.review.services import with_review
 from webapp.teams.access import get_rw_for_user, require_write, visible
 
 #: Most points one metrics request returns; the page asks again for the rest.
@@ -179,8 +180,9 @@ class EvaluationsSerializer(serializers.Serializer):
     evaluations = EvaluationSerializer(many=True)
 
 
-class ExperimentViewSet(ReviewActions, EvaluationImagesMixin, TransferEvaluationsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                        mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class ExperimentViewSet(ReviewActions, EvaluationImagesMixin, TransferEvaluationsMixin, mixins.ListModelMixin,
+                        mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
+                        viewsets.GenericViewSet):
     serializer_class = ExperimentSerializer
     filter_backends = [django_filters.rest_framework.DjangoFilterBackend, filters.OrderingFilter]
     filterset_class = ExperimentFilter
@@ -227,7 +229,8 @@ class ExperimentViewSet(ReviewActions, EvaluationImagesMixin, TransferEvaluation
         experiment = get_rw_for_user(self.get_queryset(), request.user, pk)
         payload = MoveSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        return Response(self.get_serializer(_refusable(lifecycle.move, experiment.pk, payload.validated_data["where"])).data)
+        moved = _refusable(lifecycle.move, experiment.pk, payload.validated_data["where"])
+        return Response(self.get_serializer(moved).data)
 
     @extend_schema(request=CloneSerializer, responses={201: ExperimentSerializer})
     @action(detail=True, methods=["post"])
@@ -243,9 +246,11 @@ class ExperimentViewSet(ReviewActions, EvaluationImagesMixin, TransferEvaluation
 
     @extend_schema(responses=MetricsSerializer, parameters=[
         OpenApiParameter("names", str, description="Comma-separated metric names (all when absent)"),
-        OpenApiParameter("after_step", int, description="Live clients: only points after this step (-1: from the start)"),
-        OpenApiParameter("max_points", int, description=f"Downsample: at most this many points per name (2-{MAX_POINTS}), "
-                                                        "each bucket's lowest and highest kept"),
+        OpenApiParameter("after_step", int,
+                         description="Live clients: only points after this step (-1: from the start)"),
+        OpenApiParameter("max_points", int,
+                         description=f"Downsample: at most this many points per name (2-{MAX_POINTS}), "
+                                     "each bucket's lowest and highest kept"),
         OpenApiParameter("from_step", int, description="Downsample from this step (default 0)"),
         OpenApiParameter("to_step", int, description="Downsample up to this step (default the last)")])
     @action(detail=True, methods=["get"])
@@ -291,7 +296,8 @@ class ExperimentViewSet(ReviewActions, EvaluationImagesMixin, TransferEvaluation
         return response
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, parameters=[
-        OpenApiParameter("which", str, enum=["last", "best"], description="last.pt (resumable) or best.pt (default best)")])
+        OpenApiParameter("which", str, enum=["last", "best"],
+                         description="last.pt (resumable) or best.pt (default best)")])
     @action(detail=True, methods=["get"])
     def checkpoint(self, request, pk=None):
         """The run's checkpoint file, for ``python -m engine eval`` or ``predict``."""

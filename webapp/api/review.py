@@ -11,9 +11,8 @@ from rest_framework.response import Response
 
 from webapp.review import services
 from webapp.review.markdown import render
-from webapp.teams.access import require_write
 from webapp.review.models import MAX_COMMENT_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, Comment
-
+from webapp.teams.access import require_write
 
 
 class CommentSerializer(serializers.ModelSerializer):
@@ -38,8 +37,8 @@ class CommentWriteSerializer(serializers.Serializer):
 class TagsSerializer(serializers.Serializer):
     # The limits are checked by webapp.review.services.clean_tags, which names the tag at fault.
     tags = serializers.ListField(child=serializers.CharField(trim_whitespace=False, allow_blank=True),
-                                 help_text=f"The whole set (at most {MAX_TAGS}, each 1-{MAX_TAG_LENGTH} letters, digits, "
-                                           "spaces or . : + / - _): tags left out are removed")
+                                 help_text=f"The whole set (at most {MAX_TAGS}, each 1-{MAX_TAG_LENGTH} letters, "
+                                           "digits, spaces or . : + / - _): tags left out are removed")
 
 
 class StarSerializer(serializers.Serializer):
@@ -131,7 +130,8 @@ class CommentViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewse
         services.require_author(comment, request.user)  # before the body: a 403 says more than a 400
         payload = CommentWriteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        return Response(CommentSerializer(services.edit_comment(comment, request.user, payload.validated_data["body"])).data)
+        edited = services.edit_comment(comment, request.user, payload.validated_data["body"])
+        return Response(CommentSerializer(edited).data)
 
     def perform_destroy(self, instance):
         services.delete_comment(instance, self.request.user)

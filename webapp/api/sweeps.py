@@ -10,9 +10,9 @@ from engine.sweeps import MAX_RUNS
 from webapp.api.experiments import ConfigField
 from webapp.api.fields import VisibleRelatedField
 from webapp.api.review import REVIEW_FIELDS, ReviewActions, ReviewFields
-from webapp.review.services import with_review
 from webapp.datasets.models import Dataset
 from webapp.experiments.models import Experiment
+from webapp.review.services import with_review
 from webapp.sweeps.models import Sweep
 from webapp.sweeps.services import MAX_NAME_LENGTH, TABLE_SCORE, launch_sweep, sweep_runs, sweep_table
 from webapp.teams.access import require_write, visible
@@ -146,7 +146,8 @@ class SweepViewSet(ReviewActions, mixins.ListModelMixin, mixins.RetrieveModelMix
         """The sweep, its runs, and the method x budget table (mean, sd, n over seeds)."""
         sweep = self.get_object()
         runs = sweep_runs(sweep)
-        return Response(SweepDetailSerializer(sweep, context={"request": request, "runs": runs, "table": sweep_table(sweep, runs)}).data)
+        context = {"request": request, "runs": runs, "table": sweep_table(sweep, runs)}
+        return Response(SweepDetailSerializer(sweep, context=context).data)
 
     def perform_destroy(self, instance):
         """The sweep goes; its runs stay, outside any sweep (delete them one by one)."""

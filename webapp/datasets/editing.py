@@ -131,7 +131,8 @@ def _by_class(errors: list[tuple[str, str]]) -> dict[int, list[str]]:
 
 def _with_labels(entries: list[dict], described: list[dict]) -> list[dict]:
     """``entries`` (the row's class table) with the names and colours of the rewritten description."""
-    return [{**entry, "name": new["name"], "color": new["color"]} for entry, new in zip(entries, described)]
+    return [{**entry, "name": new["name"], "color": new["color"]}
+            for entry, new in zip(entries, described, strict=True)]
 
 
 def _put_back(folder: Path, names: list[str], colors: list[str]) -> None:

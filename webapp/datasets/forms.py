@@ -24,8 +24,8 @@ class DatasetUploadForm(forms.Form):
     def clean_archive(self):
         archive = self.cleaned_data["archive"]
         if archive.size > settings.SEGLAB_MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(f"The file is {filesizeformat(archive.size)} ({archive.size} bytes); the limit is "
-                                        f"{filesizeformat(settings.SEGLAB_MAX_UPLOAD_BYTES)} "
+            raise forms.ValidationError(f"The file is {filesizeformat(archive.size)} ({archive.size} bytes); "
+                                        f"the limit is {filesizeformat(settings.SEGLAB_MAX_UPLOAD_BYTES)} "
                                         f"({settings.SEGLAB_MAX_UPLOAD_BYTES} bytes).")
         if not archive.name.lower().endswith(".zip"):
             raise forms.ValidationError("Upload a .zip file holding images/ and masks/.")

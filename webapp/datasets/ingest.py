@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from django.conf import settings
 from django.db import IntegrityError, transaction

@@ -5,7 +5,6 @@ from django.db import models
 
 from webapp.teams.models import Team
 
-
 #: Free text is shown in every list and API response: a few paragraphs, not a file.
 MAX_DESCRIPTION_LENGTH = 2000
 

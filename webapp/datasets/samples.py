@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import logging
 
-from engine.data.preview import SAMPLES_MANIFEST
 from engine.data import DatasetError
+from engine.data.preview import SAMPLES_MANIFEST
 from webapp.datasets.ingest import disk_usage, samples_path, write_sample_pictures
 from webapp.datasets.models import Dataset
 

@@ -8,8 +8,8 @@ class name, and the page says when the class names differ.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from django.http import Http404
 
@@ -126,10 +126,12 @@ def class_table(runs: list[Experiment], last: dict[int, Evaluation]) -> ClassTab
     """Per-class IoU at each run's last evaluation, aligned by class name, plus mIoU and throughput."""
     names_of = {run.pk: list(last[run.pk].class_names) if run.pk in last else [] for run in runs}
     order = list(dict.fromkeys(name for run in runs for name in names_of[run.pk]))
-    iou_of = {run.pk: dict(zip(names_of[run.pk], last[run.pk].iou)) if run.pk in last else {} for run in runs}
+    iou_of = {run.pk: dict(zip(names_of[run.pk], last[run.pk].iou, strict=True)) if run.pk in last else {}
+              for run in runs}
     rows = [_row(name, [iou_of[run.pk].get(name) for run in runs]) for name in order]
     summary = [_row("mIoU", [final_score(run, last.get(run.pk)) for run in runs]),
-               _row("throughput (images/s)", [final_throughput(run, last.get(run.pk)) for run in runs], in_percent=False)]
+               _row("throughput (images/s)", [final_throughput(run, last.get(run.pk)) for run in runs],
+                    in_percent=False)]
     evaluated = [names_of[run.pk] for run in runs if run.pk in last]
     return ClassTable(rows, summary, any(names != evaluated[0] for names in evaluated))
 

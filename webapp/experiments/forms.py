@@ -19,9 +19,17 @@ from engine.config import FIELD_BY_NAME, ConfigError, config_schema
 from engine.data.budget import STANDARD_BUDGETS, parse_labeled
 from engine.sweeps import Grid, cells, parse_method
 from webapp.datasets.models import Dataset
-from webapp.experiments.option_fields import (KIND_BY_CONFIG_KEY, KIND_BY_SETTING, KINDS, OptionGroup,
-                                              changed_options, field_for, initial_options, option_field_name,
-                                              option_groups)
+from webapp.experiments.option_fields import (
+    KIND_BY_CONFIG_KEY,
+    KIND_BY_SETTING,
+    KINDS,
+    OptionGroup,
+    changed_options,
+    field_for,
+    initial_options,
+    option_field_name,
+    option_groups,
+)
 from webapp.sweeps.services import MAX_NAME_LENGTH
 from webapp.teams.access import writable_teams_of
 
@@ -99,7 +107,7 @@ class ExperimentForm(forms.Form):
         self.fields["sweep_archs"].choices = self.fields["arch"].choices
         self.option_groups = option_groups()
         for group in self.option_groups:
-            for option, name in zip(group.options, group.field_names()):
+            for option, name in zip(group.options, group.field_names(), strict=True):
                 self.fields[name] = field_for(option)
 
     # -- what the page shows -------------------------------------------------------------

@@ -116,7 +116,8 @@ def create_queued(**fields: Any) -> Experiment:
     """A new run at the back of its queue, announced once the caller's transaction commits."""
     with transaction.atomic():
         experiment = Experiment.objects.create(status=Status.QUEUED, position=_back_of_the_queue(), **fields)
-        ExperimentEvent.objects.create(experiment=experiment, kind=Kind.QUEUED, message=f"on the {experiment.queue} queue")
+        ExperimentEvent.objects.create(experiment=experiment, kind=Kind.QUEUED,
+                                       message=f"on the {experiment.queue} queue")
         _announce_on_commit(experiment)
     return experiment
 
@@ -136,9 +137,11 @@ def claim_next(queue: str, worker: str) -> Experiment | None:
             return None
         now = timezone.now()
         attempt = experiment.attempt + 1
-        message = f"attempt {attempt} on {worker}" + (f", from step {experiment.current_step}" if experiment.current_step else "")
-        return _apply(experiment, "claim", message, attempt=attempt, worker=worker, started_at=experiment.started_at or now,
-                      heartbeat_at=now, finished_at=None, error="", traceback="", process_id=None)
+        message = (f"attempt {attempt} on {worker}"
+                   + (f", from step {experiment.current_step}" if experiment.current_step else ""))
+        return _apply(experiment, "claim", message, attempt=attempt, worker=worker,
+                      started_at=experiment.started_at or now, heartbeat_at=now, finished_at=None, error="",
+                      traceback="", process_id=None)
 
 
 def beat(experiment_id: int, attempt: int, **fields: Any) -> Experiment | None:
@@ -183,7 +186,8 @@ def crash(experiment_id: int, attempt: int, reason: str) -> Experiment | None:
         crashes = experiment.crashes + 1
         limit = settings.SEGLAB_MAX_RESTARTS
         if crashes > limit:
-            return _apply(experiment, "fail", f"{reason}; it died {crashes} times, more than the {limit} restarts allowed",
+            return _apply(experiment, "fail",
+                          f"{reason}; it died {crashes} times, more than the {limit} restarts allowed",
                           crashes=crashes, error=f"{reason} (after {limit} restarts from its checkpoint)",
                           finished_at=timezone.now(), process_id=None)
         experiment = _apply(experiment, "requeue", f"{reason}; restart {crashes} of {limit} from the last checkpoint",
@@ -228,7 +232,8 @@ def move(experiment_id: int, where: str) -> Experiment:
         experiment = _locked(experiment_id, "move")
         if experiment is None:
             raise TransitionRefused("only a queued run can be moved in the queue")
-        others = Experiment.objects.select_for_update().filter(queue=experiment.queue, status=Status.QUEUED).exclude(pk=experiment.pk)
+        others = (Experiment.objects.select_for_update()
+                  .filter(queue=experiment.queue, status=Status.QUEUED).exclude(pk=experiment.pk))
         if where in ("top", "bottom"):
             bound = others.aggregate(Min("position") if where == "top" else Max("position"))
             edge = next(iter(bound.values()))

@@ -48,11 +48,12 @@ class Experiment(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     device_name = models.CharField(max_length=200, blank=True, help_text="GPU (or CPU) the run trains on")
     device_memory_mb = models.PositiveIntegerField(null=True, blank=True)
-    process_id = models.PositiveIntegerField(null=True, blank=True, help_text="The run's training process on its worker")
+    process_id = models.PositiveIntegerField(null=True, blank=True,
+                                             help_text="The run's training process on its worker")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     checkpoint = models.CharField(max_length=500, blank=True, help_text="Relative to MEDIA_ROOT")
-    environment = models.JSONField(default=dict, blank=True,
-                                   help_text="What reproduces the run: SegLab commit, torch, device, labelled image ids")
+    environment = models.JSONField(
+        default=dict, blank=True, help_text="What reproduces the run: SegLab commit, torch, device, labelled image ids")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -94,7 +95,8 @@ class MetricPoint(models.Model):
         constraints = [models.UniqueConstraint(fields=["experiment", "name", "step"], name="one_point_per_step")]
         # The unique constraint's index serves lookups; this one carries the value too, so a
         # downsampled series (webapp/experiments/series.py) is read from the index alone.
-        indexes = [models.Index(fields=["experiment", "name", "step"], include=["value"], name="metric_series_covering")]
+        indexes = [models.Index(fields=["experiment", "name", "step"], include=["value"],
+                                name="metric_series_covering")]
 
 
 class MetricSummary(models.Model):
@@ -126,8 +128,9 @@ class Evaluation(models.Model):
     confusion_matrix = models.JSONField(help_text="Rows: ground truth, columns: prediction")
     class_names = models.JSONField(default=list)
     throughput = models.FloatField(null=True, blank=True)
-    predictions = models.JSONField(default=list, help_text="[{id, image, ground_truth, prediction}] PNGs relative to "
-                                                           "MEDIA_ROOT (masks: grey index PNGs); older runs [{id, overlay}]")
+    predictions = models.JSONField(default=list,
+                                   help_text="[{id, image, ground_truth, prediction}] PNGs relative to "
+                                             "MEDIA_ROOT (masks: grey index PNGs); older runs [{id, overlay}]")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -9,8 +9,9 @@ help are the engine's.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from django import forms
 
@@ -95,7 +96,7 @@ def field_for(spec: dict[str, Any]) -> forms.Field:
 def changed_options(group: OptionGroup, cleaned_data: dict[str, Any]) -> dict[str, Any]:
     """The group's options whose field differs from the default; an empty field is the default."""
     changed = {}
-    for option, name in zip(group.options, group.field_names()):
+    for option, name in zip(group.options, group.field_names(), strict=True):
         value = cleaned_data.get(name)
         if value is not None and value != "" and value != option["default"]:
             changed[option["name"]] = value

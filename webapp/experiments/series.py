@@ -6,14 +6,14 @@ Downsampling keeps the shape of a curve: the steps ``from_step..to_step`` are cu
 striding would hide it. On PostgreSQL a wide view reads the block summaries the metric
 writer keeps (each block's lowest and highest point; a block's extreme is always kept, so
 a spike survives) and a narrow one aggregates the points in one query (``min``/``max``
-over ``ARRAY[value, step]`` pairs), so a million stored points never travel to Python. Values that JSON cannot carry (NaN, infinities: a diverged
-loss) are given as null.
+over ``ARRAY[value, step]`` pairs), so a million stored points never travel to Python. Values
+that JSON cannot carry (NaN, infinities: a diverged loss) are given as null.
 """
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from django.db import connection
 from django.db.models import Max

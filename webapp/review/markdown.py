@@ -18,7 +18,8 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"style"}, "td": {"style"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 
-_parser = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"]).disable("image")
+_parser = (MarkdownIt("commonmark", {"html": False, "linkify": False})
+           .enable(["table", "strikethrough"]).disable("image"))
 
 
 def render(text: str) -> str:

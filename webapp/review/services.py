@@ -8,7 +8,7 @@ Who may do what (``webapp.teams.access`` decides membership and roles):
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction

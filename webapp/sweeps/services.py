@@ -37,7 +37,7 @@ def launch_sweep(dataset: Dataset, grid_values: dict[str, Any], user=None, name:
                 archs=grid_values.get("archs") or (None,), base=base)
     if Sweep.objects.filter(team=dataset.team, name=name).exists():
         raise _name_taken(name)
-    runs = list(zip(cells(grid), expand(grid)))
+    runs = list(zip(cells(grid), expand(grid), strict=True))
     validated, failures = [], []
     for position, (cell, values) in enumerate(runs, start=1):
         try:
@@ -52,7 +52,7 @@ def launch_sweep(dataset: Dataset, grid_values: dict[str, Any], user=None, name:
         with transaction.atomic():
             sweep = Sweep.objects.create(team=dataset.team, dataset=dataset, name=name, grid=stored_grid,
                                          created_by=user)
-            for (cell, _), config in zip(runs, validated):
+            for (cell, _), config in zip(runs, validated, strict=True):
                 queue_run(dataset, config, user, run_name(sweep, config, cell), sweep=sweep)
     except IntegrityError:  # another launch took the name meanwhile
         raise _name_taken(name) from None
@@ -80,7 +80,8 @@ def sweep_runs(sweep: Sweep) -> list[SweepRun]:
     """The sweep's runs in the order they were queued (the grid's order), each with its cell."""
     experiments = list(sweep.experiments.order_by("pk"))
     return [SweepRun(experiment, cell)
-            for experiment, cell in zip(experiments, cells_of(sweep.engine_grid, [e.config for e in experiments]))]
+            for experiment, cell in zip(experiments, cells_of(sweep.engine_grid, [e.config for e in experiments]),
+                                        strict=True)]
 
 
 def sweep_table(sweep: Sweep, runs: list[SweepRun]) -> Table:

@@ -18,7 +18,8 @@ def teams_of(user) -> QuerySet[Team]:
 
 def writable_teams_of(user) -> QuerySet[Team]:
     # One filter() call: both conditions hold on the same membership row.
-    return Team.objects.filter(memberships__user=user, memberships__role__in=[Membership.Role.OWNER, Membership.Role.MEMBER])
+    return Team.objects.filter(memberships__user=user,
+                               memberships__role__in=[Membership.Role.OWNER, Membership.Role.MEMBER])
 
 
 def visible(queryset: QuerySet, user) -> QuerySet:

@@ -28,7 +28,8 @@ class TransferEvaluation(models.Model):
     step = models.PositiveIntegerField(null=True, blank=True, help_text="Training step of the evaluated checkpoint")
     num_images = models.PositiveIntegerField(null=True, blank=True, help_text="Labelled images scored")
     miou = models.FloatField(null=True, blank=True)
-    iou = models.JSONField(default=list, blank=True, help_text="Per-class IoU on the other dataset, null for absent classes")
+    iou = models.JSONField(default=list, blank=True,
+                           help_text="Per-class IoU on the other dataset, null for absent classes")
     pixel_accuracy = models.FloatField(null=True, blank=True)
     confusion_matrix = models.JSONField(default=list, blank=True, help_text="Rows: ground truth, columns: prediction")
     class_names = models.JSONField(default=list, blank=True)

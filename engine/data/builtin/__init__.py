@@ -7,6 +7,7 @@ them with their options (``python -m engine list``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from engine.data.staging import fill_new_folder
 from engine.options import clean_options
 from engine.registry import Registry
 
-GENERATORS = Registry("built-in dataset")
+GENERATORS: Registry[Callable[..., Path]] = Registry("built-in dataset")
 register_generator = GENERATORS.register
 
 

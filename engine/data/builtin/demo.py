@@ -34,7 +34,8 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     period = rng.uniform(0.08, 0.3)
     angle = rng.uniform(0, np.pi)
     phase = (np.cos(angle) * xx + np.sin(angle) * yy) / period
-    pattern = np.sin(2 * np.pi * phase) if rng.random() < 0.5 else np.sign(np.sin(np.pi * xx / period) * np.sin(np.pi * yy / period))
+    pattern = (np.sin(2 * np.pi * phase) if rng.random() < 0.5
+               else np.sign(np.sin(np.pi * xx / period) * np.sin(np.pi * yy / period)))
     return base + low + rng.uniform(5, 30) * pattern[..., None]
 
 
@@ -77,7 +78,8 @@ DEMO_OPTIONS = (
 
 
 @register_generator("demo", family="procedural", paper="SegLab procedural shapes", options=DEMO_OPTIONS)
-def generate_demo(out_dir: str | Path, num_images: int = 160, num_unlabeled: int = 40, size: int = 64, seed: int = 0) -> Path:
+def generate_demo(out_dir: str | Path, num_images: int = 160, num_unlabeled: int = 40, size: int = 64,
+                  seed: int = 0) -> Path:
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,8 @@ from engine.data.builtin import register_generator
 from engine.options import Option
 
 DEFAULT_SOURCE = Path("/usr/share/datasets/fashion-mnist")
-FINE_CLASSES = ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+FINE_CLASSES = ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+                "ankle boot"]
 #: Coarse class of each Fashion-MNIST label (index into COARSE_CLASSES).
 COARSE_OF_FINE = [1, 2, 1, 3, 1, 4, 1, 4, 5, 4]
 COARSE_CLASSES = ["background", "tops", "trousers", "dresses", "footwear", "bags"]
@@ -147,7 +148,8 @@ def _background(rng: np.random.Generator, size: int, style: SceneStyle) -> np.nd
     base = rng.uniform(30, 225, size=3)
     accent = rng.uniform(-70, 70, size=3)
     pattern = _pattern(str(rng.choice(style.patterns)), rng, size)
-    image = base + rng.uniform(10, 30) * _smooth_noise(rng, size, 4, 3) + rng.uniform(0.3, 1.0) * accent * pattern[..., None]
+    image = (base + rng.uniform(10, 30) * _smooth_noise(rng, size, 4, 3)
+             + rng.uniform(0.3, 1.0) * accent * pattern[..., None])
     return image
 
 
@@ -161,7 +163,8 @@ def render_canvas(rng: np.random.Generator, images: np.ndarray, labels: np.ndarr
     for _ in range(int(rng.integers(style.items[0], style.items[1] + 1))):
         item = int(rng.integers(len(images)))
         side = int(rng.integers(low, high + 1))
-        garment = np.asarray(Image.fromarray(images[item]).resize((side, side), Image.BILINEAR), dtype=np.float32)
+        garment = np.asarray(Image.fromarray(images[item]).resize((side, side), Image.Resampling.BILINEAR),
+                             dtype=np.float32)
         # Centres within the middle `spread` of the canvas; a garment may hang over the edge.
         margin = (1 - style.spread) / 2 * size
         cy, cx = rng.uniform(margin, size - margin, size=2)
@@ -200,7 +203,8 @@ def write_scenes(out_dir: str | Path, *, splits: dict[str, tuple[np.ndarray, np.
             stems.append(stem)
         (out / "splits" / f"{split}.txt").write_text("\n".join(stems) + "\n")
     names = ["background", *FINE_CLASSES] if fine else COARSE_CLASSES
-    payload = {"classes": [{"name": name, "color": CLASS_COLORS[i]} for i, name in enumerate(names)], "ignore_index": 255}
+    payload = {"classes": [{"name": name, "color": CLASS_COLORS[i]} for i, name in enumerate(names)],
+               "ignore_index": 255}
     (out / "classes.json").write_text(json.dumps(payload, indent=2) + "\n")
     return out
 
@@ -211,7 +215,8 @@ def _options(num_train: int, num_val: int) -> tuple[Option, ...]:
         Option("num_val", "int", num_val, "Validation canvases.", min=1, max=100_000),
         Option("size", "int", 64, "Canvas side in pixels (garment sizes scale with it).", min=32, max=1024),
         Option("classes", "str", "coarse", "coarse: background + tops, trousers, dresses, footwear, bags; "
-                                           "fine: background + the 10 Fashion-MNIST classes.", choices=("coarse", "fine")),
+                                           "fine: background + the 10 Fashion-MNIST classes.",
+               choices=("coarse", "fine")),
         Option("seed", "int", 0, "Random seed: the same seed writes the same files.", min=0, max=2**32 - 1),
         Option("source", "str", "", "Folder with the four Fashion-MNIST IDX files (default: "
                                     f"{DEFAULT_SOURCE}, from the Debian package dataset-fashion-mnist)."),

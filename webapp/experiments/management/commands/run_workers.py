@@ -66,6 +66,7 @@ class Command(BaseCommand):
             command = [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "--concurrency", "1",
                        "-Q", queue, "-n", name, "--loglevel", "INFO"]
             services.append(Service(name, command, env))
-        self.stdout.write(f"workers: {', '.join(name for name, _, _ in plan)} on {settings.CELERY_BROKER_URL.split('@')[-1]}")
+        self.stdout.write(f"workers: {', '.join(name for name, _, _ in plan)} "
+                          f"on {settings.CELERY_BROKER_URL.split('@')[-1]}")
         self.stdout.flush()
         Supervisor(settings.BASE_DIR, services, say=lambda line: (self.stdout.write(line), self.stdout.flush())).run()

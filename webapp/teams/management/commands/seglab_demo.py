@@ -40,4 +40,5 @@ class Command(BaseCommand):
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         state = "created" if created else "exists (password unchanged)"
-        self.stdout.write(self.style.SUCCESS(f"Demo login: username {username!r}, password {password!r} — user {state}"))
+        self.stdout.write(self.style.SUCCESS(f"Demo login: username {username!r}, password {password!r} "
+                                             f"— user {state}"))

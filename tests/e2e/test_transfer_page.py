@@ -49,4 +49,12 @@ def test_evaluate_on_another_dataset_from_the_page(page, live_server, team_users
     assert samples.count() == len(evaluation.predictions) > 0
     wait_for(lambda: page.locator(".transfer-sample[data-drawn=true]").count() == samples.count(), timeout=30,
              message="the samples to be drawn")
+    folder = evaluation.output_dir
+    assert folder.is_dir()
+
+    # When its Delete button is confirmed, the card and its sample pictures are gone
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(".transfer-evaluation .transfer-delete")
+    page.locator("#transfer-list", has_text="No evaluation on another dataset yet.").wait_for()
+    assert not TransferEvaluation.objects.exists() and not folder.exists()
     page.watch.assert_clean(expected_errors=("400 for POST",))  # the refused request above

@@ -8,6 +8,7 @@ from webapp.accounts.models import ApiToken
 from webapp.experiments import lifecycle
 from webapp.experiments.launch import launch_experiment
 from webapp.experiments.models import Evaluation
+from webapp.transfer.models import TransferEvaluation
 
 WRITES = ("post", "patch", "put", "delete")
 #: Operations on the caller's own account, not on a team's objects.
@@ -36,8 +37,10 @@ def world(client, dataset, team_users):
                          team_users["alice"], "grid")
     token, _ = ApiToken.issue(team_users["alice"], "alice's")
     comment = add_comment(experiment, team_users["alice"], "a note")
+    evaluation = TransferEvaluation.objects.create(experiment=experiment, dataset=dataset, queue=experiment.queue,
+                                                   requested_by=team_users["alice"])
     ids = {"datasets": dataset.pk, "experiments": experiment.pk, "sweeps": sweep.pk, "tokens": token.pk,
-           "comments": comment.pk}
+           "comments": comment.pk, "transfer-evaluations": evaluation.pk}
     keys = {name: ApiToken.issue(team_users[name], "t")[1] for name in ("alice", "bob", "charlie")}
     return {"ids": ids, "keys": keys}
 

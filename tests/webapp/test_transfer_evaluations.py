@@ -145,3 +145,26 @@ def test_the_page_offers_the_teams_other_datasets_to_members_only(client, succee
     client.login(username="bob", password=PASSWORD)
     page = client.get(f"/experiments/{succeeded_run.pk}/").content.decode()
     assert 'id="transfer-evaluations"' in page and 'id="transfer-form"' not in page
+
+
+def test_a_writer_deletes_an_evaluation_and_its_samples_readers_cannot(api, succeeded_run, team_users, demo_folder,
+                                                                        tmp_path):
+    target = other_dataset(team_users["team"], team_users["alice"], demo_folder, tmp_path, "shapes-again")
+    created = api("alice", "post", url(succeeded_run), {"dataset": target.pk}).json()
+    evaluation = TransferEvaluation.objects.get(pk=created["id"])
+    evaluation.output_dir.mkdir(parents=True)
+    (evaluation.output_dir / "a.png").write_bytes(b"a sample picture")
+    one = f"/api/v1/transfer-evaluations/{evaluation.pk}/"
+    assert created["url"].endswith(one)
+
+    assert api("charlie", "get", one).status_code == 404
+    assert api("charlie", "delete", one).status_code == 404
+    assert api("bob", "get", one).json()["dataset_name"] == "shapes-again"
+    assert api("bob", "delete", one).status_code == 403
+    assert TransferEvaluation.objects.filter(pk=evaluation.pk).exists()
+
+    assert api("alice", "delete", one).status_code == 204
+
+    assert not TransferEvaluation.objects.filter(pk=evaluation.pk).exists()
+    assert not evaluation.output_dir.exists()
+    assert api("alice", "get", url(succeeded_run)).json()["transfer_evaluations"] == []

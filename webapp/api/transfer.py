@@ -6,9 +6,11 @@ scores beside the run's own and the URLs of their sample PNGs; ``POST`` with
 dataset that is not another one of the run's team or whose classes differ (every
 difference listed), ``status`` for a run that has not succeeded, ``checkpoint`` for a
 run without its best.pt (``webapp.transfer.services``).
+``GET /api/v1/transfer-evaluations/{id}/`` reads one; ``DELETE`` removes it and its
+samples (writers of the run's team; a running one is stopped by its worker).
 """
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import serializers, status
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -17,10 +19,12 @@ from webapp.datasets.models import Dataset
 from webapp.experiments.templatetags.seglab import class_colors
 from webapp.teams.access import require_write
 from webapp.transfer.models import TransferEvaluation
-from webapp.transfer.services import request_transfer
+from webapp.transfer.services import delete_evaluation, request_transfer, visible_evaluations
 
 
 class TransferEvaluationSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="transfer-evaluation-detail",
+                                               help_text="This evaluation (GET, DELETE)")
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
     class_colors = serializers.SerializerMethodField(help_text="The other dataset's class colours, in class order")
     requested_by = serializers.StringRelatedField()
@@ -29,8 +33,8 @@ class TransferEvaluationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TransferEvaluation
-        fields = ["id", "experiment", "dataset", "dataset_name", "status", "error", "step", "num_images", "miou", "iou",
-                  "in_domain_miou", "in_domain_iou", "pixel_accuracy", "confusion_matrix", "class_names",
+        fields = ["id", "url", "experiment", "dataset", "dataset_name", "status", "error", "step", "num_images",
+                  "miou", "iou", "in_domain_miou", "in_domain_iou", "pixel_accuracy", "confusion_matrix", "class_names",
                   "class_colors", "predictions", "requested_by", "requested_at", "finished_at"]
 
     def get_class_colors(self, evaluation) -> list[str]:
@@ -78,3 +82,15 @@ class TransferEvaluationsMixin:
         evaluations = experiment.transfer_evaluations.select_related("dataset", "requested_by")
         return Response(TransferEvaluationsSerializer({"experiment": experiment.pk,
                                                        "transfer_evaluations": evaluations}, context=context).data)
+
+
+class TransferEvaluationViewSet(mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """One cross-dataset evaluation: members of the run's team read it, its writers delete it."""
+
+    serializer_class = TransferEvaluationSerializer
+
+    def get_queryset(self):
+        return visible_evaluations(self.request.user)
+
+    def perform_destroy(self, instance):
+        delete_evaluation(instance, self.request.user)

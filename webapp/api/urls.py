@@ -7,6 +7,7 @@ from webapp.api.experiments import ExperimentViewSet
 from webapp.api.review import CommentViewSet
 from webapp.api.sweeps import SweepViewSet
 from webapp.api.tokens import TokenViewSet
+from webapp.api.transfer import TransferEvaluationViewSet
 
 router = DefaultRouter()
 router.register("datasets", DatasetViewSet, basename="dataset")
@@ -14,6 +15,7 @@ router.register("experiments", ExperimentViewSet, basename="experiment")
 router.register("sweeps", SweepViewSet, basename="sweep")
 router.register("tokens", TokenViewSet, basename="token")
 router.register("comments", CommentViewSet, basename="comment")
+router.register("transfer-evaluations", TransferEvaluationViewSet, basename="transfer-evaluation")
 
 urlpatterns = [
     path("catalogue/", catalogue, name="catalogue"),

@@ -22,13 +22,14 @@ def writable_teams_of(user) -> QuerySet[Team]:
                                memberships__role__in=[Membership.Role.OWNER, Membership.Role.MEMBER])
 
 
-def visible(queryset: QuerySet, user) -> QuerySet:
-    """The rows of ``queryset`` (a model with a ``team`` field) that ``user`` may see.
+def visible(queryset: QuerySet, user, team: str = "team") -> QuerySet:
+    """The rows of ``queryset`` that ``user`` may see; ``team`` is the lookup of the row's team
+    (``"experiment__team"`` for what belongs to a run).
 
     A subquery on the user's teams rather than a join: no row is repeated, so no DISTINCT,
     and a paginated list counts its rows without computing its annotations for each.
     """
-    return queryset.filter(team__in=teams_of(user).values("pk"))
+    return queryset.filter(**{f"{team}__in": teams_of(user).values("pk")})
 
 
 def get_for_user(queryset: QuerySet, user, pk) -> Model:

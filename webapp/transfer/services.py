@@ -8,12 +8,15 @@ API and the page show its message as it is.
 """
 from __future__ import annotations
 
+import shutil
+
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from engine.transfer import class_mismatches
 from webapp.datasets.models import Dataset
 from webapp.experiments.models import Experiment
+from webapp.teams.access import require_write, visible
 from webapp.transfer import lifecycle
 from webapp.transfer.models import TransferEvaluation
 
@@ -62,3 +65,20 @@ def request_transfer(experiment: Experiment, dataset: Dataset, user) -> Transfer
     if problem is not None:
         raise problem
     return lifecycle.create_queued(experiment, dataset, user)
+
+
+def visible_evaluations(user) -> QuerySet[TransferEvaluation]:
+    return visible(TransferEvaluation.objects.select_related("experiment", "dataset", "requested_by"), user,
+                   team="experiment__team")
+
+
+def delete_evaluation(evaluation: TransferEvaluation, user) -> None:
+    """Remove the evaluation and its sample pictures (writers of the run's team).
+
+    One still running is stopped by its worker: the next heartbeat finds the row gone
+    (``workers.transfer_supervisor``), and a result it reports after is refused by its fencing.
+    """
+    require_write(evaluation.team, user)
+    folder = evaluation.output_dir
+    evaluation.delete()
+    shutil.rmtree(folder, ignore_errors=True)

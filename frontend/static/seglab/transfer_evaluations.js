@@ -69,6 +69,12 @@ function evaluationCard(evaluation) {
     el("h3", {}, `On ${evaluation.dataset_name}`, " ",
       el("span", { class: `status status-${evaluation.status}` }, evaluation.status)),
     el("p", { class: "muted" }, facts));
+  if (form) {
+    const remove = el("button", { type: "button", class: "button small transfer-delete",
+      title: "Delete this evaluation and its sample pictures" }, "Delete");
+    remove.addEventListener("click", () => deleteEvaluation(evaluation, remove).catch((error) => showError(String(error))));
+    card.querySelector("h3").append(" ", remove);
+  }
   if (evaluation.error) card.append(el("div", { class: "error-box" }, evaluation.error));
   if (evaluation.status === "succeeded") {
     const palette = evaluation.class_colors.map(rgb);
@@ -80,7 +86,10 @@ function evaluationCard(evaluation) {
 
 function render(evaluations) {
   const shown = new Map([...list.querySelectorAll(".transfer-evaluation")].map((card) => [card.dataset.id, card]));
-  if (!evaluations.length) return;
+  if (!evaluations.length) {
+    list.replaceChildren(el("p", { class: "muted" }, "No evaluation on another dataset yet."));
+    return;
+  }
   const cards = evaluations.map((evaluation) => {
     const old = shown.get(String(evaluation.id));
     // A finished card does not change: keep it (and its drawn canvases).
@@ -101,6 +110,21 @@ async function refresh() {
 
 function poll() {
   refresh().catch((error) => console.warn(error));
+}
+
+async function deleteEvaluation(evaluation, button) {
+  if (!window.confirm(`Delete the evaluation on ${evaluation.dataset_name} and its sample pictures?`)) return;
+  button.disabled = true;
+  const response = await fetch(evaluation.url, {
+    method: "DELETE",
+    headers: { Accept: "application/json", "X-CSRFToken": form.elements.namedItem("csrfmiddlewaretoken").value },
+  });
+  if (response.status !== 204) {
+    const body = await response.json().catch(() => ({}));
+    button.disabled = false;
+    throw new Error(body.error || `HTTP ${response.status}`);
+  }
+  await refresh();
 }
 
 function showError(message) {

@@ -6,6 +6,8 @@
 
 import { el } from "./dom.js";
 import { decode, maskColor, paint, rgb } from "./index_masks.js";
+import { fetchJson } from "./fetch_json.js";
+import { plotlyText } from "./plotly_text.js";
 
 const data = JSON.parse(document.getElementById("compare-data").textContent);
 const palette = JSON.parse(document.getElementById("compare-class-colors").textContent).map(rgb);
@@ -15,19 +17,11 @@ const MASK_OPACITY = 0.6;
 const RUN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
   "#bcbd22", "#17becf", "#0b3d91", "#a0522d"];
 const colorOf = (index) => RUN_COLORS[index % RUN_COLORS.length];
-// Plotly reads a few tags in trace names and labels; run names are user text, so their markup
-// characters go in as entities, which Plotly shows as the characters themselves.
-const plotlyText = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+// Run names are user text: plotlyText keeps Plotly from reading their markup characters as tags.
 const runName = new Map(data.runs.map((run) => [run.id, plotlyText(run.name)]));
 const PLOT_CONFIG = { responsive: true, displaylogo: false };
 
 const $ = (id) => document.getElementById(id);
-
-async function fetchJson(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`${url}: ${response.status}`);
-  return response.json();
-}
 
 function layout(title, xTitle, yTitle, extra = {}) {
   return {

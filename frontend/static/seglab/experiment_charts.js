@@ -4,6 +4,8 @@
 // axis) fetches the visible steps again at full resolution and draws those instead; a
 // reset (autorange, a double click) goes back to the overview with the live tail.
 
+import { fetchJson } from "./fetch_json.js";
+
 const OVERVIEW_POINTS_PER_PIXEL = 2;
 const MIN_CHART_PIXELS = 300;
 // The API's most points per name and call: a range of up to half as many steps comes back whole.
@@ -20,12 +22,6 @@ const CHARTS = [
     hideEmpty: true },
   { el: "lr-chart", title: "Learning rate", accepts: (n) => n === "lr" || n.startsWith("lr/"), hideEmpty: true },
 ].map((spec) => ({ ...spec, names: [], series: new Map(), view: null, ticket: 0, timer: null }));
-
-async function fetchJson(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`${url}: ${response.status}`);
-  return response.json();
-}
 
 function trace(name, steps, values) {
   return { name, x: steps.slice(), y: values.slice(), mode: "lines+markers", marker: { size: 3 } };

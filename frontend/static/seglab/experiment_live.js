@@ -6,6 +6,7 @@
 // healthchecks' adaptive-setinterval), and stops once the run has finished.
 
 import { el } from "./dom.js";
+import { fetchJson } from "./fetch_json.js";
 import { MetricCharts } from "./experiment_charts.js";
 import { formatScore, showEvaluation } from "./experiment_results.js";
 
@@ -66,12 +67,6 @@ function showRun(run) {
 function showEvents(events) {
   $("events").append(...events.map((event) => el("li", { "data-event-id": event.id, "data-kind": event.kind },
     el("span", { class: "muted" }, utc(event.created_at).slice(11)), ` ${event.kind_display} ${event.message}`)));
-}
-
-async function fetchJson(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`${url}: ${response.status}`);
-  return response.json();
 }
 
 async function poll() {

@@ -18,6 +18,7 @@
 // evaluations. The per-image grid and the confusion list read the per-image scores API.
 
 import { el } from "./dom.js";
+import { fetchJson } from "./fetch_json.js";
 import { IGNORE_INDEX, decode, maskColor as sharedMaskColor, paint as paintOver, rgb } from "./index_masks.js";
 
 const root = document.getElementById("overlay-viewer");
@@ -175,12 +176,6 @@ function buildControls() {
     event.preventDefault();
   });
   $("image-order").addEventListener("change", refreshGrid);
-}
-
-async function fetchJson(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`${url}: ${response.status}`);
-  return response.json();
 }
 
 function openButton(step, row, ...label) {

@@ -7,6 +7,7 @@
 // value in every channel is its class, 255 is ignored). Polls while one is queued or running.
 
 import { el } from "./dom.js";
+import { fetchJson } from "./fetch_json.js";
 import { decode, maskColor, paint, rgb } from "./index_masks.js";
 
 const root = document.getElementById("transfer-evaluations");
@@ -99,9 +100,7 @@ function render(evaluations) {
 }
 
 async function refresh() {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
-  if (!response.ok) throw new Error(`transfer evaluations: HTTP ${response.status}`);
-  const body = await response.json();
+  const body = await fetchJson(url);
   render(body.transfer_evaluations);
   const waiting = body.transfer_evaluations.some((e) => e.status === "queued" || e.status === "running");
   clearTimeout(timer);

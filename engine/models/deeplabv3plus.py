@@ -61,6 +61,7 @@ class DeepLabV3Plus(SegmentationModel):
 
 
 PAPER = "Chen et al., ECCV 2018, arXiv:1802.02611"
+MEMORY_FORMAT = "contiguous"
 DEEPLAB_OPTIONS = (
     Option(
         "output_stride",
@@ -72,11 +73,13 @@ DEEPLAB_OPTIONS = (
 )
 
 
-@register_model("deeplabv3plus_r50", family="DeepLabV3+", paper=PAPER, options=DEEPLAB_OPTIONS)
+@register_model("deeplabv3plus_r50", family="DeepLabV3+", paper=PAPER, memory_format=MEMORY_FORMAT,
+                options=DEEPLAB_OPTIONS)
 def deeplabv3plus_r50(num_classes: int, **options) -> DeepLabV3Plus:
     return DeepLabV3Plus(num_classes, depth=50, **options)
 
 
-@register_model("deeplabv3plus_r101", family="DeepLabV3+", paper=PAPER, options=DEEPLAB_OPTIONS)
+@register_model("deeplabv3plus_r101", family="DeepLabV3+", paper=PAPER, memory_format=MEMORY_FORMAT,
+                options=DEEPLAB_OPTIONS)
 def deeplabv3plus_r101(num_classes: int, **options) -> DeepLabV3Plus:
     return DeepLabV3Plus(num_classes, depth=101, **options)

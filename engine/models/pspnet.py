@@ -70,13 +70,14 @@ class PSPNet(SegmentationModel):
 
 
 PAPER = "Zhao et al., CVPR 2017, arXiv:1612.01105"
+MEMORY_FORMAT = "contiguous"
 
 
-@register_model("pspnet_r50", family="PSPNet", paper=PAPER)
+@register_model("pspnet_r50", family="PSPNet", paper=PAPER, memory_format=MEMORY_FORMAT)
 def pspnet_r50(num_classes: int) -> PSPNet:
     return PSPNet(num_classes, depth=50)
 
 
-@register_model("pspnet_r101", family="PSPNet", paper=PAPER)
+@register_model("pspnet_r101", family="PSPNet", paper=PAPER, memory_format=MEMORY_FORMAT)
 def pspnet_r101(num_classes: int) -> PSPNet:
     return PSPNet(num_classes, depth=101)

@@ -121,17 +121,20 @@ class SETR(SegmentationModel):
 
 
 PAPER = "Zheng et al., CVPR 2021, arXiv:2012.15840 (ViT: Dosovitskiy et al., arXiv:2010.11929)"
+MEMORY_FORMAT = "contiguous"
 SETR_OPTIONS = (
     Option("pos_grid", "int", 32, "Side of the learnt position-embedding grid in patches (32 = 512-pixel crops); interpolated to any input.", min=4, max=128),
     Option("drop_path_rate", "float", 0.1, "Stochastic depth of the last block (linearly less before); DeiT: 0.1.", min=0.0, max=0.5),
 )
 
 
-@register_model("setr_vit_tiny", family="SETR", paper=PAPER, options=SETR_OPTIONS)
+@register_model("setr_vit_tiny", family="SETR", paper=PAPER, memory_format=MEMORY_FORMAT,
+                options=SETR_OPTIONS)
 def setr_vit_tiny(num_classes: int, **options) -> SETR:
     return SETR(num_classes, width=192, heads=3, **options)
 
 
-@register_model("setr_vit_small", family="SETR", paper=PAPER, options=SETR_OPTIONS)
+@register_model("setr_vit_small", family="SETR", paper=PAPER, memory_format=MEMORY_FORMAT,
+                options=SETR_OPTIONS)
 def setr_vit_small(num_classes: int, **options) -> SETR:
     return SETR(num_classes, width=384, heads=6, **options)

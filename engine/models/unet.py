@@ -91,6 +91,10 @@ UNET_OPTIONS = (
 )
 
 
-@register_model("unet", family="U-Net", paper="Ronneberger et al., MICCAI 2015, arXiv:1505.04597", options=UNET_OPTIONS)
+PAPER = "Ronneberger et al., MICCAI 2015, arXiv:1505.04597"
+MEMORY_FORMAT = "contiguous"
+
+
+@register_model("unet", family="U-Net", paper=PAPER, memory_format=MEMORY_FORMAT, options=UNET_OPTIONS)
 def unet(num_classes: int, **options) -> UNet:
     return UNet(num_classes, **options)

@@ -184,7 +184,9 @@ class DDRNet(SegmentationModel):
 
 
 PAPER = "Hong et al., arXiv:2101.06085 (2021)"
-MEMORY_FORMAT = "contiguous"
+#: bench/memory_format.py (CPU, 256x256, batch 2, one thread): channels_last trains in 0.86-0.94 and infers in
+#: 0.91-1.00 of the contiguous time (docs/models.md, "Memory format").
+MEMORY_FORMAT = "channels_last"
 
 
 @register_model("ddrnet23_slim", family="DDRNet", paper=PAPER, memory_format=MEMORY_FORMAT)

@@ -218,6 +218,8 @@ class SegFormer(SegmentationModel):
 
 
 PAPER = "Xie et al., NeurIPS 2021, arXiv:2105.15203"
+#: Contiguous: a MiT is linear layers over (B, N, C) tokens, whose convolutions already read channels-last
+#: views of them; bench/memory_format.py measured no steady gain from converting (docs/models.md).
 MEMORY_FORMAT = "contiguous"
 SEGFORMER_OPTIONS = (
     Option("drop_path_rate", "float", 0.1, "Stochastic depth of the last block (linearly less before); official: 0.1.", min=0.0, max=0.5),

@@ -121,6 +121,8 @@ class SETR(SegmentationModel):
 
 
 PAPER = "Zheng et al., CVPR 2021, arXiv:2012.15840 (ViT: Dosovitskiy et al., arXiv:2010.11929)"
+#: Contiguous: a ViT's only convolutions are the patch embedding and the head; bench/memory_format.py measured
+#: no steady gain from channels_last (docs/models.md).
 MEMORY_FORMAT = "contiguous"
 SETR_OPTIONS = (
     Option("pos_grid", "int", 32, "Side of the learnt position-embedding grid in patches (32 = 512-pixel crops); interpolated to any input.", min=4, max=128),

@@ -22,8 +22,16 @@ from engine.data import inspect_dataset, load_index
 from engine.data.budget import validation_ids
 from engine.data.loaders import ValidationDataset, read_image
 from engine.data.transforms import normalize
-from engine.evaluation import (Inference, LoadedModel, amp_dtype, evaluate, inference_network, load_trained_model,
-                               predict_logits, validation_loader)
+from engine.evaluation import (
+    Inference,
+    LoadedModel,
+    amp_dtype,
+    evaluate,
+    inference_network,
+    load_trained_model,
+    predict_logits,
+    validation_loader,
+)
 from engine.metrics import segmentation_scores
 from engine.options import OptionError
 from engine.registry import RegistryError

@@ -10,10 +10,11 @@ from __future__ import annotations
 import heapq
 import statistics
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager, Iterator
+from typing import Any, ContextManager
 
 import torch
 from torch import nn

@@ -186,8 +186,8 @@ class AllMLPDecoder(nn.Module):
         with bilinear upsampling (its weights sum to one, so biases pass through too). So
         each stage goes through the product of its projection and its block of the fuse
         weight at its own resolution, and the four are upsampled and summed: at stride 4
-        the network no longer runs a ``4E -> E`` conv (at B0 and 256x256, 1.07 of its 2.1
-        GMACs). The parameters, their names and the checkpoints are the official ones; the
+        the network no longer runs a ``4E -> E`` conv (B0 at 256x256: 0.72 GMACs instead of
+        1.76). The parameters, their names and the checkpoints are the official ones; the
         outputs agree to float rounding (``tests/engine/test_models.py``).
         """
         fuse, batch_norm, relu = self.linear_fuse

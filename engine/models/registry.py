@@ -16,7 +16,7 @@ import torch
 from engine.options import Option
 from engine.registry import Registry
 
-MODELS = Registry("architecture")
+MODELS: Registry[Callable[..., Any]] = Registry("architecture")
 #: The layouts an architecture may declare, by the name runs and the catalogue use.
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 

@@ -1,10 +1,11 @@
 """Architecture benchmark: parameters, GFLOPs, training and inference throughput.
 
 ``PYTHONPATH=. python bench/architectures.py [--archs ...] [--size HxW] [--device cpu|cuda]
-[--amp bf16|fp16|off] [--channels-last] [--batch N] [--json PATH]`` (plus ``--classes``, ``--warmup``, ``--runs``,
-``--threads``) prints one row per architecture as it is measured and optionally writes
-the same rows as JSON. On a shared CPU, ``--threads 1`` gives steadier numbers: idle
-OpenMP threads of a loaded machine slow every convolution down.
+[--amp bf16|fp16|off] [--memory-format contiguous|channels_last|auto] [--compile MODE]
+[--batch N] [--json PATH]`` (plus ``--classes``, ``--warmup``, ``--runs``, ``--threads``) prints one
+row per architecture as it is measured and optionally writes the same rows as JSON. On a
+shared CPU, ``--threads 1`` gives steadier numbers: idle OpenMP threads of a loaded machine
+slow every convolution down.
 
 * params: millions of parameters at ``--classes`` classes (19 by default, Cityscapes).
 * GFLOPs: multiply-accumulates x 1e-9 for one image at ``--size`` in eval mode, counted
@@ -15,11 +16,17 @@ OpenMP threads of a loaded machine slow every convolution down.
 * train img/s: forward + backward + SGD step on random data, ``batch / median step time``.
   Training uses at least 2 images per step: BatchNorm after global pooling (PSPNet,
   DeepLab, DDRNet) cannot normalise a single value per channel.
-* infer FPS: eval-mode forward, ``batch / median time``, after warm-up runs; on CUDA each
+* infer FPS: eval-mode forward of the network as the engine's evaluation runs it (a copy with
+  BatchNorm folded into the convolutions, ``engine.evaluation.inference_network``),
+  ``batch / median time``, after warm-up runs; on CUDA each
   timed run ends with ``torch.cuda.synchronize()`` and cuDNN picks its fastest kernels
   (``cudnn.benchmark``) during the warm-up. ``--compile MODE`` times the inference forward
   through ``torch.compile`` (``reduce-overhead`` adds CUDA graphs, which removes the
   per-kernel launch cost that dominates small models at batch 1).
+* ``--compile`` compiles training and inference the way a run with ``compile=true`` does
+  (``engine.models.compile_model``); the first step of each compiles, and its time less one
+  steady step is reported apart as "train compile s" / "infer compile s", never in the rates.
+* ``--memory-format auto`` puts each architecture in its declared layout, as runs do by default.
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +45,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.models import MODELS, build_model, count_parameters
+from engine.evaluation import inference_network
+from engine.models import MODELS, build_model, compile_model, count_parameters, resolve_memory_format
 from engine.options import clean_options
 
 AUX_LOSS_WEIGHT = 0.4  # PSPNet / DDRNet deep-supervision weight
@@ -63,14 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=parse_size, default=(512, 1024), help="input height x width, e.g. 512x1024")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="off", help="autocast dtype for timing")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format for model and input")
+    parser.add_argument("--memory-format", choices=("contiguous", "channels_last", "auto"), default="contiguous",
+                        help="layout of model and input; auto: each architecture's declared one (what a run uses)")
+    parser.add_argument("--channels-last", action="store_true", help="the same as --memory-format channels_last")
     parser.add_argument("--batch", type=int, default=1, help="images per step")
     parser.add_argument("--classes", type=int, default=19, help="number of classes (default: Cityscapes' 19)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs before timing")
     parser.add_argument("--runs", type=int, default=10, help="timed runs (the median is reported)")
     parser.add_argument("--threads", type=int, default=None, help="CPU intra-op threads (default: PyTorch's choice)")
     parser.add_argument("--compile", choices=("default", "reduce-overhead", "max-autotune"), default=None,
-                        help="time inference through torch.compile in this mode (default: eager)")
+                        help="torch.compile the model in this mode for training and inference, as a run with "
+                        "compile=true does (default: eager); compile time is reported apart")
     parser.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     return parser
 
@@ -100,9 +111,23 @@ def median_seconds(step: Callable[[], None], device: torch.device, warmup: int, 
     return statistics.median(times)
 
 
+def first_call_seconds(step: Callable[[], None], device: torch.device) -> float:
+    """Seconds of one call of ``step``: under torch.compile, the first one compiles."""
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    start = time.perf_counter()
+    step()
+    synchronize()
+    return time.perf_counter() - start
+
+
 def benchmark(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    with ExitStack() as stack:
+        return _benchmark(name, args, stack)
+
+
+def _benchmark(name: str, args: argparse.Namespace, stack: ExitStack) -> dict[str, Any]:
     device = torch.device(args.device)
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    memory_format = resolve_memory_format(name, "channels_last" if args.channels_last else args.memory_format)
     dtype = AMP_DTYPES[args.amp]
 
     def autocast() -> AbstractContextManager:
@@ -113,7 +138,10 @@ def benchmark(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "arch": name,
         "params_m": round(count_parameters(model) / 1e6, 2),
         "gflops": round(count_gmacs(name, args.classes, args.size), 2),
+        "memory_format": "channels_last" if memory_format == torch.channels_last else "contiguous",
     }
+    if args.compile:  # the engine's compile=true: encoder and decoders compiled in place
+        compile_model(model, mode=None if args.compile == "default" else args.compile)
 
     train_batch = max(args.batch, MIN_TRAIN_BATCH)
     images = torch.randn(train_batch, 3, *args.size, device=device).contiguous(memory_format=memory_format)
@@ -133,31 +161,41 @@ def benchmark(name: str, args: argparse.Namespace) -> dict[str, Any]:
         scaler.update()
 
     model.train()
-    row["train_img_s"] = round(train_batch / median_seconds(train_step, device, args.warmup, args.runs), 2)
+    first = first_call_seconds(train_step, device) if args.compile else 0.0
+    seconds = median_seconds(train_step, device, args.warmup, args.runs)
+    row["train_img_s"] = round(train_batch / seconds, 2)
     row["train_batch"] = train_batch
+    if args.compile:  # the first step compiled and ran once; the steady step time is taken off
+        row["train_compile_s"] = round(first - seconds, 1)
 
     model.eval()
     inputs = images[: args.batch]
-    forward = torch.compile(model, mode=args.compile) if args.compile else model
+    network = stack.enter_context(inference_network(model))  # as the engine's evaluation runs it
 
     def infer_step() -> None:
         with torch.no_grad(), autocast():
-            forward(inputs)
+            network(inputs)
 
-    row["infer_fps"] = round(args.batch / median_seconds(infer_step, device, args.warmup, args.runs), 2)
+    first = first_call_seconds(infer_step, device) if args.compile else 0.0  # eval mode compiles anew
+    seconds = median_seconds(infer_step, device, args.warmup, args.runs)
+    row["infer_fps"] = round(args.batch / seconds, 2)
+    if args.compile:
+        row["infer_compile_s"] = round(first - seconds, 1)
     return row
 
 
-COLUMNS = (("arch", "arch"), ("params_m", "params (M)"), ("gflops", "GFLOPs"), ("train_img_s", "train img/s"),
-           ("infer_fps", "infer FPS"))
+COLUMNS = (("arch", "arch"), ("params_m", "params (M)"), ("gflops", "GFLOPs"), ("memory_format", "memory format"),
+           ("train_img_s", "train img/s"), ("infer_fps", "infer FPS"))
+#: With --compile: compilation time, apart from the step times above (first call minus a steady step).
+COMPILE_COLUMNS = (("train_compile_s", "train compile s"), ("infer_compile_s", "infer compile s"))
 
 
-def table_header() -> str:
-    return "| " + " | ".join(title for _, title in COLUMNS) + " |\n|" + "|".join(" --- " for _ in COLUMNS) + "|"
+def table_header(columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
+    return "| " + " | ".join(title for _, title in columns) + " |\n|" + "|".join(" --- " for _ in columns) + "|"
 
 
-def table_row(row: dict[str, Any]) -> str:
-    return "| " + " | ".join(str(row[key]) for key, _ in COLUMNS) + " |"
+def table_row(row: dict[str, Any], columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
+    return "| " + " | ".join(str(row[key]) for key, _ in columns) + " |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,17 +220,18 @@ def main(argv: list[str] | None = None) -> int:
         "size": [height, width],
         "batch": args.batch,
         "amp": args.amp,
-        "channels_last": args.channels_last,
+        "memory_format": "channels_last" if args.channels_last else args.memory_format,
         "compile": args.compile or "off",
         "classes": args.classes,
     }
     print(", ".join(f"{key} {value}" for key, value in settings.items()))
     print("GFLOPs = multiply-accumulates x 1e-9 per image (FlopCounterMode FLOPs / 2), as in the papers.")
-    print(table_header(), flush=True)
+    columns = COLUMNS + COMPILE_COLUMNS if args.compile else COLUMNS
+    print(table_header(columns), flush=True)
     rows = []
     for name in names:  # rows appear as they are measured: big models take minutes on a CPU
         rows.append(benchmark(name, args))
-        print(table_row(rows[-1]), flush=True)
+        print(table_row(rows[-1], columns), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
     return 0

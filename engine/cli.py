@@ -18,12 +18,21 @@ from typing import Any
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from engine.config import RunConfig, config_schema
+from engine.config import AMP_CHOICES, RunConfig, config_schema
 from engine.data import inspect_dataset, load_index
 from engine.data.budget import validation_ids
 from engine.data.loaders import ValidationDataset, read_image
 from engine.data.transforms import normalize
-from engine.evaluation import Inference, LoadedModel, evaluate, load_trained_model, predict_logits, validation_loader
+from engine.evaluation import (
+    Inference,
+    LoadedModel,
+    amp_dtype,
+    evaluate,
+    inference_network,
+    load_trained_model,
+    predict_logits,
+    validation_loader,
+)
 from engine.metrics import segmentation_scores
 from engine.options import OptionError
 from engine.registry import RegistryError
@@ -124,7 +133,8 @@ def _load(args: argparse.Namespace) -> tuple[LoadedModel, torch.device, Inferenc
     device = resolve_device(args.device)
     loaded = load_trained_model(args.checkpoint, device)
     inference = Inference.from_config(loaded.config, device)
-    inference = replace(inference, mode=args.eval_mode or inference.mode, crop=args.eval_crop or inference.crop)
+    inference = replace(inference, mode=args.eval_mode or inference.mode, crop=args.eval_crop or inference.crop,
+                        amp_dtype=amp_dtype(args.amp, device) if args.amp else inference.amp_dtype)
     return loaded, device, inference
 
 
@@ -183,12 +193,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     (out / "overlays").mkdir(parents=True, exist_ok=True)
-    for path in images:
-        image = read_image(path)  # (3, H, W) uint8
-        prediction = predict_logits(loaded.model, normalize(image)[None].to(device), inference).argmax(1)[0]
-        prediction = prediction.to(torch.uint8).cpu()
-        index_png(prediction, loaded.class_colors).save(out / "masks" / f"{path.stem}.png")
-        overlay(image, prediction, loaded.class_colors, args.alpha).save(out / "overlays" / f"{path.stem}.png")
+    with inference_network(loaded.model) as model:
+        for path in images:
+            image = read_image(path)  # (3, H, W) uint8
+            prediction = predict_logits(model, normalize(image)[None].to(device), inference).argmax(1)[0]
+            prediction = prediction.to(torch.uint8).cpu()
+            index_png(prediction, loaded.class_colors).save(out / "masks" / f"{path.stem}.png")
+            overlay(image, prediction, loaded.class_colors, args.alpha).save(out / "overlays" / f"{path.stem}.png")
     print(f"wrote {len(images)} masks to {out / 'masks'} and overlays to {out / 'overlays'}")
     return 0
 
@@ -237,6 +248,8 @@ def _add_inference_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto).")
     parser.add_argument("--eval-mode", choices=("whole", "sliding"), help="Default: the run's eval_mode.")
     parser.add_argument("--eval-crop", type=int, help="Sliding-window side (default: the run's eval_crop).")
+    parser.add_argument("--amp", choices=AMP_CHOICES, help="Mixed precision on CUDA (default: the run's amp; "
+                        "off computes in float32).")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from typing import Any
 from engine.data.budget import parse_labeled
 from engine.data.transforms import BLUR_MODES
 from engine.methods import METHODS
-from engine.models import MODELS
+from engine.models import MEMORY_FORMATS, MODELS
 from engine.options import Option, OptionError, clean_options, shorten
 from engine.registry import Registry, RegistryError
 
@@ -45,6 +45,8 @@ MAX_GPUS = 8
 #: asked for. (An evaluation or log interval longer than the run means "at the end only",
 #: which is what the short runs of tests and benchmarks want; MAX_ITERS bounds them.)
 WITHIN_RUN = ("warmup_iters",)
+#: Mixed precision: ``auto`` picks bf16 or fp16 by what the GPU supports (``engine.evaluation.amp_dtype``).
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 #: Longest unknown field name an error message repeats.
 MAX_SHOWN_NAME = 60
 
@@ -101,8 +103,15 @@ FIELDS: tuple[Field, ...] = (
     _f("schedule", "eval_crop", "int", 512, "Sliding-window side in pixels; images no larger are evaluated whole.",
        min=16, max=8192, label="Sliding window (px)"),
     _f("device", "device", "str", "auto", "auto, cpu, cuda or cuda:N."),
-    _f("device", "amp", "str", "off", "Mixed precision on CUDA.",
-       choices=("off", "bf16", "fp16"), label="Mixed precision"),
+    _f("device", "amp", "str", "auto", "Mixed precision on CUDA, in training and evaluation. auto: bf16 where the GPU "
+       "has it (Ampere and later), else fp16 with a gradient scaler; off: float32. The CPU always computes in float32 "
+       "(its autocast is slower than float32 for these models).", choices=AMP_CHOICES, label="Mixed precision"),
+    _f("device", "memory_format", "str", "auto", "Layout of the network's weights and inputs. auto: the architecture's "
+       "own (see the catalogue), measured to be the faster one; both compute the same function within floating-point "
+       "rounding.", choices=("auto", *MEMORY_FORMATS), label="Memory format"),
+    _f("device", "compile", "bool", False, "Compile the network with torch.compile for training and evaluation: "
+       "faster steps after a compilation of a minute or more at the start (and again for evaluation).",
+       label="torch.compile"),
     _f("device", "deterministic", "bool", False, "Deterministic algorithms (slower; exact resume on the CPU).",
        label="Deterministic"),
     _f("device", "gpus", "int", 1, "Processes of one run, one per GPU (DistributedDataParallel, docs/distributed.md); "
@@ -113,7 +122,7 @@ FIELDS: tuple[Field, ...] = (
 FIELD_BY_NAME = {f.option.name: f for f in FIELDS}
 #: Fields added after runs were first saved, with the value that reproduces those runs: a stored
 #: config (checkpoint, experiment record) without the field was trained that way, not at today's default.
-SAVED_BEFORE_FIELD = {"strong_blur": "pixels"}
+SAVED_BEFORE_FIELD = {"strong_blur": "pixels", "memory_format": "contiguous", "compile": False}
 
 
 def upgrade_saved(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,6 +189,8 @@ class ScheduleConfig:
 class DeviceConfig:
     device: str
     amp: str
+    memory_format: str
+    compile: bool
     deterministic: bool
     gpus: int
 

@@ -34,7 +34,7 @@ from engine import distributed
 from engine.config import RunConfig, upgrade_saved
 from engine.data import DatasetError, DatasetInfo, TrainingData, build_training_data
 from engine.data.loaders import training_loader
-from engine.evaluation import Inference, evaluate, measure_throughput, validation_loader
+from engine.evaluation import Inference, evaluate, measure_throughput, prepare_model, validation_loader
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
 from engine.reporting import EvaluationResult, NullReporter, Reporter, RunResult
@@ -44,7 +44,7 @@ CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
 #: Config fields a resumed run may change: they do not alter what the checkpoint's state means.
 RESUMABLE_CHANGES = frozenset({"data", "iters", "eval_every", "log_every", "eval_mode", "eval_crop",
-                               "num_workers", "device", "amp", "gpus"})
+                               "num_workers", "device", "amp", "memory_format", "compile", "gpus"})
 #: Largest factor of the training-time random rescale (UniMatch's 0.5-2.0, engine.data.transforms).
 MAX_AUGMENTATION_SCALE = 2.0
 
@@ -230,7 +230,8 @@ def _build_run(config: RunConfig, output_dir: str | Path | None) -> Run:
     def model_factory():
         return build_model(config.model.arch, data.num_classes, **config.model.options)
 
-    method = build_method(config.method.method, model_factory, data.num_classes, **config.method.options).to(device)
+    method = prepare_model(build_method(config.method.method, model_factory, data.num_classes, **config.method.options),
+                           config, device)
     optimizer = build_optimizer(config, method)
     if distributed.world_size() > 1:  # same initial weights everywhere, its own dropout and mixing draws per rank
         seed_everything(derive_seed(config.budget.seed, distributed.rank()))
@@ -273,8 +274,16 @@ def _loader(dataset: SizedDataset, batch_size: int, stream: int, run: Run) -> It
                       num_workers=run.config.data.num_workers, pin_memory=run.device.type == "cuda"))
 
 
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_format) -> dict:
+    """A batch on ``device``; images (4-d) in the network's memory format, so its first layer needs no reorder."""
+    def move(value: Any) -> Any:
+        if not isinstance(value, torch.Tensor):
+            return value
+        if value.dim() == 4:
+            return value.to(device, non_blocking=True, memory_format=memory_format)
+        return value.to(device, non_blocking=True)
+
+    return {key: move(value) for key, value in batch.items()}
 
 
 def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
@@ -285,9 +294,10 @@ def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
     if run.data.unlabeled is not None:
         unlabeled = _loader(run.data.unlabeled, schedule.unlabeled_batch_size or schedule.batch_size,
                             UNLABELED_STREAM, run)
+    memory_format = run.inference.memory_format
     while True:
-        yield (_to_device(next(labeled), run.device),
-               _to_device(next(unlabeled), run.device) if unlabeled is not None else None)
+        yield (_to_device(next(labeled), run.device, memory_format),
+               _to_device(next(unlabeled), run.device, memory_format) if unlabeled is not None else None)
 
 
 def _optimisation_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str, torch.Tensor]:

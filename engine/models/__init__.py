@@ -13,7 +13,7 @@ import torch
 
 from engine.models.base import SegmentationModel, resize_logits
 from engine.models.pretrained import BACKBONE_SOURCES, load_backbone_weights
-from engine.models.registry import MODELS, register_model
+from engine.models.registry import MEMORY_FORMATS, MODELS, register_model
 from engine.models.weights import load_weights
 from engine.options import clean_options
 
@@ -21,7 +21,8 @@ from engine.options import clean_options
 # Importing a family module registers its variants.
 from engine.models import ddrnet, deeplabv3plus, hrnet, pspnet, segformer, setr, unet  # noqa: E402,F401
 
-__all__ = ["SegmentationModel", "build_model", "list_models", "register_model", "resize_logits", "count_parameters"]
+__all__ = ["SegmentationModel", "build_model", "list_models", "register_model", "resize_logits", "count_parameters",
+           "declared_memory_format", "resolve_memory_format", "compile_model", "MEMORY_FORMATS"]
 
 #: Parameter counts in the catalogue are given at Cityscapes' 19 classes, as in the papers' tables.
 CATALOGUE_CLASSES = 19
@@ -43,6 +44,36 @@ def build_model(
         load_backbone_weights(model, entry.family, backbone_weights)
     if weights:
         load_weights(model, weights)
+    return model
+
+
+def declared_memory_format(name: str) -> str:
+    """The layout architecture ``name`` declared at registration (``contiguous`` or ``channels_last``)."""
+    return MODELS.get(name).extra["memory_format"]
+
+
+def resolve_memory_format(name: str, choice: str = "auto") -> torch.memory_format:
+    """The layout a run of ``name`` uses: the run's ``memory_format`` setting, where ``auto``
+    means the architecture's declared one."""
+    return MEMORY_FORMATS[declared_memory_format(name) if choice == "auto" else choice]
+
+
+#: torch.compile's code generator; the tests use "eager" (Dynamo's graph capture without code generation).
+COMPILE_BACKEND = "inductor"
+
+
+def compile_model(model: SegmentationModel, mode: str | None = None) -> SegmentationModel:
+    """``torch.compile`` the encoder and the decoders in place (``nn.Module.compile``), returning ``model``.
+
+    The parts, not the model: methods call ``forward_train`` as well as ``forward``, and both
+    go through the parts. In place, not ``torch.compile(model)``: that wrapper would prefix
+    every state-dict key with ``_orig_mod.``, so checkpoints of compiled and eager runs would
+    differ; these keep the same keys and load into either. ``mode`` is torch.compile's
+    (None: its default; ``reduce-overhead`` adds CUDA graphs).
+    """
+    for part in (model.encoder, model.decoder, model.aux_decoder):
+        if part is not None:
+            part.compile(backend=COMPILE_BACKEND, mode=mode)
     return model
 
 

@@ -39,6 +39,8 @@ class BasicBlock(nn.Module):
     applies the ReLU where the branches meet.
     """
 
+    CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"))  # each bn applied right after its conv (folding.py)
+
     def __init__(self, in_channels: int, channels: int, stride: int = 1, final_relu: bool = True):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
@@ -60,6 +62,8 @@ class BasicBlock(nn.Module):
 
 class Bottleneck(nn.Module):
     """1x1 -> 3x3 (stride, dilation) -> 1x1 bottleneck; ``expansion`` 4 in ResNet/HRNet, 2 in DDRNet."""
+
+    CONV_BN_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))  # see engine/models/folding.py
 
     def __init__(
         self,
@@ -118,6 +122,8 @@ def basic_stage(in_channels: int, channels: int, blocks: int, stride: int = 1, l
 
 class ResNet(nn.Module):
     """Bottleneck ResNet without its classifier, returning the four stage outputs."""
+
+    CONV_BN_PAIRS = (("conv1", "bn1"),)  # the stem (engine/models/folding.py)
 
     def __init__(self, depths: tuple[int, int, int, int], output_stride: int = 32):
         super().__init__()

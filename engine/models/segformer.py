@@ -178,12 +178,33 @@ class AllMLPDecoder(nn.Module):
         self.apply(init_transformer_weights)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:  # -> (B, K, H/4, W/4)
-        unified = []
-        for linear, feature in zip(self.linear_c, features, strict=True):
-            projected = linear(feature.flatten(2).transpose(1, 2)).transpose(1, 2)
-            unified.append(upsample_to(projected.reshape(feature.shape[0], -1, *feature.shape[-2:]), features[0]))
-        # The official decoder concatenates from the coarsest stage to the finest.
-        return self.linear_pred(self.dropout(self.linear_fuse(torch.cat(unified[::-1], dim=1))))
+        """The official decoder, reassociated: the same function, a fraction of its work.
+
+        Officially each stage is projected to ``E`` channels (``linear_c``), upsampled to
+        stride 4, and the four are concatenated (coarsest stage first) and fused by a 1x1
+        conv. A 1x1 conv over a concatenation is the sum of its column blocks applied to
+        each part, and both it and the projection are per-pixel linear maps, which commute
+        with bilinear upsampling (its weights sum to one, so biases pass through too). So
+        each stage goes through the product of its projection and its block of the fuse
+        weight at its own resolution, and the four are upsampled and summed: at stride 4
+        the network no longer runs a ``4E -> E`` conv (B0 at 256x256: 0.72 GMACs instead of
+        1.76). The parameters, their names and the checkpoints are the official ones; the
+        outputs agree to float rounding (``tests/engine/test_models.py``).
+        """
+        fuse, batch_norm, relu = self.linear_fuse
+        assert isinstance(fuse, nn.Conv2d)
+        blocks = fuse.weight.flatten(1).chunk(len(features), dim=1)[::-1]  # (E, 4E): column blocks, coarsest first
+        fused: torch.Tensor | None = None
+        for linear, feature, block in zip(self.linear_c, features, blocks, strict=True):
+            assert isinstance(linear, nn.Linear)
+            batch, _, height, width = feature.shape
+            tokens = F.linear(feature.flatten(2).transpose(1, 2), block @ linear.weight, block @ linear.bias)
+            stage = upsample_to(tokens.transpose(1, 2).reshape(batch, -1, height, width), features[0])
+            fused = stage if fused is None else fused + stage
+        assert fused is not None
+        if fuse.bias is not None:  # a BatchNorm folded into the fuse conv (engine/models/folding.py)
+            fused = fused + fuse.bias[:, None, None]
+        return self.linear_pred(self.dropout(relu(batch_norm(fused))))
 
 
 class SegFormer(SegmentationModel):
@@ -201,22 +222,28 @@ class SegFormer(SegmentationModel):
 
 
 PAPER = "Xie et al., NeurIPS 2021, arXiv:2105.15203"
+#: Contiguous: a MiT is linear layers over (B, N, C) tokens, whose convolutions already read channels-last
+#: views of them; bench/memory_format.py measured no steady gain from converting (docs/models.md).
+MEMORY_FORMAT = "contiguous"
 SEGFORMER_OPTIONS = (
     Option("drop_path_rate", "float", 0.1, "Stochastic depth of the last block (linearly less before); official: 0.1.",
            min=0.0, max=0.5),
 )
 
 
-@register_model("segformer_b0", family="SegFormer", paper=PAPER, options=SEGFORMER_OPTIONS)
+@register_model("segformer_b0", family="SegFormer", paper=PAPER, memory_format=MEMORY_FORMAT,
+                options=SEGFORMER_OPTIONS)
 def segformer_b0(num_classes: int, **options) -> SegFormer:
     return SegFormer(num_classes, widths=(32, 64, 160, 256), depths=(2, 2, 2, 2), embed_dim=256, **options)
 
 
-@register_model("segformer_b1", family="SegFormer", paper=PAPER, options=SEGFORMER_OPTIONS)
+@register_model("segformer_b1", family="SegFormer", paper=PAPER, memory_format=MEMORY_FORMAT,
+                options=SEGFORMER_OPTIONS)
 def segformer_b1(num_classes: int, **options) -> SegFormer:
     return SegFormer(num_classes, widths=(64, 128, 320, 512), depths=(2, 2, 2, 2), embed_dim=256, **options)
 
 
-@register_model("segformer_b2", family="SegFormer", paper=PAPER, options=SEGFORMER_OPTIONS)
+@register_model("segformer_b2", family="SegFormer", paper=PAPER, memory_format=MEMORY_FORMAT,
+                options=SEGFORMER_OPTIONS)
 def segformer_b2(num_classes: int, **options) -> SegFormer:
     return SegFormer(num_classes, widths=(64, 128, 320, 512), depths=(3, 4, 6, 3), embed_dim=768, **options)

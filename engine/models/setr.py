@@ -125,6 +125,9 @@ class SETR(SegmentationModel):
 
 
 PAPER = "Zheng et al., CVPR 2021, arXiv:2012.15840 (ViT: Dosovitskiy et al., arXiv:2010.11929)"
+#: Contiguous: a ViT's only convolutions are the patch embedding and the head; bench/memory_format.py measured
+#: no steady gain from channels_last (docs/models.md).
+MEMORY_FORMAT = "contiguous"
 SETR_OPTIONS = (
     Option("pos_grid", "int", 32,
            "Side of the learnt position-embedding grid in patches (32 = 512-pixel crops); interpolated to any input.",
@@ -134,11 +137,13 @@ SETR_OPTIONS = (
 )
 
 
-@register_model("setr_vit_tiny", family="SETR", paper=PAPER, options=SETR_OPTIONS)
+@register_model("setr_vit_tiny", family="SETR", paper=PAPER, memory_format=MEMORY_FORMAT,
+                options=SETR_OPTIONS)
 def setr_vit_tiny(num_classes: int, **options) -> SETR:
     return SETR(num_classes, width=192, heads=3, **options)
 
 
-@register_model("setr_vit_small", family="SETR", paper=PAPER, options=SETR_OPTIONS)
+@register_model("setr_vit_small", family="SETR", paper=PAPER, memory_format=MEMORY_FORMAT,
+                options=SETR_OPTIONS)
 def setr_vit_small(num_classes: int, **options) -> SETR:
     return SETR(num_classes, width=384, heads=6, **options)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from engine.models import MODELS, build_model, count_parameters, list_models
+from engine.models.layers import upsample_to
 from engine.options import clean_options
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # the shared 2-core CI machine
@@ -211,3 +212,40 @@ def test_setr_position_embeddings_follow_the_input_grid():
 def test_unknown_architecture_lists_valid_names():
     with pytest.raises(KeyError, match="segformer_b0"):
         build_model("segformer_b9", NUM_CLASSES)
+
+
+def _official_segformer_decoder(decoder: nn.Module, features: list[torch.Tensor]) -> torch.Tensor:
+    """NVlabs' ``SegFormerHead.forward``: project, upsample, concatenate (coarsest first), fuse."""
+    unified = []
+    for linear, feature in zip(decoder.linear_c, features, strict=True):
+        projected = linear(feature.flatten(2).transpose(1, 2)).transpose(1, 2)
+        unified.append(upsample_to(projected.reshape(feature.shape[0], -1, *feature.shape[-2:]), features[0]))
+    return decoder.linear_pred(decoder.dropout(decoder.linear_fuse(torch.cat(unified[::-1], dim=1))))
+
+
+def _official_hrnet_head(head: nn.Module, features: list[torch.Tensor]) -> torch.Tensor:
+    """HRNet-Semantic-Segmentation's head: upsample every branch, concatenate, ``last_layer``."""
+    return head.last_layer(torch.cat([upsample_to(feature, features[0]) for feature in features], dim=1))
+
+
+@pytest.mark.parametrize("name, official", [("segformer_b0", _official_segformer_decoder),
+                                            ("hrnetv2_w18_small", _official_hrnet_head)])
+def test_reassociated_heads_compute_the_official_function_and_gradients(name, official):
+    torch.manual_seed(0)
+    model = build_model(name, NUM_CLASSES).train()
+    features = [feature.detach().requires_grad_() for feature in model.encoder(torch.randn(2, 3, *ODD_SIZE))]
+    weights = torch.randn(2, NUM_CLASSES, *features[0].shape[-2:])  # a loss that weighs every logit differently
+
+    gradients = []
+    for decode in (model.decoder, lambda features: official(model.decoder, features)):
+        torch.manual_seed(1)  # the same dropout draws
+        logits = decode(features)
+        parameters = [*model.decoder.parameters(), *features]
+        gradients.append((logits, torch.autograd.grad((logits * weights).sum(), parameters)))
+
+    (ours, our_gradients), (theirs, their_gradients) = gradients
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    # Biases before a training-mode BatchNorm get zero gradients, up to rounding: compare at the gradients' scale.
+    scale = max(reference.abs().max().item() for reference in their_gradients)
+    for mine, reference in zip(our_gradients, their_gradients, strict=True):
+        torch.testing.assert_close(mine, reference, rtol=1e-4, atol=1e-5 * scale)

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from engine import distributed
 from engine.config import RunConfig, upgrade_saved
 from engine.data import DatasetError, DatasetInfo, TrainingData, build_training_data
-from engine.data.loaders import training_loader
+from engine.data.loaders import pins_memory, training_loader
 from engine.evaluation import Inference, evaluate, measure_throughput, validation_loader
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
@@ -296,7 +296,7 @@ def _resume(run: Run) -> None:
 def _loader(dataset: Dataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
     build = training_loader if distributed.world_size() == 1 else distributed.sharded_training_loader
     return iter(build(dataset, batch_size, seed=run.config.budget.seed, stream=stream, start_step=run.step,
-                      num_workers=run.config.data.num_workers, pin_memory=run.device.type == "cuda"))
+                      num_workers=run.config.data.num_workers, pin_memory=pins_memory(run.device)))
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:

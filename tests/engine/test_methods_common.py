@@ -531,7 +531,9 @@ def test_cct_class_boxes_bound_each_predicted_class():
     for i in range(2):
         for c in range(4):
             rows, cols = (labels[i] == c).nonzero(as_tuple=True)
-            expected = (rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item()) if len(rows) else None
+            expected = None
+            if len(rows):
+                expected = (rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item())
             assert boxes[i][c] == expected
 
 

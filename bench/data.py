@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import Dataset
 
 from engine import trainer
 from engine.config import RunConfig
@@ -83,7 +84,8 @@ def images_per_second(dataset, workers: int, batches: int) -> float:
     return seen / elapsed
 
 
-def batches_per_second(datasets: list, batch_size: int, workers: int, batches: int, device: torch.device) -> float:
+def batches_per_second(datasets: list[Dataset], batch_size: int, workers: int, batches: int,
+                       device: torch.device) -> float:
     """Steps' worth of batches per second from one loader per dataset, read in turn as the trainer
     reads them (``workers`` processes each), copied to ``device`` as the trainer copies them."""
     loaders = [iter(training_loader(dataset, batch_size, seed=0, stream=stream, num_workers=workers,
@@ -135,7 +137,8 @@ def keep_up(args: argparse.Namespace) -> None:
         index = load_index(root)
         ids = sorted(index.by_id)
         labeled, unlabeled = LabeledDataset(index, ids, STEP_CROP), UnlabeledDataset(index, ids, STEP_CROP)
-        pipelines = {"labelled": [labeled], "unlabelled": [unlabeled], "labelled + unlabelled": [labeled, unlabeled]}
+        pipelines: dict[str, list[Dataset]] = {"labelled": [labeled], "unlabelled": [unlabeled],
+                                               "labelled + unlabelled": [labeled, unlabeled]}
         costs = []
         for name, dataset in (("labelled", labeled), ("unlabelled", unlabeled)):
             decode, whole = per_sample_ms(dataset, STEP_BATCH)

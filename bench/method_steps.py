@@ -121,7 +121,8 @@ def profile(data: Path, method: str, device: str = "cpu") -> dict:
     labeled, unlabeled = next(batches)
     counts, handles = count_passes(run.method)
     run.training_step = labelled(run.training_step, METHOD_RANGE)
-    run.method.after_optimizer_step = labelled(run.method.after_optimizer_step, METHOD_RANGE)
+    run.method.after_optimizer_step = labelled(  # type: ignore[method-assign]
+        run.method.after_optimizer_step, METHOD_RANGE)
     activities = [torch.profiler.ProfilerActivity.CPU]
     if run.device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)

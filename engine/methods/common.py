@@ -37,7 +37,8 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     kind (timm's ``ModelEmaV3`` does the same) instead of a lerp per tensor: on a GPU that is
     a few launches instead of one per parameter, with the same result.
     """
-    teacher_parameters, student_parameters = list(teacher.parameters()), list(student.parameters())
+    teacher_parameters: list[torch.Tensor] = list(teacher.parameters())
+    student_parameters: list[torch.Tensor] = list(student.parameters())
     if len(teacher_parameters) != len(student_parameters):
         raise ValueError(f"the teacher has {len(teacher_parameters)} parameters but the student "
                          f"{len(student_parameters)}: it must be a copy of the student (make_teacher)")

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from engine import distributed
 from engine.config import RunConfig, upgrade_saved
 from engine.data import DatasetError, DatasetInfo, TrainingData, build_training_data
-from engine.data.loaders import training_loader
+from engine.data.loaders import pins_memory, training_loader
 from engine.evaluation import Inference, evaluate, measure_throughput, prepare_model, validation_loader
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
@@ -99,6 +99,33 @@ def build_optimizer(config: RunConfig, method: Method) -> torch.optim.Optimizer:
     return torch.optim.AdamW(parameters, lr=schedule.lr, weight_decay=schedule.weight_decay)
 
 
+class DivergenceCheck:
+    """Refuses a run whose loss stopped being finite, naming the first iteration where it did.
+
+    The losses are read on the host only where the trainer reads values anyway (logging,
+    evaluation, checkpoints, a failed step), not after every step: on a GPU an ``isfinite``
+    test per step waits for the device and stalls the queue of kernels (issue 22). A
+    diverged run trains on for at most ``log_every`` steps before the error.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, torch.Tensor]] = []  # (step, loss) since the last check
+
+    def add(self, step: int, loss: torch.Tensor) -> None:
+        self.pending.append((step, loss))
+
+    def check(self, config: RunConfig) -> None:
+        if not self.pending:
+            return
+        steps, losses = zip(*self.pending, strict=True)
+        self.pending = []
+        values = torch.stack([loss.float() for loss in losses]).tolist()  # one read for all of them
+        for step, value in zip(steps, values, strict=True):
+            if not np.isfinite(value):
+                raise TrainingError(f"the loss became {value} at iteration {step + 1:,}; lower the learning rate "
+                                    f"(lr={config.schedule.lr}) or enable gradient clipping (grad_clip)")
+
+
 @dataclass
 class Run:
     """One run's objects; ``checkpoint_state`` and ``restore`` are its checkpoint format."""
@@ -117,6 +144,7 @@ class Run:
     best: EvaluationResult | None = None
     last: EvaluationResult | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    divergence: DivergenceCheck = field(default_factory=DivergenceCheck)
 
     @property
     def best_miou(self) -> float:
@@ -271,7 +299,7 @@ def _resume(run: Run, path: Path) -> None:
 def _loader(dataset: SizedDataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
     build = training_loader if distributed.world_size() == 1 else distributed.sharded_training_loader
     return iter(build(dataset, batch_size, seed=run.config.budget.seed, stream=stream, start_step=run.step,
-                      num_workers=run.config.data.num_workers, pin_memory=run.device.type == "cuda"))
+                      num_workers=run.config.data.num_workers, pin_memory=pins_memory(run.device)))
 
 
 def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_format) -> dict:
@@ -305,9 +333,7 @@ def _optimisation_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[
     with run.inference.autocast(run.device):
         losses = run.training_step(labeled, unlabeled, run.step, schedule.iters)
     loss = losses["loss"]
-    if not torch.isfinite(loss):
-        raise TrainingError(f"the loss became {loss.item()} at iteration {run.step + 1:,}; lower the learning rate "
-                            f"(lr={schedule.lr}) or enable gradient clipping (grad_clip)")
+    run.divergence.add(run.step, loss.detach())
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     if schedule.grad_clip:
@@ -327,34 +353,41 @@ def _train_one_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str
         raise TrainingError(
             f"CUDA out of memory at iteration {run.step + 1:,} (batch {run.config.schedule.batch_size}, "
             f"crop {run.config.data.crop_size}); lower batch_size or crop_size, or set amp=bf16") from None
+    except RuntimeError:
+        run.divergence.check(run.config)  # weights made NaN by an earlier step fail in odd places: name that step
+        raise
 
 
 class LossMeter:
     """Means of the named values since the last report, summed on the device (no sync per step).
 
-    Each name has its own count: a diagnostic a method leaves out of some steps (no
-    trusted pixel with a known hidden label) is averaged over the steps that had it.
+    Each name has its own count: a diagnostic a method has no value for in some steps (no
+    trusted pixel with a known hidden label: NaN) is averaged over the steps that had it,
+    and a name no step had is left out.
     """
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
+        self.counts: dict[str, torch.Tensor] = {}
 
     def add(self, losses: dict[str, torch.Tensor]) -> None:
         for name, value in losses.items():
-            self.sums[name] = self.sums[name] + value.float() if name in self.sums else value.float()
-            self.counts[name] = self.counts.get(name, 0) + 1
+            value = value.float()
+            present = ~value.isnan()
+            value = torch.where(present, value, 0.0)
+            self.sums[name] = self.sums[name] + value if name in self.sums else value
+            self.counts[name] = self.counts[name] + present if name in self.counts else present.long()
 
     def flush(self) -> dict[str, float]:
         """The means over every process's steps (one gather when several train the run)."""
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
-        for part in distributed.all_gather({name: (float(total), self.counts[name])
-                                            for name, total in self.sums.items()}):
+        local = {name: (float(total), int(self.counts[name])) for name, total in self.sums.items()}
+        for part in distributed.all_gather(local):
             for name, (total, count) in part.items():
                 sums[name], counts[name] = sums.get(name, 0.0) + total, counts.get(name, 0) + count
         self.sums, self.counts = {}, {}
-        return {name: total / counts[name] for name, total in sums.items()}
+        return {name: total / counts[name] for name, total in sums.items() if counts[name]}
 
 
 def _save_checkpoints(run: Run, reporter: Reporter, is_best: bool) -> None:
@@ -409,16 +442,20 @@ def _loop(run: Run, reporter: Reporter) -> bool:
     run.method.train()
     while run.step < schedule.iters:
         if distributed.broadcast_flag(reporter.should_stop()):  # rank 0's reporter decides for every rank
+            run.divergence.check(run.config)
             _save_checkpoints(run, reporter, is_best=False)
             return True
         learning_rate = run.optimizer.param_groups[0]["lr"]
         meter.add(_train_one_step(run, *next(batches)))
         run.step += 1
         if run.step % schedule.log_every == 0 or run.step == schedule.iters:
+            run.divergence.check(run.config)
             run.metrics = {**meter.flush(), "lr": learning_rate}
             reporter.log_metrics(run.step, run.metrics)
         if run.step % schedule.evaluation_interval == 0 and run.step < schedule.iters:
+            run.divergence.check(run.config)  # never score or checkpoint diverged weights
             _evaluate(run, reporter, validation, final=False)
+    run.divergence.check(run.config)
     _evaluate(run, reporter, validation, final=True)
     return False
 

@@ -148,6 +148,14 @@ def worker_options(num_workers: int) -> dict:
     return {"num_workers": num_workers, "multiprocessing_context": "forkserver", "timeout": WORKER_TIMEOUT_SECONDS}
 
 
+def pins_memory(device: torch.device) -> bool:
+    """Whether loaders feeding ``device`` put their batches in page-locked memory: only for CUDA,
+    where it lets the trainer's ``non_blocking`` copy overlap the step before it instead of
+    staging the batch synchronously (PyTorch's DataLoader notes, "Memory Pinning"). On the CPU
+    pinning would only cost a copy."""
+    return device.type == "cuda"
+
+
 @dataclass
 class TrainingData:
     index: DatasetIndex

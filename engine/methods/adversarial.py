@@ -106,8 +106,7 @@ class Adversarial(Method):
         pred_x, pred_u = output_x["out"], self.model(img_u)
 
         self.discriminator.requires_grad_(False)  # the generator's losses must not train D
-        d_out_x = self.discriminator(pred_x.softmax(1))
-        d_out_u = self.discriminator(pred_u.softmax(1))
+        d_out_x, d_out_u = self.discriminate(pred_x.softmax(1), pred_u.softmax(1))
         self.discriminator.requires_grad_(True)
         trusted = (d_out_u[:, 0].detach().sigmoid() >= self.trust_threshold) & inside_u
         semi_gt = pred_u.detach().argmax(1).masked_fill(~trusted, IGNORE_INDEX)
@@ -115,7 +114,9 @@ class Adversarial(Method):
         loss_seg = supervised_loss(output_x, mask_x)
         loss_adv_pred = masked_bce(d_out_x, REAL, labeled_x)
         loss_semi_adv = masked_bce(d_out_u, REAL, inside_u)
-        loss_semi = F.cross_entropy(pred_u, semi_gt, ignore_index=IGNORE_INDEX) if trusted.any() else pred_u.sum() * 0
+        # The mean over trusted pixels, 0 when none is (no ``if trusted.any()``: it would wait for the device).
+        loss_semi = (F.cross_entropy(pred_u, semi_gt, ignore_index=IGNORE_INDEX, reduction="sum")
+                     / trusted.sum().clamp_min(1))
         use_semi = float(step >= self.semi_start * total_steps)
         loss = loss_seg + self.lambda_adv_pred * loss_adv_pred + self.lambda_semi_adv * loss_semi_adv \
             + use_semi * self.lambda_semi * loss_semi
@@ -126,13 +127,18 @@ class Adversarial(Method):
                 "loss_d": self.pending_discriminator_loss.detach(),
                 **pseudo_label_diagnostics(semi_gt, trusted, unlabeled)}
 
+    def discriminate(self, *probabilities: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """D's logits of each (B_i, K, H, W) probability map, in one pass: D has no batch statistics,
+        so the batched pass gives each map what a pass of its own would, at one launch per layer."""
+        return self.discriminator(torch.cat(probabilities)).split([len(p) for p in probabilities])
+
     def discriminator_loss(self, pred_x, pred_u, mask_x, inside_u) -> torch.Tensor:
         """Predictions (unlabelled ones included) are fake, one-hot ground truth is real; ignore pixels skipped."""
         labeled_x = mask_x != IGNORE_INDEX
         one_hot = F.one_hot(mask_x.masked_fill(~labeled_x, 0), self.num_classes).permute(0, 3, 1, 2).to(pred_x.dtype)
-        loss_fake = masked_bce(self.discriminator(torch.cat((pred_x, pred_u)).softmax(1)), FAKE,
-                               torch.cat((labeled_x, inside_u)))
-        loss_real = masked_bce(self.discriminator(one_hot), REAL, labeled_x)
+        d_out_fake, d_out_real = self.discriminate(torch.cat((pred_x, pred_u)).softmax(1), one_hot)
+        loss_fake = masked_bce(d_out_fake, FAKE, torch.cat((labeled_x, inside_u)))
+        loss_real = masked_bce(d_out_real, REAL, labeled_x)
         return (loss_fake + loss_real) / 2
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:

@@ -52,7 +52,7 @@ class ClassMix(TeacherMethod):
 
         pseudo = PseudoLabels.from_logits(self.teacher_predict(img_u_w), unlabeled["padding"])
         # ClassMix pastes the chosen classes of image i onto its partner: mask 1 = from image i.
-        class_mask = classmix_masks(pseudo.label, pseudo.inside)
+        class_mask = classmix_masks(pseudo.label, pseudo.inside, self.num_classes)
         img_u_mixed = mix(roll_batch(img_u_s), img_u_s, class_mask)
         pseudo_mixed = pseudo.rolled().mixed(pseudo, class_mask)
 

@@ -33,12 +33,19 @@ def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     """teacher <- decay * teacher + (1 - decay) * student; buffers (BN statistics) are copied.
 
     Copying the running statistics (as U2PL and UniMatch's successors do) keeps the
-    teacher's BatchNorm consistent with the weights it averages.
+    teacher's BatchNorm consistent with the weights it averages. One multi-tensor call per
+    kind (timm's ``ModelEmaV3`` does the same) instead of a lerp per tensor: on a GPU that is
+    a few launches instead of one per parameter, with the same result.
     """
-    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
-        t.lerp_(s.detach(), 1.0 - decay)
-    for t_buffer, s_buffer in zip(teacher.buffers(), student.buffers(), strict=True):
-        t_buffer.copy_(s_buffer)
+    teacher_parameters: list[torch.Tensor] = list(teacher.parameters())
+    student_parameters: list[torch.Tensor] = list(student.parameters())
+    if len(teacher_parameters) != len(student_parameters):
+        raise ValueError(f"the teacher has {len(teacher_parameters)} parameters but the student "
+                         f"{len(student_parameters)}: it must be a copy of the student (make_teacher)")
+    torch._foreach_lerp_(teacher_parameters, [p.detach() for p in student_parameters], 1.0 - decay)
+    teacher_buffers, student_buffers = list(teacher.buffers()), list(student.buffers())
+    if teacher_buffers:
+        torch._foreach_copy_(teacher_buffers, student_buffers)
 
 
 def sigmoid_rampup(step: int, length: int) -> float:
@@ -215,11 +222,22 @@ def box_masks(batch: int, height: int, width: int, area: float | tuple[float, fl
     return masks
 
 
-def classmix_masks(labels: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
-    """ClassMix: per image, 1 on the pixels of a random half (rounded up) of its predicted classes."""
-    masks = torch.zeros_like(labels, dtype=torch.float)
-    for i in range(labels.shape[0]):
-        classes = labels[i][inside[i]].unique()
-        chosen = classes[torch.randperm(len(classes), device=classes.device)[: (len(classes) + 1) // 2]]
-        masks[i] = torch.isin(labels[i], chosen).float()
-    return masks
+def classmix_masks(labels: torch.Tensor, inside: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """ClassMix: per image, 1 on the pixels of a random half (rounded up) of its predicted classes.
+
+    The classes present on inside pixels are found for the whole batch in one scatter, and only
+    their counts are read on the host, once: ``randperm(count)`` needs each count there (one host
+    read per step, where a ``unique`` per image made two).
+    """
+    batch = labels.shape[0]
+    # (B, C + 1): column C collects the pixels outside the image, then is dropped.
+    present = torch.zeros(batch, num_classes + 1, dtype=torch.bool, device=labels.device)
+    present.scatter_(1, labels.masked_fill(~inside, num_classes).flatten(1), True)
+    present = present[:, :num_classes]
+    # Per image, its present classes in ascending order first (what ``unique`` returns).
+    ordered = torch.argsort((~present).byte(), dim=1, stable=True)
+    chosen = torch.zeros_like(present)
+    for i, count in enumerate(present.sum(1).tolist()):
+        picked = ordered[i, :count][torch.randperm(count, device=labels.device)[: (count + 1) // 2]]
+        chosen[i, picked] = True
+    return chosen.gather(1, labels.flatten(1)).view_as(labels).float()

@@ -58,11 +58,16 @@ def probe_channels(model: SegmentationModel) -> int:
 
 def regional_contrast(rep: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, strong_threshold: float,
                       temperature: float, num_queries: int, num_negatives: int) -> torch.Tensor:
-    """ReCo loss. rep (N, D, h, w); labels (N, h, w), 255 = not taking part; probs (N, K, h, w)."""
+    """ReCo loss. rep (N, D, h, w); labels (N, h, w), 255 = not taking part; probs (N, K, h, w).
+
+    Three host reads per step (the pixels taking part, the classes, each class's count of hard
+    queries), not three per class: the draws ``randint(count)`` need each count on the host. A
+    query's pixel is found from the running count of hard pixels, without indexing by a mask.
+    """
     rep = rep.permute(0, 2, 3, 1).flatten(0, 2)
     labels, probs = labels.flatten(), probs.permute(0, 2, 3, 1).flatten(0, 2)
-    valid = labels != IGNORE_INDEX
-    rep, labels, probs = rep[valid], labels[valid], probs[valid]
+    taking_part = (labels != IGNORE_INDEX).nonzero()[:, 0]
+    rep, labels, probs = rep[taking_part], labels[taking_part], probs[taking_part]
     classes = labels.unique()
     if len(classes) < 2:  # no negative class in this batch
         return rep.sum() * 0
@@ -71,16 +76,20 @@ def regional_contrast(rep: torch.Tensor, labels: torch.Tensor, probs: torch.Tens
         counts = members.sum(1)
         prototypes = F.normalize((members.float() @ rep.float()) / counts[:, None], dim=1).to(rep.dtype)  # (C, D)
         keys = F.normalize(rep.detach(), dim=1)  # unit vectors once, not per sampled copy
+        hard = members & (probs[:, classes].T < strong_threshold)  # (C, P) queries: pixels not yet sure of
+        seen_hard = hard.cumsum(1)  # the k-th hard pixel of class i is where seen_hard[i] first reaches k + 1
+        pixel_class = members.float().argmax(0)
+        itself = torch.eye(len(classes), dtype=torch.bool, device=rep.device)  # a class is not its own negative
     loss = rep.sum() * 0
-    for i, c in enumerate(classes):
-        hard = members[i] & (probs[:, c] < strong_threshold)
-        if not hard.any():  # every pixel of the class is already easy
+    for i, hard_count in enumerate(hard.sum(1).tolist()):
+        if not hard_count:  # every pixel of the class is already easy
             continue
-        queries = F.normalize(rep[hard][torch.randint(int(hard.sum()), (num_queries,), device=rep.device)], dim=1)
+        drawn = torch.randint(hard_count, (num_queries,), device=rep.device)
+        queries = F.normalize(rep[torch.searchsorted(seen_hard[i], drawn + 1)], dim=1)
         with torch.no_grad():
             similarity = prototypes[i:i + 1] @ prototypes.T / temperature
-            class_prob = similarity[0].masked_fill(classes == c, float("-inf")).softmax(0)
-            pixel_weight = (class_prob / counts)[members.float().argmax(0)]
+            class_prob = similarity[0].masked_fill(itself[i], float("-inf")).softmax(0)
+            pixel_weight = (class_prob / counts)[pixel_class]
             sampled = torch.multinomial(pixel_weight, num_queries * num_negatives, replacement=True)
         # Cosine similarities of unit vectors: the positive key (prototype) first, then the negatives.
         # Each query meets every key in one matmul and its sampled negatives are read from that:
@@ -139,7 +148,7 @@ class RegionalContrast(TeacherMethod):
         size = img_x.shape[-2:]
 
         pseudo = PseudoLabels.from_logits(self.teacher_predict(img_u_w), unlabeled["padding"])
-        class_mask = classmix_masks(pseudo.label, pseudo.inside)
+        class_mask = classmix_masks(pseudo.label, pseudo.inside, self.num_classes)
         img_u_mixed = mix(roll_batch(img_u_s), img_u_s, class_mask)
         pseudo_mixed = pseudo.rolled().mixed(pseudo, class_mask)
 

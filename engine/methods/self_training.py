@@ -48,26 +48,29 @@ def stability(predictions: list[torch.Tensor], num_classes: int) -> torch.Tensor
     """Per image, the mean over earlier checkpoints of mIoU(prediction_k, final prediction).
 
     predictions: list of (B, H, W) label maps, the final checkpoint's last. Classes absent
-    from both maps are left out of each image's mean (ST++'s ``meanIOU`` nan-mean).
+    from both maps are left out of each image's mean (ST++'s ``meanIOU`` nan-mean). Each
+    image's confusion matrix against the final map comes from one ``scatter_add_``, not a
+    Python loop over the classes (nor ``bincount``, which reads its input's range on the host
+    on a GPU).
     """
     final = predictions[-1].flatten(1)
+    batch = final.shape[0]
+    image = torch.arange(batch, device=final.device)[:, None] * num_classes**2
     scores = []
     for earlier in predictions[:-1]:
-        earlier = earlier.flatten(1)
-        ious = []
-        for c in range(num_classes):
-            a, b = earlier == c, final == c
-            union = (a | b).sum(1).float()
-            iou = (a & b).sum(1).float() / union.clamp_min(1)
-            ious.append(torch.where(union > 0, iou, torch.full_like(iou, float("nan"))))
-        scores.append(torch.stack(ious, 1).nanmean(1))
+        cells = (image + earlier.flatten(1) * num_classes + final).flatten()
+        confusion = torch.zeros(batch * num_classes**2, dtype=torch.long, device=final.device)
+        confusion = confusion.scatter_add_(0, cells, torch.ones_like(cells)).view(batch, num_classes, num_classes)
+        both = confusion.diagonal(dim1=1, dim2=2).float()
+        union = (confusion.sum(2) + confusion.sum(1)).float() - both
+        iou = both / union.clamp_min(1)
+        scores.append(torch.where(union > 0, iou, torch.full_like(iou, float("nan"))).nanmean(1))
     return torch.stack(scores, 1).mean(1)
 
 
-def random_fill(images: torch.Tensor) -> torch.Tensor:
-    """Uniform random pixels in [0, 255], normalised like the images (ST++'s cutout values)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+def random_fill(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Uniform random pixels in [0, 255], normalised like the images (ST++'s cutout values);
+    ``mean`` and ``std`` are (1, 3, 1, 1) tensors on the images' device."""
     return (torch.rand_like(images) - mean) / std
 
 
@@ -87,6 +90,8 @@ def random_fill(images: torch.Tensor) -> torch.Tensor:
 )
 class SelfTraining(Method):
     uses_unlabeled = True
+    fill_mean: torch.Tensor  # buffers: ImageNet's mean and sd, the cutout's fill
+    fill_std: torch.Tensor
 
     def __init__(self, model_factory, num_classes: int, *, teacher_fraction: float, checkpoints: int,
                  reliable_fraction: float):
@@ -95,6 +100,9 @@ class SelfTraining(Method):
         self.checkpoints = nn.ModuleList(copy.deepcopy(self.model).requires_grad_(False) for _ in range(checkpoints))
         # The student restarts from the same initialisation as the teacher (ST++ re-initialises).
         self._initial_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        # Moved with the method, so a step copies nothing from the host; not in the checkpoint.
+        self.register_buffer("fill_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("fill_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def teacher_steps(self, total_steps: int) -> int:
         return max(1, round(self.teacher_fraction * total_steps))
@@ -104,7 +112,8 @@ class SelfTraining(Method):
         if step < self.teacher_steps(total_steps):
             loss = supervised_loss(self.model.forward_train(img_x), mask_x)
             nothing = torch.zeros((), device=img_x.device)
-            return {"loss": loss, "stage": torch.tensor(float(TEACHER)), "pseudo_label_coverage": nothing}
+            return {"loss": loss, "stage": torch.full((), float(TEACHER), device=img_x.device),
+                    "pseudo_label_coverage": nothing}
 
         img_u_w, img_u_s, padding, box = (unlabeled[k]
                                           for k in ("image_weak", "image_strong1", "padding", "cutmix_box1"))
@@ -112,7 +121,8 @@ class SelfTraining(Method):
         reliable = stability(predictions, self.num_classes).argsort(descending=True)
         reliable = reliable[: max(1, round(self.reliable_fraction * len(reliable)))]
         pseudo_label = predictions[-1].masked_fill(padding, IGNORE_INDEX)
-        img_u_s = mix(img_u_s, random_fill(img_u_s), box)  # cutout; its pixels carry no label
+        # Cutout; its pixels carry no label.
+        img_u_s = mix(img_u_s, random_fill(img_u_s, self.fill_mean, self.fill_std), box)
         mask_u = pseudo_label.masked_fill(box.bool(), IGNORE_INDEX)
 
         output = self.model.forward_train(torch.cat((img_x, img_u_s[reliable])))
@@ -120,7 +130,7 @@ class SelfTraining(Method):
 
         selected = torch.zeros(len(padding), dtype=torch.bool, device=padding.device)
         selected[reliable] = True
-        return {"loss": loss, "stage": torch.tensor(float(STUDENT)),
+        return {"loss": loss, "stage": torch.full((), float(STUDENT), device=img_x.device),
                 **pseudo_label_diagnostics(predictions[-1], selected[:, None, None].expand_as(padding), unlabeled)}
 
     @torch.no_grad()

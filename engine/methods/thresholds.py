@@ -87,17 +87,23 @@ class PseudoLabelThreshold(nn.Module):
     @torch.no_grad()
     def observe(self, mask: torch.Tensor) -> None:
         if self.mode != "fixed":
-            known = mask[mask != IGNORE_INDEX]
-            self.class_counts += torch.bincount(known.flatten(), minlength=len(self.class_counts)).double()
+            num_classes = len(self.class_counts)
+            known = mask.masked_fill(mask == IGNORE_INDEX, num_classes).flatten()  # ignored pixels: one extra bin
+            counts = torch.zeros(num_classes + 1, dtype=torch.float64, device=mask.device)
+            self.class_counts += counts.scatter_add_(0, known, torch.ones_like(known, dtype=torch.float64))[:-1]
 
     @torch.no_grad()
     def pseudo_labels(self, logits: torch.Tensor, padding: torch.Tensor,
                       keep_probabilities: bool = False) -> PseudoLabels:
+        """Without a host read: where a mode has nothing to go on yet (no labelled pixel counted) the
+        running mean and the probabilities are kept by ``torch.where``, not by an ``if`` on a tensor."""
         probabilities = logits.detach().float().softmax(1)
-        if self.mode == "alignment" and self.class_counts.sum() > 0:
-            self._track_marginal(probabilities, padding, ALIGNMENT_MOMENTUM, start=None)
-            prior = self.class_counts / self.class_counts.sum()
-            probabilities = rescaled(probabilities, prior / self.predicted.clamp_min(1e-8))
+        if self.mode == "alignment":
+            total = self.class_counts.sum()
+            self._track_marginal(probabilities, padding, ALIGNMENT_MOMENTUM, start=None, active=total > 0)
+            prior = self.class_counts / total.clamp_min(1)
+            aligned = rescaled(probabilities, prior / self.predicted.clamp_min(1e-8))
+            probabilities = torch.where(total > 0, aligned, probabilities)
         elif self.mode == "debias":
             self._track_marginal(probabilities, padding, DEBIAS_MOMENTUM, start=1.0 / len(self.predicted))
             # softmax(logits - tau log p_hat) = probabilities * p_hat^-tau, renormalised.
@@ -105,31 +111,42 @@ class PseudoLabelThreshold(nn.Module):
         return PseudoLabels.from_probabilities(probabilities, padding, keep_probabilities)
 
     def _track_marginal(self, probabilities: torch.Tensor, padding: torch.Tensor, momentum: float,
-                        start: float | None) -> None:
+                        start: float | None, active: torch.Tensor | None = None) -> None:
         """Move ``predicted`` towards this batch's mean probabilities on inside pixels; an unset
-        running mean starts at ``start`` for every class, or at the first batch's mean when None."""
-        batch_mean = probabilities.permute(1, 0, 2, 3)[:, ~padding].mean(1).double()
-        if self.predicted.sum() == 0:
-            if start is None:
-                self.predicted.copy_(batch_mean)
-                return
-            self.predicted.fill_(start)
-        self.predicted.lerp_(batch_mean, 1.0 - momentum)
+        running mean starts at ``start`` for every class, or at the first batch's mean when None.
+        Nothing moves where ``active`` (a bool tensor) is False."""
+        inside = (~padding)[:, None].float()
+        batch_mean = ((probabilities * inside).sum((0, 2, 3)) / inside.sum().clamp_min(1)).double()
+        unset = self.predicted.sum() == 0
+        if start is None:
+            moved = torch.where(unset, batch_mean, self.predicted.lerp(batch_mean, 1.0 - momentum))
+        else:
+            moved = torch.where(unset, start, self.predicted).lerp(batch_mean, 1.0 - momentum)
+        self.predicted.copy_(moved if active is None else torch.where(active, moved, self.predicted))
 
     @torch.no_grad()
     def __call__(self, pseudo: PseudoLabels) -> float | torch.Tensor:
-        if self.mode != "distribution" or self.class_counts.sum() == 0:
+        """In ``distribution`` mode, class c's threshold is the confidence of its ``quota_c``-th most
+        confident pixel (2, above any, for a quota of 0): read from one sort of the pixels by class and
+        confidence for all classes, without a loop over the classes or a host read."""
+        if self.mode != "distribution":
             return self.threshold
-        trusted = int(pseudo.confident(self.threshold).sum())
-        quotas = (self.class_counts / self.class_counts.sum() * trusted).round().long().tolist()
-        # A class with no quota trusts nothing: its threshold is above any probability.
-        thresholds = torch.full((len(quotas),), 2.0, device=pseudo.confidence.device)
-        for c, quota in enumerate(quotas):
-            confidences = pseudo.confidence[(pseudo.label == c) & pseudo.inside]
-            count = min(quota, confidences.numel())
-            if count:
-                thresholds[c] = confidences.topk(count).values[-1]
-        return thresholds
+        num_classes = len(self.class_counts)
+        total = self.class_counts.sum()
+        trusted = pseudo.confident(self.threshold).sum()
+        quotas = (self.class_counts / total.clamp_min(1) * trusted).round().long()
+        # Pixels grouped by class (outside ones last, as class C), each group by descending confidence.
+        confidence = pseudo.confidence.flatten()
+        label = pseudo.label.masked_fill(~pseudo.inside, num_classes).flatten()
+        confidence, order = confidence.sort(descending=True, stable=True)
+        label, regroup = label[order].sort(stable=True)
+        confidence = confidence[regroup]
+        sizes = torch.zeros(num_classes + 1, dtype=torch.long, device=label.device)
+        sizes = sizes.scatter_add_(0, label, torch.ones_like(label))[:-1]
+        taken = torch.minimum(quotas, sizes)
+        position = (sizes.cumsum(0) - sizes + taken - 1).clamp_min(0)
+        thresholds = torch.where(taken > 0, confidence[position], 2.0)
+        return torch.where(total > 0, thresholds, self.threshold)
 
 
 def rescaled(probabilities: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -174,3 +174,27 @@ def test_a_dataset_error_survives_the_trip_from_a_loader_worker():
 
     error = DatasetError("images/a.png: unreadable image")
     assert error.errors == [("", "images/a.png: unreadable image")] and str(error) == "images/a.png: unreadable image"
+
+
+def test_loaders_pin_memory_only_for_a_cuda_device():
+    """Pinned batches let the trainer's non_blocking copy overlap the step on a GPU (issue 22);
+    on the CPU pinning would only cost a copy."""
+    from engine.data.loaders import pins_memory
+
+    assert pins_memory(torch.device("cuda")) and pins_memory(torch.device("cuda", 1))
+    assert not pins_memory(torch.device("cpu")) and not pins_memory(torch.device("meta"))
+
+
+def test_trainer_loaders_pin_memory_for_the_runs_device(monkeypatch, tiny_config):
+    from itertools import repeat
+
+    from engine import trainer
+
+    built = []
+    monkeypatch.setattr(trainer, "training_loader", lambda *args, **kwargs: built.append(kwargs) or repeat({}))
+    run = trainer._build_run(tiny_config(method="unimatch"), None)
+
+    for device, pinned in ((torch.device("cpu"), False), (torch.device("cuda"), True)):
+        run.device = device
+        next(trainer._batches(run))
+        assert [kwargs["pin_memory"] for kwargs in built[-2:]] == [pinned, pinned]  # labelled and unlabelled

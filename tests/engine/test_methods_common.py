@@ -180,7 +180,7 @@ def test_classmix_masks_take_half_of_each_images_classes_whole():
     labels = torch.tensor([0, 1, 2, 3]).repeat_interleave(4).view(1, 4, 4).repeat(8, 1, 1)
     inside = torch.ones_like(labels, dtype=torch.bool)
 
-    masks = classmix_masks(labels, inside)
+    masks = classmix_masks(labels, inside, num_classes=4)
 
     for mask, label in zip(masks, labels, strict=True):
         chosen = label[mask.bool()].unique()
@@ -231,7 +231,7 @@ def test_diagnostics_score_only_trusted_pixels_with_known_ground_truth():
     assert metrics["pseudo_label_coverage"].item() == pytest.approx(1.0)  # 3 trusted of 3 inside
     assert metrics["pseudo_label_accuracy"].item() == pytest.approx(0.5)  # 1 right of 2 scorable
     nothing_known = {**unlabeled, "hidden_mask": torch.full((1, 1, 4), IGNORE_INDEX)}
-    assert "pseudo_label_accuracy" not in pseudo_label_diagnostics(label, trusted, nothing_known)
+    assert pseudo_label_diagnostics(label, trusted, nothing_known)["pseudo_label_accuracy"].isnan()  # no value
 
 
 def test_st_plus_plus_stability_is_mean_iou_against_the_final_checkpoint():
@@ -492,3 +492,80 @@ def test_unimatch_labeled_partner_pastes_labelled_images_and_their_ground_truth_
         view2 = F.cross_entropy(method.model(image.roll(1, 0)), mask.roll(1, 0), ignore_index=IGNORE_INDEX)
     assert losses["loss_u_s1"].item() == pytest.approx(view1.item(), rel=1e-4)
     assert losses["loss_u_s2"].item() == pytest.approx(view2.item(), rel=1e-4)
+
+
+def test_classmix_masks_draw_what_a_per_image_unique_and_randperm_draws():
+    """The batched masks give the same draws as ClassMix's per-image loop, and classes seen only
+    on padding are never chosen."""
+    torch.manual_seed(0)
+    labels = torch.randint(0, 6, (5, 8, 8))
+    labels[0] = 1  # one class: it is taken
+    inside = torch.rand(5, 8, 8) > 0.3
+    labels[2][~inside[2]] = 5  # class 5 only outside the image in image 2
+
+    torch.manual_seed(1)
+    masks = classmix_masks(labels, inside, num_classes=6)
+    torch.manual_seed(1)
+    expected = torch.zeros_like(masks)
+    for i in range(len(labels)):
+        classes = labels[i][inside[i]].unique()
+        chosen = classes[torch.randperm(len(classes))[: (len(classes) + 1) // 2]]
+        expected[i] = torch.isin(labels[i], chosen).float()
+
+    assert torch.equal(masks, expected)
+    assert 5 not in labels[2][masks[2].bool() & inside[2]].tolist()
+
+
+def test_distribution_thresholds_are_each_classes_quota_th_confidence():
+    torch.manual_seed(0)
+    gate = PseudoLabelThreshold(4, 0.7, "distribution")
+    gate.observe(torch.randint(0, 3, (2, 16, 16)))  # class 3 never labelled: no quota
+    label = torch.randint(0, 4, (2, 16, 16))
+    confidence = torch.rand(2, 16, 16)
+    inside = torch.rand(2, 16, 16) > 0.2
+    pseudo = PseudoLabels(label, confidence, inside)
+
+    thresholds = gate(pseudo)
+
+    trusted = int(pseudo.confident(0.7).sum())
+    quotas = (gate.class_counts / gate.class_counts.sum() * trusted).round().long().tolist()
+    for c, quota in enumerate(quotas):
+        confidences = confidence[(label == c) & inside]
+        count = min(quota, confidences.numel())
+        assert thresholds[c] == (confidences.topk(count).values[-1] if count else 2.0)
+
+
+def test_cct_class_boxes_bound_each_predicted_class():
+    from engine.methods.cct import class_boxes
+
+    torch.manual_seed(0)
+    labels = torch.randint(0, 3, (2, 9, 7))
+    labels[1][labels[1] == 2] = 0  # class 2 absent from image 1
+
+    boxes = class_boxes(labels, num_classes=4)
+
+    for i in range(2):
+        for c in range(4):
+            rows, cols = (labels[i] == c).nonzero(as_tuple=True)
+            expected = None
+            if len(rows):
+                expected = (rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item())
+            assert boxes[i][c] == expected
+
+
+def test_st_plus_plus_stability_equals_the_per_class_iou_loop():
+    torch.manual_seed(0)
+    predictions = [torch.randint(0, 4, (3, 6, 6)) for _ in range(3)]
+    predictions[0][0] = 3  # classes absent from both maps are left out of the mean
+
+    final = predictions[-1].flatten(1)
+    expected = []
+    for earlier in predictions[:-1]:
+        ious = []
+        for c in range(5):
+            a, b = earlier.flatten(1) == c, final == c
+            union = (a | b).sum(1).float()
+            ious.append(torch.where(union > 0, (a & b).sum(1).float() / union.clamp_min(1), float("nan")))
+        expected.append(torch.stack(ious, 1).nanmean(1))
+
+    assert torch.equal(stability(predictions, num_classes=5), torch.stack(expected, 1).mean(1))

@@ -107,6 +107,27 @@ def test_non_finite_loss_names_the_iteration(tiny_config, monkeypatch):
         train(tiny_config())
 
 
+def test_non_finite_loss_read_at_the_next_log_still_names_the_first_iteration(tiny_config, monkeypatch):
+    """The losses are read on the host when the trainer logs (no sync per step, issue 22), and the
+    error names the iteration that diverged, not the one that logged."""
+    original = Supervised.training_step
+    logged: list[int] = []
+
+    def diverging_at_step_2(self, labeled, unlabeled, step, total_steps):
+        losses = original(self, labeled, unlabeled, step, total_steps)
+        return {"loss": losses["loss"] * float("inf")} if step == 1 else losses
+
+    class Recorder(NullReporter):
+        def log_metrics(self, step, metrics):
+            logged.append(step)
+
+    monkeypatch.setattr(Supervised, "training_step", diverging_at_step_2)
+
+    with pytest.raises(TrainingError, match="loss became inf at iteration 2;"):
+        train(tiny_config(iters=6, log_every=4, eval_every=6), Recorder())
+    assert logged == []  # refused before logging a diverged mean
+
+
 def test_out_of_memory_names_iteration_batch_and_crop(tiny_config, monkeypatch):
     def out_of_memory(self, labeled, unlabeled, step, total_steps):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -174,5 +195,8 @@ def test_loss_meter_averages_each_name_over_the_steps_that_had_it():
     meter = LossMeter()
     meter.add({"loss": torch.tensor(1.0), "pseudo_label_accuracy": torch.tensor(0.8)})
     meter.add({"loss": torch.tensor(3.0)})  # no trusted pixel with a known label this step
+    meter.add({"loss": torch.tensor(2.0), "pseudo_label_accuracy": torch.tensor(float("nan"))})  # nor this one
     assert meter.flush() == {"loss": 2.0, "pseudo_label_accuracy": pytest.approx(0.8)}
+    meter.add({"loss": torch.tensor(1.0), "pseudo_label_accuracy": torch.tensor(float("nan"))})
+    assert meter.flush() == {"loss": 1.0}  # a value no step had is left out
     assert meter.flush() == {}

@@ -18,7 +18,7 @@ def sweep_list(request):
         runs=Count("experiments", distinct=True),
         finished=Count("experiments", filter=Q(experiments__status__in=Experiment.FINISHED), distinct=True),
         star_count=Count("stars", distinct=True),
-    ).prefetch_related("tags")
+    ).prefetch_related("tags").order_by("-created_at", "-pk")  # Meta.ordering is not applied with GROUP BY
     if request.GET.get("tag"):
         sweeps = sweeps.filter(tags__name=request.GET["tag"])
     page = Paginator(sweeps, PAGE_SIZE).get_page(request.GET.get("page"))

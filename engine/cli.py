@@ -166,7 +166,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not ids:
         raise UsageError(f"no images with masks to evaluate in the {args.split} split of {index.root}")
     dataset = ValidationDataset(index, ids, config.data.crop_size)
-    result, _ = evaluate(loaded.model, validation_loader(dataset, config.data.num_workers), len(index.class_names),
+    loader = validation_loader(dataset, config.data.num_workers, device)
+    result, _ = evaluate(loaded.model, loader, len(index.class_names),
                          index.class_names, device, inference, loaded.step)
     if args.json:
         print(json.dumps(result.to_dict()))

@@ -67,8 +67,10 @@ FIELDS: tuple[Field, ...] = (
     _f("data", "val_fraction", "float", 0.2,
        "Share of masked images held out for validation when the dataset has no splits/val.txt.",
        min=0.0, max=0.9, label="Validation share"),
-    _f("data", "num_workers", "int", 0, "DataLoader worker processes (0 = load in the training process).",
-       min=0, max=32, label="Data loader workers"),
+    _f("data", "num_workers", "int", -1, "DataLoader worker processes per loader: -1 = auto (none on the CPU, "
+       "whose cores run the training; on CUDA the host's cores shared among the run's GPUs and loaders, at most 8), "
+       "0 = load in the training process. Results do not depend on it.",
+       min=-1, max=32, label="Data loader workers"),
     _f("model", "arch", "str", "unet", "Architecture (see the catalogue).", label="Architecture"),
     _f("method", "method", "str", "supervised", "Semi-supervised method (see the catalogue)."),
     _f("budget", "labeled", "str", "1/8",

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from engine.config import RunConfig, upgrade_saved
-from engine.data.loaders import worker_options
+from engine.data.loaders import pins_memory, resolve_workers, worker_options
 from engine.data.transforms import denormalize
 from engine.methods import build_method
 from engine.metrics import ConfusionMatrix, image_scores
@@ -159,9 +159,12 @@ def predict_logits(model: nn.Module, image: torch.Tensor, inference: Inference) 
         return _slide(model, image, window)
 
 
-def validation_loader(dataset: Dataset, num_workers: int) -> DataLoader:
-    """Unbatched whole images (sizes may differ), read by ``num_workers`` processes."""
-    return DataLoader(dataset, batch_size=None, persistent_workers=num_workers > 0, **worker_options(num_workers),
+def validation_loader(dataset: Dataset, num_workers: int, device: torch.device) -> DataLoader:
+    """Unbatched whole images (sizes may differ) for ``device``, read by ``num_workers`` processes
+    (``resolve_workers``), page-locked on CUDA."""
+    workers = resolve_workers(num_workers, device)
+    return DataLoader(dataset, batch_size=None, persistent_workers=workers > 0, **worker_options(workers),
+                      pin_memory=pins_memory(device),
                       generator=torch.Generator())  # its seed draw must not advance the training RNG
 
 

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from engine import distributed
 from engine.config import RunConfig, upgrade_saved
 from engine.data import DatasetError, DatasetInfo, TrainingData, build_training_data
-from engine.data.loaders import pins_memory, training_loader
+from engine.data.loaders import pins_memory, resolve_workers, training_loader
 from engine.evaluation import Inference, evaluate, measure_throughput, prepare_model, validation_loader
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
@@ -299,7 +299,8 @@ def _resume(run: Run, path: Path) -> None:
 def _loader(dataset: SizedDataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
     build = training_loader if distributed.world_size() == 1 else distributed.sharded_training_loader
     return iter(build(dataset, batch_size, seed=run.config.budget.seed, stream=stream, start_step=run.step,
-                      num_workers=run.config.data.num_workers, pin_memory=pins_memory(run.device)))
+                      num_workers=resolve_workers(run.config.data.num_workers, run.device, distributed.world_size()),
+                      pin_memory=pins_memory(run.device)))
 
 
 def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_format) -> dict:
@@ -437,7 +438,7 @@ def _loop(run: Run, reporter: Reporter) -> bool:
     """Train until ``iters`` or until the reporter asks to stop; True when it stopped early."""
     schedule = run.config.schedule
     batches = _batches(run)
-    validation = validation_loader(run.data.validation, run.config.data.num_workers)
+    validation = validation_loader(run.data.validation, run.config.data.num_workers, run.device)
     meter = LossMeter()
     run.method.train()
     while run.step < schedule.iters:

@@ -74,7 +74,8 @@ def evaluate_transfer(checkpoint: str | Path, data: str | Path, device: str | No
         raise ValueError(f"the dataset at {index.root} has no images with masks to evaluate on")
     config = loaded.config
     images = ValidationDataset(index, ids, config.data.crop_size)
-    result, samples = evaluate(loaded.model, validation_loader(images, config.data.num_workers), len(index.class_names),
+    loader = validation_loader(images, config.data.num_workers, torch_device)
+    result, samples = evaluate(loaded.model, loader, len(index.class_names),
                                list(index.class_names), torch_device, Inference.from_config(config, torch_device),
                                loaded.step)
     return TransferResult(loaded.step, result, samples, loaded.best_evaluation, len(ids))

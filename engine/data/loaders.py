@@ -10,6 +10,7 @@ Batch contract (read by every method, see ``engine.methods.base``):
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +147,28 @@ def worker_options(num_workers: int) -> dict:
     if num_workers == 0:
         return {"num_workers": 0}
     return {"num_workers": num_workers, "multiprocessing_context": "forkserver", "timeout": WORKER_TIMEOUT_SECONDS}
+
+
+#: ``num_workers`` meaning "as many as the host has cores for" (the run setting's default).
+AUTO_WORKERS = -1
+#: Loader processes per training loader under ``AUTO_WORKERS``: beyond this a loader rarely gains.
+MAX_AUTO_WORKERS = 8
+#: Loaders that read in parallel while a run trains: the labelled and the unlabelled one.
+TRAINING_LOADERS = 2
+
+
+def resolve_workers(num_workers: int, device: torch.device, processes: int = 1) -> int:
+    """``num_workers`` as given, or for ``AUTO_WORKERS``: none on the CPU, whose cores already run
+    the training threads; on CUDA, where the GPU waits on decoding and augmentation (issue 22,
+    bench/data.py), the host's cores shared among the run's processes and their two training
+    loaders, one core left to each training process, at most ``MAX_AUTO_WORKERS`` per loader."""
+    if num_workers != AUTO_WORKERS:
+        return num_workers
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_process = cores // max(1, processes) - 1
+    return max(0, min(MAX_AUTO_WORKERS, per_process // TRAINING_LOADERS))
 
 
 def pins_memory(device: torch.device) -> bool:

@@ -198,3 +198,28 @@ def test_trainer_loaders_pin_memory_for_the_runs_device(monkeypatch, tiny_config
         run.device = device
         next(trainer._batches(run))
         assert [kwargs["pin_memory"] for kwargs in built[-2:]] == [pinned, pinned]  # labelled and unlabelled
+
+
+def test_auto_workers_load_in_the_training_process_on_the_cpu_and_share_the_cores_on_cuda(monkeypatch):
+    from engine.config import RunConfig
+    from engine.data import loaders
+    from engine.data.loaders import AUTO_WORKERS, MAX_AUTO_WORKERS, resolve_workers
+
+    assert RunConfig.from_flat({"data": "d"}).data.num_workers == AUTO_WORKERS  # the default
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    assert resolve_workers(AUTO_WORKERS, cpu) == 0
+    assert resolve_workers(3, cpu) == 3 and resolve_workers(0, cuda) == 0  # a number is kept
+    monkeypatch.setattr(loaders.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert resolve_workers(AUTO_WORKERS, cuda) == 7  # 15 cores left for two training loaders
+    assert resolve_workers(AUTO_WORKERS, cuda, processes=4) == 1  # 3 each, over two loaders
+    monkeypatch.setattr(loaders.os, "sched_getaffinity", lambda pid: set(range(128)))
+    assert resolve_workers(AUTO_WORKERS, cuda) == MAX_AUTO_WORKERS
+    monkeypatch.setattr(loaders.os, "sched_getaffinity", lambda pid: {0})
+    assert resolve_workers(AUTO_WORKERS, cuda) == 0
+
+
+def test_a_worker_count_below_auto_is_refused_naming_the_setting():
+    from engine.config import ConfigError, RunConfig
+
+    with pytest.raises(ConfigError, match="num_workers"):
+        RunConfig.from_flat({"data": "d", "num_workers": -2})

@@ -85,3 +85,30 @@ def test_an_outsider_gets_404(page, live_server, team_users, dataset, without_wo
 
     assert response.status == 404
     assert "private" not in page.content()
+
+
+def test_the_curves_of_a_run_still_training_grow_without_a_reload(page, live_server, team_users, dataset,
+                                                                   without_worker):
+    from webapp.experiments.models import Experiment
+    from workers.metric_writer import upsert_points
+
+    # Given a finished run and one still training (fabricated: its points are written by the test)
+    trained = finished_run(dataset, team_users["alice"], "trained", [0.9, 0.8, 0.3, 0.7, None], 5.0)
+    training = finished_run(dataset, team_users["alice"], "training", [0.8, 0.6, 0.5, 0.4, None], 50.0, seed=1)
+    Experiment.objects.filter(pk=training.pk).update(status="running", finished_at=None)
+    login(page, live_server, "alice")
+    page.goto(f"{live_server.url}/experiments/compare/?ids={trained.pk}&ids={training.pk}")
+    wait_for(lambda: page.evaluate("() => Boolean(document.getElementById('compare-loss-chart').data)"), timeout=15,
+             message="the curves")
+    assert dict(page.evaluate(TRACES, "compare-loss-chart")) == {"trained": 6, "training": 6}
+
+    # When the training run logs three more steps, its curve grows on the open page
+    upsert_points(training.pk, {("loss", step): 0.1 for step in (7, 8, 9)})
+    wait_for(lambda: dict(page.evaluate(TRACES, "compare-loss-chart")) == {"trained": 6, "training": 9},
+             timeout=30, message="the new points")
+    assert page.locator("#compare-live").is_hidden()
+
+    # And when it ends, the page says so and offers a reload for the final tables
+    Experiment.objects.filter(pk=training.pk).update(status="succeeded")
+    page.locator("#compare-live", has_text="1 run finished since this page was opened").wait_for(timeout=30_000)
+    page.watch.assert_clean()

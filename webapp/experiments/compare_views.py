@@ -21,7 +21,8 @@ def _runs(request):
 
 def _page_data(runs, points, front):
     return {
-        "runs": [{"id": run.pk, "name": run.name,
+        "experiments_api": reverse("experiment-list"),
+        "runs": [{"id": run.pk, "name": run.name, "status": run.status,
                   "metrics_url": reverse("experiment-metrics", args=[run.pk]),
                   "evaluations_url": reverse("experiment-evaluations", args=[run.pk])} for run in runs],
         "steps": compare.common_samples(runs),

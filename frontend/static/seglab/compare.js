@@ -2,7 +2,9 @@
 // downsampled by the metrics API), the same validation images' predictions from every run
 // side by side at one evaluation step (one slider over the steps all runs share), and
 // mIoU against inference speed with the Pareto front (computed by webapp/experiments/compare.py).
-// The per-class table and the sweep's table are rendered by the server.
+// The per-class table and the sweep's table are rendered by the server. While a run trains, the
+// curves refresh every few seconds (zoom kept), and a run that ends says so, with a reload for
+// the tables that are drawn from its final evaluation.
 
 import { el } from "./dom.js";
 import { decode, maskColor, paint, rgb } from "./index_masks.js";
@@ -20,6 +22,9 @@ const colorOf = (index) => RUN_COLORS[index % RUN_COLORS.length];
 // Run names are user text: plotlyText keeps Plotly from reading their markup characters as tags.
 const runName = new Map(data.runs.map((run) => [run.id, plotlyText(run.name)]));
 const PLOT_CONFIG = { responsive: true, displaylogo: false };
+const REFRESH_MS = 5000;
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+const training = new Set(data.runs.filter((run) => !FINISHED.has(run.status)).map((run) => run.id));
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,6 +35,7 @@ function layout(title, xTitle, yTitle, extra = {}) {
     xaxis: { title: { text: xTitle } },
     yaxis: { title: { text: yTitle }, ...extra.yaxis },
     legend: { orientation: "h", y: -0.3 },
+    uirevision: "compare", // a refresh keeps the user's zoom and hidden traces
   };
 }
 
@@ -42,10 +48,36 @@ async function drawCurves() {
     name: runName.get(run.id), x: series ? series.steps : [], y: series ? series.values.map((v) => (v === null ? null : scale * v)) : [],
     mode: "lines+markers", marker: { size: 3 }, line: { color: colorOf(index) },
   });
-  Plotly.newPlot("compare-loss-chart", data.runs.map((run, i) => trace(run, i, bodies[i].metrics.loss, 1)),
+  Plotly.react("compare-loss-chart", data.runs.map((run, i) => trace(run, i, bodies[i].metrics.loss, 1)),
     layout("Training loss", "iteration", "loss"), PLOT_CONFIG);
-  Plotly.newPlot("compare-miou-chart", data.runs.map((run, i) => trace(run, i, bodies[i].metrics.val_miou, 100)),
+  Plotly.react("compare-miou-chart", data.runs.map((run, i) => trace(run, i, bodies[i].metrics.val_miou, 100)),
     layout("Validation mIoU", "iteration", "mIoU (%)", { yaxis: { rangemode: "tozero" } }), PLOT_CONFIG);
+}
+
+let ended = 0;
+
+async function refreshTraining() {
+  const ids = [...training];
+  const body = await fetchJson(`${data.experiments_api}?ids=${ids.join(",")}&limit=${ids.length}`);
+  for (const run of body.results) {
+    if (FINISHED.has(run.status)) {
+      training.delete(run.id);
+      ended += 1;
+    }
+  }
+  await drawCurves();
+  if (ended) {
+    const note = $("compare-live");
+    note.replaceChildren(`${ended} run${ended > 1 ? "s" : ""} finished since this page was opened; `,
+      el("a", { href: window.location.href }, "reload"), " for the final tables and the speed chart.");
+    note.hidden = false;
+  }
+}
+
+function pollTraining() {
+  if (!training.size) return;
+  setTimeout(() => refreshTraining().catch((error) => console.warn("refreshing the curves failed", error))
+    .finally(pollTraining), REFRESH_MS);
 }
 
 // -- predictions side by side ------------------------------------------------------------
@@ -140,6 +172,6 @@ function drawSpeed() {
     layout("Final mIoU vs inference speed", "images/s", "mIoU (%)", { yaxis: { rangemode: "tozero" } }), PLOT_CONFIG);
 }
 
-drawCurves().catch((error) => console.warn("curves failed", error));
+drawCurves().catch((error) => console.warn("curves failed", error)).finally(pollTraining);
 setUpPredictions();
 drawSpeed();

@@ -194,8 +194,15 @@ def table_header(columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
     return "| " + " | ".join(title for _, title in columns) + " |\n|" + "|".join(" --- " for _ in columns) + "|"
 
 
-def table_row(row: dict[str, Any], columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
-    return "| " + " | ".join(str(row[key]) for key, _ in columns) + " |"
+def table_row(row: dict[str, Any], columns: tuple[tuple[str, str], ...] = COLUMNS,
+              cell: Callable[[Any], str] = str) -> str:
+    return "| " + " | ".join(cell(row[key]) for key, _ in columns) + " |"
+
+
+def write_results(path: Path, settings: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """A bench's JSON: the settings it ran with and one object per printed row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(benchmark(name, args))
         print(table_row(rows[-1], columns), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
+        write_results(args.json, settings, rows)
     return 0
 
 

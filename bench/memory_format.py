@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import statistics
 import sys
@@ -30,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.architectures import AUX_LOSS_WEIGHT, parse_size
+from bench.architectures import AUX_LOSS_WEIGHT, parse_size, table_header, table_row, write_results
 from engine.models import MODELS, build_model, declared_memory_format
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -143,15 +142,13 @@ def main(argv: list[str] | None = None) -> int:
                 "size": list(args.size), "batch": args.batch, "classes": args.classes, "runs": args.runs,
                 "model_options": options}
     print(", ".join(f"{key} {value}" for key, value in settings.items()))
-    print("| " + " | ".join(title for _, title in COLUMNS) + " |", flush=True)
-    print("|" + "|".join(" --- " for _ in COLUMNS) + "|", flush=True)
+    print(table_header(COLUMNS), flush=True)
     rows = []
     for name in names:
         rows.append(measure(name, args, options))
-        print("| " + " | ".join(str(rows[-1][key]) for key, _ in COLUMNS) + " |", flush=True)
+        print(table_row(rows[-1], COLUMNS), flush=True)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
+        write_results(args.json, settings, rows)
     return 0
 
 

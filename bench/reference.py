@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import sys
 from collections.abc import Callable
@@ -41,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.architectures import parse_size
+from bench.architectures import parse_size, table_header, table_row, write_results
 from bench.memory_format import interleaved_medians
 from engine.evaluation import inference_network
 from engine.models import MEMORY_FORMATS, build_model, count_parameters, declared_memory_format
@@ -198,17 +197,15 @@ def main(argv: list[str] | None = None) -> int:
                 "transformers": transformers.__version__, "size": list(args.size), "batch": args.batch,
                 "classes": args.classes, "warmup": args.warmup, "runs": args.runs}
     print(", ".join(f"{key} {value}" for key, value in settings.items()))
-    print("| " + " | ".join(title for _, title in COLUMNS) + " |", flush=True)
-    print("|" + "|".join(" --- " for _ in COLUMNS) + "|", flush=True)
+    print(table_header(COLUMNS), flush=True)
     rows = []
     for name in args.pairs:
         torch.manual_seed(0)
         rows.append(measure(PAIRS[name](args.classes), args))
-        print("| " + " | ".join(f"{rows[-1][key]:,}" if isinstance(rows[-1][key], int) else str(rows[-1][key])
-                                for key, _ in COLUMNS) + " |", flush=True)
+        print(table_row(rows[-1], COLUMNS, cell=lambda value: f"{value:,}" if isinstance(value, int) else str(value)),
+              flush=True)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"settings": settings, "rows": rows}, indent=2) + "\n")
+        write_results(args.json, settings, rows)
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shlex
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -228,9 +229,7 @@ def _results_flag(results: str) -> str:
 
 
 def machines(stored: dict[str, Any]) -> list[str]:
-    counts: dict[str, int] = {}
-    for run in runs_of(stored):
-        counts[run.get("machine") or "not recorded"] = counts.get(run.get("machine") or "not recorded", 0) + 1
+    counts = Counter(run.get("machine") or "not recorded" for run in runs_of(stored))
     return [f"- {machine}: {n} run{'s' if n > 1 else ''}" for machine, n in counts.items()]
 
 

@@ -190,6 +190,15 @@ COLUMNS = (("arch", "arch"), ("params_m", "params (M)"), ("gflops", "GFLOPs"), (
 COMPILE_COLUMNS = (("train_compile_s", "train compile s"), ("infer_compile_s", "infer compile s"))
 
 
+def arch_names(archs: list[str] | None) -> list[str]:
+    """``--archs`` as given (default: every registered architecture); an unknown name fails here,
+    before any timing, with the list of valid ones."""
+    names = archs or MODELS.names()
+    for name in names:
+        MODELS.get(name)
+    return names
+
+
 def table_header(columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
     return "| " + " | ".join(title for _, title in columns) + " |\n|" + "|".join(" --- " for _ in columns) + "|"
 
@@ -208,9 +217,7 @@ def write_results(path: Path, settings: dict[str, Any], rows: list[dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    names = args.archs or MODELS.names()
-    for name in names:
-        MODELS.get(name)  # an unknown name fails here, before any timing, with the list of valid ones
+    names = arch_names(args.archs)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda asked for but no CUDA device is available")
     if args.batch < 1:

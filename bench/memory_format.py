@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.architectures import AUX_LOSS_WEIGHT, parse_size, table_header, table_row, write_results
-from engine.models import MODELS, build_model, declared_memory_format
+from bench.architectures import AUX_LOSS_WEIGHT, arch_names, parse_size, table_header, table_row, write_results
+from engine.models import build_model, declared_memory_format
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -126,9 +126,7 @@ COLUMNS = (("arch", "arch"), ("declared", "declared"), ("train_ms_contiguous", "
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    names = args.archs or MODELS.names()
-    for name in names:
-        MODELS.get(name)  # an unknown name fails here, before any timing, with the list of valid ones
+    names = arch_names(args.archs)
     if args.batch < 2:
         parser.error("--batch must be at least 2 (BatchNorm after global pooling needs two samples)")
     options = {}

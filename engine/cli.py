@@ -33,6 +33,7 @@ from engine.evaluation import (
     predict_logits,
     validation_loader,
 )
+from engine.host_memory import retain_freed_memory
 from engine.metrics import segmentation_scores
 from engine.options import OptionError
 from engine.registry import RegistryError
@@ -306,10 +307,14 @@ def _describe(error: BaseException) -> str:
     return str(error)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, own_process: bool = False) -> int:
+    """Run one command; ``own_process`` (``python -m engine``) lets it keep freed host memory
+    for reuse (``engine.host_memory``), as the process exits when the command ends."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        if own_process:
+            retain_freed_memory()
         return args.handler(args)
     except USER_ERRORS as error:
         print(f"error: {_describe(error)}", file=sys.stderr)

@@ -46,6 +46,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
 from engine.data.loaders import worker_options
+from engine.host_memory import retain_freed_memory
 from engine.reporting import EvaluationResult, NullReporter, PredictionSample, Reporter
 from engine.sampling import ResumableBatchSampler, SeededItems, SizedDataset
 
@@ -149,6 +150,7 @@ def _die_with_parent() -> None:
 def _run_rank(rank: int, fn, args, environment, threads, requests, replies) -> None:
     _die_with_parent()
     os.environ.update(environment, RANK=str(rank), LOCAL_RANK=str(rank))
+    retain_freed_memory()
     torch.set_num_threads(threads)
     reporter = _ReporterProxy(requests, replies) if rank == 0 else NullReporter()
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -51,6 +52,14 @@ def envfloat(name: str, default: float) -> float:
     if not (number >= 0 and number != float("inf")):
         raise ImproperlyConfigured(f"{name}={value!r}: expected a finite number of at least 0")
     return number
+
+
+def envsetting(read: Callable[[], str]) -> str:
+    """A setting another module reads from the environment itself; its ValueError stops start-up."""
+    try:
+        return read()
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from None
 
 
 def envlist(name: str, default: list[str]) -> list[str]:

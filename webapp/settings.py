@@ -13,7 +13,18 @@ LOGIN_FAILURE_LIMIT, LOGIN_COOLOFF_MINUTES   login lockout (default 5 failures, 
 from datetime import timedelta
 from pathlib import Path
 
-from webapp.env import database_from_url, envbool, envfloat, envint, envlist, envstr, persistent_secret, redis_cache_url
+from engine import host_memory
+from webapp.env import (
+    database_from_url,
+    envbool,
+    envfloat,
+    envint,
+    envlist,
+    envsetting,
+    envstr,
+    persistent_secret,
+    redis_cache_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -175,6 +186,9 @@ SEGLAB_RECONCILE_SECONDS = envfloat("SEGLAB_RECONCILE_SECONDS", 10.0)
 SEGLAB_MAX_RESTARTS = envint("SEGLAB_MAX_RESTARTS", 3)
 SEGLAB_CANCEL_GRACE_SECONDS = envfloat("SEGLAB_CANCEL_GRACE_SECONDS", 30.0)
 SEGLAB_SYSTEM_METRICS_SECONDS = envfloat("SEGLAB_SYSTEM_METRICS_SECONDS", 10.0)
+# Read by each run's own process (engine/host_memory.py); checked here so that a worker with
+# a malformed value refuses to start instead of failing every run it takes.
+SEGLAB_HOST_MEMORY = envsetting(host_memory.setting)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["webapp.accounts.authentication.TokenAuthentication",

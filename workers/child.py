@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.host_memory import retain_freed_memory
+
 ROOT = Path(__file__).resolve().parent.parent
 PR_SET_PDEATHSIG = 1
 
@@ -83,6 +85,7 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    retain_freed_memory()  # one attempt per process: its peak host memory is released at exit
     import django
 
     django.setup()

@@ -1,6 +1,8 @@
 """The training loop: reporting, checkpoints, cancellation, and the errors a user sees."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +11,14 @@ from engine.evaluation import Inference, predict_logits
 from engine.methods.supervised import Supervised
 from engine.reporting import NullReporter
 from engine.sampling import ResumableBatchSampler
-from engine.trainer import CHECKPOINT_BEST, CHECKPOINT_LAST, TrainingError, poly_lr_lambda, train
+from engine.trainer import (
+    CHECKPOINT_BEST,
+    CHECKPOINT_LAST,
+    TrainingError,
+    build_optimizer,
+    poly_lr_lambda,
+    train,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -70,6 +79,29 @@ def test_checkpoint_holds_everything_needed_to_resume(tiny_config, tmp_path):
     assert state["config"] == config.to_flat() and state["step"] == 2
     assert state["scheduler"]["last_epoch"] == 2
     assert any(key.startswith("model.") for key in state["method"])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_the_optimizer_is_fused_on_the_cpu_and_updates_as_the_per_parameter_loop_does(
+        tiny_config, optimizer, monkeypatch):
+    config = tiny_config(optimizer=optimizer, weight_decay=1e-2)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    loop_model = copy.deepcopy(model)
+    fused = build_optimizer(config, Supervised(lambda: model, num_classes=4, aux_weight=0.4))
+    monkeypatch.setattr("engine.trainer.FUSED_OPTIMIZER_DEVICES", ())
+    loop = build_optimizer(config, Supervised(lambda: loop_model, num_classes=4, aux_weight=0.4))
+    torch.manual_seed(0)
+    gradients = [[torch.randn_like(p) for p in model.parameters()] for _ in range(3)]
+
+    for optimizer_, network in ((fused, model), (loop, loop_model)):
+        for step in gradients:
+            for parameter, gradient in zip(network.parameters(), step, strict=True):
+                parameter.grad = gradient.clone()
+            optimizer_.step()
+
+    assert fused.defaults["fused"] is True and not loop.defaults["fused"]
+    for ours, theirs in zip(model.parameters(), loop_model.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
 
 
 def test_should_stop_ends_the_run_early_with_a_last_checkpoint(tiny_config, tmp_path):

@@ -60,6 +60,17 @@ def test_debug_is_off_unless_a_developer_turns_it_on(tmp_path):
     assert on.stdout.strip() == "True", on.stderr
 
 
+def test_a_malformed_host_memory_setting_stops_start_up(tmp_path):
+    """Each run's process reads it (engine/host_memory.py); the web and worker check it first."""
+    script = "from django.conf import settings; print(settings.SEGLAB_HOST_MEMORY)"
+    key_file = {"SECRET_KEY_FILE": str(tmp_path / "secret_key")}
+    assert settings_in_subprocess(script, key_file).stdout.strip() == "retain"
+    assert settings_in_subprocess(script, {**key_file, "SEGLAB_HOST_MEMORY": "System"}).stdout.strip() == "system"
+    bad = settings_in_subprocess(script, {**key_file, "SEGLAB_HOST_MEMORY": "jemalloc"})
+    assert bad.returncode != 0
+    assert "SEGLAB_HOST_MEMORY='jemalloc': expected one of retain, system" in bad.stderr
+
+
 def test_a_secret_key_is_generated_once_with_mode_600_and_reused(tmp_path):
     key_file = tmp_path / "var" / "secret_key"
     show = "from django.conf import settings; print(settings.SECRET_KEY)"

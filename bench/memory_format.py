@@ -67,16 +67,19 @@ def interleaved_medians(steps: dict[str, Callable[[], None]], warmup: int, runs:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def training_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the main head, plus the auxiliary head's at ``AUX_LOSS_WEIGHT`` (it trains)."""
+    outputs = model.forward_train(images)
+    loss = F.cross_entropy(outputs["out"], labels)
+    return loss if outputs["aux"] is None else loss + AUX_LOSS_WEIGHT * F.cross_entropy(outputs["aux"], labels)
+
+
 def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        outputs = model.forward_train(images)
-        loss = F.cross_entropy(outputs["out"], labels)
-        if outputs["aux"] is not None:
-            loss = loss + AUX_LOSS_WEIGHT * F.cross_entropy(outputs["aux"], labels)
-        loss.backward()
+        training_loss(model, images, labels).backward()
         optimizer.step()
 
     return step

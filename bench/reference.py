@@ -18,6 +18,11 @@ the last feature map), inference an eval-mode forward under ``torch.no_grad()`` 
 reference logits are upsampled to the input size, as ours are). The steps of one pair run
 interleaved (ours, reference, ours, ...), so a shared machine's load falls on all alike.
 
+``--official NAME CLONE`` (repeatable) adds a pair for code that is not packaged: our ``NAME``
+beside the official implementation imported from a local clone of its repository
+(``bench/official.py``: DDRNet-23-slim, HRNetV2-W18-Small-v2, UNet); ``--pairs`` with no names
+leaves the packaged pairs out, and ``transformers`` is then not needed.
+
 "ours" is SegLab as a run uses it by default: in its architecture's declared memory format
 (``engine.models.declared_memory_format``), and for inference the network as the engine's
 evaluation and ``predict`` run it (``engine.evaluation.inference_network``: BatchNorm folded
@@ -41,7 +46,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.architectures import parse_size, table_header, table_row, write_results
-from bench.memory_format import interleaved_medians
+from bench.memory_format import interleaved_medians, training_loss
+from bench.official import OFFICIAL, official_forward, official_loss
 from engine.evaluation import inference_network
 from engine.models import MEMORY_FORMATS, build_model, count_parameters, declared_memory_format
 from engine.models.resnet import RESNET_DEPTHS, ResNet
@@ -113,6 +119,15 @@ def resnet_pair(classes: int) -> Pair:
                 declared_memory_format(RESNET_ARCH), ours_loss, theirs_loss, theirs_forward)
 
 
+def official_pair(name: str, clone: Path, classes: int) -> Pair:
+    """Our ``name`` beside the official code in the local clone ``clone`` (``bench/official.py``)."""
+    official = OFFICIAL[name]
+    label = name + "".join(f" {key}={value}" for key, value in official.options.items())
+    return Pair(label, f"official code ({official.repository})", build_model(name, classes, **official.options),
+                official.network(clone, classes), declared_memory_format(name), training_loss, official_loss,
+                official_forward)
+
+
 def training_step(model: nn.Module, loss: Loss, images: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
@@ -177,7 +192,11 @@ PAIRS = {"segformer_b0": segformer_pair, "resnet50": resnet_pair}
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench/reference.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", nargs="+", choices=tuple(PAIRS), default=list(PAIRS), help="what to compare")
+    parser.add_argument("--pairs", nargs="*", choices=tuple(PAIRS), default=list(PAIRS),
+                        help="the packaged references to compare (default: all; none with a bare --pairs)")
+    parser.add_argument("--official", nargs=2, action="append", default=[], metavar=("NAME", "CLONE"),
+                        help="also compare NAME against the official code in the local clone CLONE, repeatable: "
+                             + "; ".join(f"{name} ({official.repository})" for name, official in OFFICIAL.items()))
     parser.add_argument("--size", type=parse_size, default=(256, 256), help="input height x width (default 256x256)")
     parser.add_argument("--batch", type=int, default=2, help="images per step")
     parser.add_argument("--classes", type=int, default=19, help="number of classes (default: Cityscapes' 19)")
@@ -189,19 +208,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name, clone in args.official:
+        if name not in OFFICIAL:
+            parser.error(f"--official {name}: no official code is wired for it; choose from {', '.join(OFFICIAL)}")
+        official = OFFICIAL[name]
+        if not (Path(clone) / official.path).is_file():
+            parser.error(f"--official {name} {clone}: {official.path} is not in it (clone {official.repository})")
     torch.set_num_threads(args.threads)
-    import transformers  # the optional bench requirement: fail here, before any timing
+    settings = {"device": f"CPU {platform.machine()}, {torch.get_num_threads()} threads", "torch": torch.__version__}
+    if args.pairs:
+        import transformers  # the optional bench requirement: fail here, before any timing
 
-    settings = {"device": f"CPU {platform.machine()}, {torch.get_num_threads()} threads", "torch": torch.__version__,
-                "transformers": transformers.__version__, "size": list(args.size), "batch": args.batch,
-                "classes": args.classes, "warmup": args.warmup, "runs": args.runs}
+        settings["transformers"] = transformers.__version__
+    settings |= {"size": list(args.size), "batch": args.batch, "classes": args.classes, "warmup": args.warmup,
+                 "runs": args.runs}
+    builders = [lambda name=name: PAIRS[name](args.classes) for name in args.pairs]
+    builders += [lambda name=name, clone=clone: official_pair(name, Path(clone), args.classes)
+                 for name, clone in args.official]
     print(", ".join(f"{key} {value}" for key, value in settings.items()))
     print(table_header(COLUMNS), flush=True)
     rows = []
-    for name in args.pairs:
+    for build in builders:
         torch.manual_seed(0)
-        rows.append(measure(PAIRS[name](args.classes), args))
+        rows.append(measure(build(), args))
         print(table_row(rows[-1], COLUMNS, cell=lambda value: f"{value:,}" if isinstance(value, int) else str(value)),
               flush=True)
     if args.json:

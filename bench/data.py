@@ -46,6 +46,7 @@ from engine.data import load_index
 from engine.data.budget import split_label_budget
 from engine.data.builtin.demo import CLASSES, render_scene
 from engine.data.loaders import LabeledDataset, UnlabeledDataset, pins_memory, training_loader
+from engine.models import resolve_memory_format
 
 WIDTH, HEIGHT, CROP, BATCH = 1024, 512, 512, 8
 #: ``--versus``: Cityscapes' 2048x1024 images, DDRNet's 1024x1024 training crop, 6 images per GPU.
@@ -85,9 +86,10 @@ def images_per_second(dataset, workers: int, batches: int) -> float:
 
 
 def batches_per_second(datasets: list[Dataset], batch_size: int, workers: int, batches: int,
-                       device: torch.device) -> float:
+                       device: torch.device, memory_format: torch.memory_format = torch.contiguous_format) -> float:
     """Steps' worth of batches per second from one loader per dataset, read in turn as the trainer
-    reads them (``workers`` processes each), copied to ``device`` as the trainer copies them."""
+    reads them (``workers`` processes each), copied to ``device`` in the network's ``memory_format``
+    as the trainer copies them."""
     loaders = [iter(training_loader(dataset, batch_size, seed=0, stream=stream, num_workers=workers,
                                     pin_memory=pins_memory(device)))
                for stream, dataset in enumerate(datasets)]
@@ -100,7 +102,7 @@ def batches_per_second(datasets: list[Dataset], batch_size: int, workers: int, b
     start = time.perf_counter()
     for _ in range(batches):
         for loader in loaders:
-            trainer._to_device(next(loader), device)
+            trainer._to_device(next(loader), device, memory_format)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start
@@ -147,7 +149,8 @@ def keep_up(args: argparse.Namespace) -> None:
         rows = []
         for name, datasets in pipelines.items():
             for workers in args.workers:
-                rate = batches_per_second(datasets, STEP_BATCH, workers, args.batches, device)
+                rate = batches_per_second(datasets, STEP_BATCH, workers, args.batches, device,
+                                          resolve_memory_format(args.versus))
                 rows.append({"loaders": name, "workers": workers, "batches_per_s": round(rate, 3),
                              "steps_per_s": round(1 / step, 3), "ratio": round(rate * step, 2)})
                 print(f"{name:<22} workers={workers}  {rate:6.2f} batches/s  x{rate * step:.2f} the step", flush=True)
@@ -185,7 +188,7 @@ def per_sample_ms(dataset, count: int) -> tuple[float, float]:
     return 1000 * statistics.median(decode), 1000 * statistics.median(whole)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=32, help="scenes to generate")
     parser.add_argument("--batches", type=int, default=12, help="timed batches per row (batch size 8)")
@@ -195,7 +198,7 @@ def main() -> None:
     parser.add_argument("--versus", metavar="ARCH", help="Compare the loaders with ARCH's training step (see above).")
     parser.add_argument("--device", default="cpu", help="--versus: where the step runs (cpu, cuda).")
     parser.add_argument("--steps", type=int, default=2, help="--versus: timed steps, after one untimed.")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     # More workers than cores is what the table measures; torch's advice about it is noise here.
     warnings.filterwarnings("ignore", message="This DataLoader will create")
     if args.versus:

@@ -53,16 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def interleaved_medians(steps: dict[str, Callable[[], None]], warmup: int, runs: int) -> dict[str, float]:
-    """Median seconds of each step, timed in turn (a, b, a, b, ...) after ``warmup`` untimed rounds."""
+def interleaved_medians(steps: dict[str, Callable[[], None]], warmup: int, runs: int,
+                        synchronize: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Median seconds of each step, timed in turn (a, b, a, b, ...) after ``warmup`` untimed rounds;
+    ``synchronize`` waits for queued device work (``torch.cuda.synchronize``) before each clock read."""
     for _ in range(warmup):
         for step in steps.values():
             step()
+    synchronize()
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(runs):
         for name, step in steps.items():
             start = time.perf_counter()
             step()
+            synchronize()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 

@@ -1,6 +1,7 @@
 """SegLab's networks beside reference implementations from the package index: parameters and step times.
 
-``PYTHONPATH=. python bench/reference.py [--size HxW] [--batch N] [--runs N] [--threads N] [--json PATH]``
+``PYTHONPATH=. python bench/reference.py [--size HxW] [--batch N] [--runs N] [--threads N]
+[--device cpu|cuda] [--amp off|bf16|fp16] [--json PATH]``
 needs ``transformers`` (``pip install -r requirements-bench.txt``, never part of ``make test``),
 which builds both references from a config, without weights, on the CPU build of torch:
 
@@ -17,6 +18,9 @@ logits upsampled to the labels, as ``transformers`` computes its loss; ResNet: t
 the last feature map), inference an eval-mode forward under ``torch.no_grad()`` (SegFormer's
 reference logits are upsampled to the input size, as ours are). The steps of one pair run
 interleaved (ours, reference, ours, ...), so a shared machine's load falls on all alike.
+``--device cuda`` runs every side on the GPU (each timed step ends with a synchronisation) and
+``--amp`` puts every side's forward and loss under the same autocast, so the ratios compare
+the code at one precision.
 
 ``--official NAME CLONE`` (repeatable) adds a pair for code that is not packaged: our ``NAME``
 beside the official implementation imported from a local clone of its repository
@@ -37,6 +41,7 @@ import copy
 import platform
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.architectures import parse_size, table_header, table_row, write_results
+from bench.architectures import AMP_DTYPES, parse_size, table_header, table_row, write_results
 from bench.memory_format import interleaved_medians, training_loss
 from bench.official import OFFICIAL, official_forward, official_loss
 from engine.evaluation import inference_network
@@ -128,20 +133,28 @@ def official_pair(name: str, clone: Path, classes: int) -> Pair:
                 official_forward)
 
 
-def training_step(model: nn.Module, loss: Loss, images: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
+def autocast(device: torch.device, amp: str) -> AbstractContextManager:
+    dtype = AMP_DTYPES[amp]
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def training_step(model: nn.Module, loss: Loss, images: torch.Tensor, labels: torch.Tensor,
+                  amp: str = "off") -> Callable[[], None]:
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss(model, images, labels).backward()
+        with autocast(images.device, amp):
+            value = loss(model, images, labels)
+        value.backward()
         optimizer.step()
 
     return step
 
 
-def inference_step(model: nn.Module, forward: Forward, images: torch.Tensor) -> Callable[[], None]:
+def inference_step(model: nn.Module, forward: Forward, images: torch.Tensor, amp: str = "off") -> Callable[[], None]:
     def step() -> None:
-        with torch.no_grad():
+        with torch.no_grad(), autocast(images.device, amp):
             forward(model, images)
 
     return step
@@ -152,25 +165,31 @@ def measure(pair: Pair, args: argparse.Namespace) -> dict[str, Any]:
     if ours_params != theirs_params:
         raise SystemExit(f"{pair.name}: {ours_params:,} parameters here but {theirs_params:,} in the reference; "
                          "the comparison needs the same network")
+    device = torch.device(args.device)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     memory_format = MEMORY_FORMATS[pair.memory_format]
-    images = torch.randn(args.batch, 3, *args.size)
-    labels = torch.randint(0, args.classes, (args.batch, *args.size))
+    images = torch.randn(args.batch, 3, *args.size, device=device)
+    labels = torch.randint(0, args.classes, (args.batch, *args.size), device=device)
     sides = {  # name: (model, its input, loss, forward)
-        "ours": (copy.deepcopy(pair.ours).to(memory_format=memory_format),
+        "ours": (copy.deepcopy(pair.ours).to(device, memory_format=memory_format),
                  images.contiguous(memory_format=memory_format), pair.ours_loss, _forward),
-        "ours_plain": (pair.ours, images, pair.ours_loss, _forward),
-        "reference": (pair.theirs, images, pair.theirs_loss, pair.theirs_forward),
+        "ours_plain": (pair.ours.to(device), images, pair.ours_loss, _forward),
+        "reference": (pair.theirs.to(device), images, pair.theirs_loss, pair.theirs_forward),
     }
     for model, *_ in sides.values():
         model.train()
-    train = interleaved_medians({key: training_step(model, loss, inputs, labels)
-                                 for key, (model, inputs, loss, _) in sides.items()}, args.warmup, args.runs)
+    train = interleaved_medians({key: training_step(model, loss, inputs, labels, args.amp)
+                                 for key, (model, inputs, loss, _) in sides.items()},
+                                args.warmup, args.runs, synchronize)
     for model, *_ in sides.values():
         model.eval()
     with inference_network(sides["ours"][0]) as network:  # as the engine's evaluation and predict run it
         sides["ours"] = (network, *sides["ours"][1:])
-        infer = interleaved_medians({key: inference_step(model, forward, inputs)
-                                     for key, (model, inputs, _, forward) in sides.items()}, args.warmup, args.runs)
+        infer = interleaved_medians({key: inference_step(model, forward, inputs, args.amp)
+                                     for key, (model, inputs, _, forward) in sides.items()},
+                                    args.warmup, args.runs, synchronize)
+    for model, *_ in sides.values():
+        model.cpu()  # the next pair gets the device's memory
     row: dict[str, Any] = {"model": pair.name, "reference": pair.reference, "memory_format": pair.memory_format,
                            "params": ours_params, "reference_params": theirs_params}
     for phase, seconds in (("train", train), ("infer", infer)):
@@ -203,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each before timing")
     parser.add_argument("--runs", type=int, default=7, help="timed steps of each (the median is reported)")
     parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where every side runs (cuda: cuDNN picks its kernels in the warm-up steps)")
+    parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="off",
+                        help="autocast dtype of every side's forward and loss (default off: float32)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     return parser
 
@@ -216,8 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         official = OFFICIAL[name]
         if not (Path(clone) / official.path).is_file():
             parser.error(f"--official {name} {clone}: {official.path} is not in it (clone {official.repository})")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this torch sees no CUDA device")
     torch.set_num_threads(args.threads)
-    settings = {"device": f"CPU {platform.machine()}, {torch.get_num_threads()} threads", "torch": torch.__version__}
+    torch.backends.cudnn.benchmark = True
+    device = (torch.cuda.get_device_name() if args.device == "cuda"
+              else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
+    settings = {"device": device, "amp": args.amp, "torch": torch.__version__}
     if args.pairs:
         import transformers  # the optional bench requirement: fail here, before any timing
 

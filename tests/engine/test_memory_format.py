@@ -82,6 +82,8 @@ def test_channels_last_trains_and_infers_as_the_contiguous_layout(name):
     loss_channels_last = one_training_step(channels_last, images.contiguous(memory_format=torch.channels_last), labels)
 
     assert next(p for p in channels_last.parameters() if p.dim() == 4).is_contiguous(memory_format=torch.channels_last)
+    probe = copy.deepcopy(channels_last)  # a training forward updates BatchNorm statistics: not on the compared one
+    assert probe.forward_train(images.contiguous(memory_format=torch.channels_last))["out"].is_contiguous()
     assert_close_relative(loss_channels_last, loss, "loss", FLOAT64_TOLERANCE)
     gradient_scale = max(parameter.grad.abs().max().item() for parameter in contiguous.parameters())
     weight_scale = max(parameter.abs().max().item() for parameter in contiguous.parameters())

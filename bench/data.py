@@ -45,6 +45,7 @@ from engine.config import RunConfig
 from engine.data import load_index
 from engine.data.budget import split_label_budget
 from engine.data.builtin.demo import CLASSES, render_scene
+from engine.data.decode_cache import DecodeCache
 from engine.data.loaders import LabeledDataset, UnlabeledDataset, pins_memory, training_loader
 from engine.models import resolve_memory_format
 
@@ -139,6 +140,7 @@ def keep_up(args: argparse.Namespace) -> None:
         index = load_index(root)
         ids = sorted(index.by_id)
         labeled, unlabeled = LabeledDataset(index, ids, STEP_CROP), UnlabeledDataset(index, ids, STEP_CROP)
+        use_decode_cache(args.decode_cache, Path(tmp), [labeled, unlabeled])
         pipelines: dict[str, list[Dataset]] = {"labelled": [labeled], "unlabelled": [unlabeled],
                                                "labelled + unlabelled": [labeled, unlabeled]}
         costs = []
@@ -156,6 +158,7 @@ def keep_up(args: argparse.Namespace) -> None:
                 print(f"{name:<22} workers={workers}  {rate:6.2f} batches/s  x{rate * step:.2f} the step", flush=True)
     result = {"device": args.device, "device_name": device_name(device), "cpu_count": os.cpu_count(),
               "load_average_1min": round(os.getloadavg()[0], 2), "torch": torch.__version__, "arch": args.versus,
+              "decode_cache": args.decode_cache,
               "image": f"{2 * STEP_HEIGHT}x{STEP_HEIGHT} PNG", "crop": STEP_CROP, "batch_size": STEP_BATCH,
               "step_ms": round(1000 * step, 1), "per_sample": costs, "rows": rows}
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +170,18 @@ def keep_up(args: argparse.Namespace) -> None:
     for row in rows:
         print(f"| {row['loaders']} | {row['workers']} | {row['batches_per_s']:.2f} | {row['steps_per_s']:.3f} | "
               f"{row['ratio']:.2f} |")
+
+
+def use_decode_cache(enabled: bool, tmp: Path, datasets: list[LabeledDataset | UnlabeledDataset]) -> None:
+    """``--decode-cache``: read the datasets through a decode cache (``engine.data.decode_cache``)
+    in ``tmp``, filled by one untimed pass, as a run finds it after its first epoch."""
+    if not enabled:
+        return
+    cache = DecodeCache(tmp / "decode-cache")
+    for dataset in datasets:
+        dataset.cache = cache
+        for i in range(len(dataset)):
+            dataset.load(i)
 
 
 def device_name(device: torch.device) -> str:
@@ -198,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--versus", metavar="ARCH", help="Compare the loaders with ARCH's training step (see above).")
     parser.add_argument("--device", default="cpu", help="--versus: where the step runs (cpu, cuda).")
     parser.add_argument("--steps", type=int, default=2, help="--versus: timed steps, after one untimed.")
+    parser.add_argument("--decode-cache", action="store_true",
+                        help="Read the images through a filled SEGLAB_DECODE_CACHE (engine.data.decode_cache).")
     args = parser.parse_args(argv)
     # More workers than cores is what the table measures; torch's advice about it is noise here.
     warnings.filterwarnings("ignore", message="This DataLoader will create")
@@ -218,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
             "labelled (scale, crop, flip)": LabeledDataset(index, every_id, CROP),
             "unlabelled (weak + 2 strong + 2 cutmix)": UnlabeledDataset(index, every_id, CROP),
         }
+        use_decode_cache(args.decode_cache, Path(tmp), list(pipelines.values()))
         costs = []
         for name, dataset in pipelines.items():
             decode, whole = per_sample_ms(dataset, 2 * args.images)
@@ -231,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "device": "cpu", "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
         "load_average_1min": round(os.getloadavg()[0], 2),  # other processes competing for the same cores
+        "decode_cache": args.decode_cache,
         "torch": torch.__version__, "image": f"{WIDTH}x{HEIGHT} PNG", "crop": CROP, "batch_size": BATCH,
         "per_sample": costs, "rows": rows,
     }

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.data import transforms as T
 from engine.data.budget import LabelBudget, split_label_budget
+from engine.data.decode_cache import DecodeCache
 from engine.data.description import DatasetInfo
 from engine.data.errors import DatasetError, read_problem
 from engine.data.index import DatasetIndex
@@ -38,6 +39,11 @@ def read_image(path: str | Path, root: str | Path | None = None) -> torch.Tensor
     A file that cannot be decoded raises DatasetError naming it (relative to ``root``, the
     dataset folder, when given), so a failed run says which file broke it.
     """
+    return torch.from_numpy(decode_image(path, root)).permute(2, 0, 1)
+
+
+def decode_image(path: str | Path, root: str | Path | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) RGB pixels of an image file (``read_image``'s array)."""
     try:
         with Image.open(path) as image:
             if image.mode in WIDE_MODES:
@@ -48,7 +54,7 @@ def read_image(path: str | Path, root: str | Path | None = None) -> torch.Tensor
                 rgb = np.array(image.convert("RGB"))  # writable: torch refuses to wrap read-only memory
     except Exception as error:  # a Pillow plugin raises many kinds on a malformed file
         raise DatasetError([(_file_name(path, root), f"unreadable image: {read_problem(error, root)}")]) from error
-    return torch.from_numpy(rgb).permute(2, 0, 1)
+    return rgb
 
 
 def _file_name(path: str | Path, root: str | Path | None) -> str:
@@ -68,17 +74,24 @@ class _Base(Dataset):
                  scale_range: tuple[float, float] = SCALE_RANGE):
         self.index, self.ids, self.crop_size, self.scale_range = index, ids, crop_size, scale_range
         self.labels = index.label_table()
+        self.cache = DecodeCache.from_environment()  # read here, in the run's process; workers get a copy
+        # What a mask's class indices depend on besides its file (part of its cache key).
+        self.mask_variant = repr((index.mask_colors, index.ignore_color, index.ignore_index))
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         sample = self.index.by_id[self.ids[i]]
-        image = read_image(sample.image, self.index.root)
+        pixels = self.cache.load(sample.image, lambda: decode_image(sample.image, self.index.root), "image")
+        image = torch.from_numpy(pixels).permute(2, 0, 1)
         if sample.mask is None:
             return image, torch.full(image.shape[-2:], IGNORE_INDEX, dtype=torch.uint8)
+        mask_path = sample.mask
         try:
-            values = read_mask(sample.mask, self.index.mask_colors, self.index.ignore_color, self.index.ignore_index)
+            values = self.cache.load(mask_path, lambda: read_mask(mask_path, self.index.mask_colors,
+                                                                  self.index.ignore_color, self.index.ignore_index),
+                                     self.mask_variant)
         except MaskError as error:
             raise DatasetError([(_file_name(sample.mask, self.index.root), str(error))]) from error
         except Exception as error:

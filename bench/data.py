@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import default_collate
 
 from engine import trainer
 from engine.config import RunConfig
@@ -86,11 +86,11 @@ def images_per_second(dataset, workers: int, batches: int) -> float:
     return seen / elapsed
 
 
-def batches_per_second(datasets: list[Dataset], batch_size: int, workers: int, batches: int,
+def batches_per_second(datasets: list[LabeledDataset | UnlabeledDataset], batch_size: int, workers: int, batches: int,
                        device: torch.device, memory_format: torch.memory_format = torch.contiguous_format) -> float:
     """Steps' worth of batches per second from one loader per dataset, read in turn as the trainer
     reads them (``workers`` processes each), copied to ``device`` in the network's ``memory_format``
-    as the trainer copies them."""
+    and finished there (the views' colour and blur), as the trainer does."""
     loaders = [iter(training_loader(dataset, batch_size, seed=0, stream=stream, num_workers=workers,
                                     pin_memory=pins_memory(device)))
                for stream, dataset in enumerate(datasets)]
@@ -102,8 +102,8 @@ def batches_per_second(datasets: list[Dataset], batch_size: int, workers: int, b
     batches = max(batches, 2 * workers)
     start = time.perf_counter()
     for _ in range(batches):
-        for loader in loaders:
-            trainer._to_device(next(loader), device, memory_format)
+        for loader, dataset in zip(loaders, datasets, strict=True):
+            trainer._to_device(next(loader), device, memory_format, dataset.finish)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start
@@ -141,13 +141,15 @@ def keep_up(args: argparse.Namespace) -> None:
         ids = sorted(index.by_id)
         labeled, unlabeled = LabeledDataset(index, ids, STEP_CROP), UnlabeledDataset(index, ids, STEP_CROP)
         use_decode_cache(args.decode_cache, Path(tmp), [labeled, unlabeled])
-        pipelines: dict[str, list[Dataset]] = {"labelled": [labeled], "unlabelled": [unlabeled],
-                                               "labelled + unlabelled": [labeled, unlabeled]}
+        pipelines: dict[str, list[LabeledDataset | UnlabeledDataset]] = {
+            "labelled": [labeled], "unlabelled": [unlabeled], "labelled + unlabelled": [labeled, unlabeled]}
         costs = []
         for name, dataset in (("labelled", labeled), ("unlabelled", unlabeled)):
-            decode, whole = per_sample_ms(dataset, STEP_BATCH)
-            costs.append({"pipeline": name, "decode_ms": round(decode, 1), "augment_ms": round(whole - decode, 1)})
-            print(f"{name:<22} decode {decode:6.1f} ms + augment {whole - decode:6.1f} ms per sample", flush=True)
+            decode, item, finish = per_sample_ms(dataset, STEP_BATCH)
+            costs.append({"pipeline": name, "decode_ms": round(decode, 1), "augment_ms": round(item - decode, 1),
+                          "finish_ms_cpu": round(finish, 1)})
+            print(f"{name:<22} decode {decode:6.1f} ms + augment {item - decode:6.1f} ms per sample in a worker, "
+                  f"then {finish:6.1f} ms to finish it on the CPU", flush=True)
         rows = []
         for name, datasets in pipelines.items():
             for workers in args.workers:
@@ -190,17 +192,23 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def per_sample_ms(dataset, count: int) -> tuple[float, float]:
-    """Median ms to decode one image + mask, and to produce one whole sample, in this process."""
-    decode, whole = [], []
+def per_sample_ms(dataset: LabeledDataset | UnlabeledDataset, count: int) -> tuple[float, float, float]:
+    """Median ms, in this process, to decode one image + mask, to make one item from it (decode
+    and geometry: a loader worker's share), and to finish that item into the batch contract on the
+    CPU (normalisation, the strong views' colour and blur: on CUDA the device does this part)."""
+    decode, item, finish = [], [], []
     for i in range(count):
         start = time.perf_counter()
         dataset.load(i % len(dataset))
         decode.append(time.perf_counter() - start)
         start = time.perf_counter()
-        dataset[i % len(dataset)]
-        whole.append(time.perf_counter() - start)
-    return 1000 * statistics.median(decode), 1000 * statistics.median(whole)
+        batch = default_collate([dataset[i % len(dataset)]])
+        item.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        dataset.finish(batch, batch)
+        finish.append(time.perf_counter() - start)
+    decode_ms, item_ms, finish_ms = (1000 * statistics.median(times) for times in (decode, item, finish))
+    return decode_ms, item_ms, finish_ms
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -238,10 +246,11 @@ def main(argv: list[str] | None = None) -> None:
         use_decode_cache(args.decode_cache, Path(tmp), list(pipelines.values()))
         costs = []
         for name, dataset in pipelines.items():
-            decode, whole = per_sample_ms(dataset, 2 * args.images)
-            costs.append({"pipeline": name, "decode_ms": round(decode, 1), "augment_ms": round(whole - decode, 1),
-                          "sample_ms": round(whole, 1)})
-            print(f"{name:<42} decode {decode:6.1f} ms + augment {whole - decode:6.1f} ms per sample", flush=True)
+            decode, item, finish = per_sample_ms(dataset, 2 * args.images)
+            costs.append({"pipeline": name, "decode_ms": round(decode, 1), "augment_ms": round(item - decode, 1),
+                          "finish_ms": round(finish, 1), "sample_ms": round(item + finish, 1)})
+            print(f"{name:<42} decode {decode:6.1f} ms + augment {item - decode:6.1f} ms + finish {finish:6.1f} ms "
+                  "per sample", flush=True)
             for workers in args.workers:
                 rate = images_per_second(dataset, workers, args.batches)
                 rows.append({"pipeline": name, "workers": workers, "images_per_s": round(rate, 1)})
@@ -256,10 +265,11 @@ def main(argv: list[str] | None = None) -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print()
-    print("| pipeline | decode ms | augment ms | sample ms (1 process) |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| pipeline | decode ms | augment ms (worker) | finish ms (device; here the CPU) | sample ms (1 process) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for cost in costs:
-        print(f"| {cost['pipeline']} | {cost['decode_ms']} | {cost['augment_ms']} | {cost['sample_ms']} |")
+        print(f"| {cost['pipeline']} | {cost['decode_ms']} | {cost['augment_ms']} | {cost['finish_ms']} | "
+              f"{cost['sample_ms']} |")
     print()
     print("| pipeline | workers | images/s |")
     print("| --- | ---: | ---: |")

@@ -313,8 +313,11 @@ def _loader(dataset: SizedDataset, batch_size: int, stream: int, run: Run) -> It
                       pin_memory=pins_memory(run.device)))
 
 
-def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_format) -> dict:
-    """A batch on ``device``; images (4-d) in the network's memory format, so its first layer needs no reorder."""
+def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_format,
+               finish: Callable[[dict, dict], dict]) -> dict:
+    """A loader's batch on ``device``, made into the batch contract there by its dataset's ``finish``
+    (``engine.data.loaders``); images (4-d) in the network's memory format, so its first layer
+    needs no reorder."""
     def move(value: Any) -> Any:
         if not isinstance(value, torch.Tensor):
             return value
@@ -322,7 +325,9 @@ def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_fo
             return value.to(device, non_blocking=True, memory_format=memory_format)
         return value.to(device, non_blocking=True)
 
-    return {key: move(value) for key, value in batch.items()}
+    finished = finish({key: move(value) for key, value in batch.items()}, batch)
+    return {key: value.contiguous(memory_format=memory_format) if isinstance(value, torch.Tensor) and value.dim() == 4
+            else value for key, value in finished.items()}
 
 
 def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
@@ -334,9 +339,12 @@ def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
         unlabeled = _loader(run.data.unlabeled, schedule.unlabeled_batch_size or schedule.batch_size,
                             UNLABELED_STREAM, run)
     memory_format = run.inference.memory_format
+    finish_labeled = run.data.labeled.finish
+    finish_unlabeled = run.data.unlabeled.finish if run.data.unlabeled is not None else None
     while True:
-        yield (_to_device(next(labeled), run.device, memory_format),
-               _to_device(next(unlabeled), run.device, memory_format) if unlabeled is not None else None)
+        yield (_to_device(next(labeled), run.device, memory_format, finish_labeled),
+               _to_device(next(unlabeled), run.device, memory_format, finish_unlabeled)
+               if unlabeled is not None and finish_unlabeled is not None else None)
 
 
 def _optimisation_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str, torch.Tensor]:

@@ -7,6 +7,9 @@ Batch contract (read by every method, see ``engine.methods.base``):
   geometry shared by the three; ``cutmix_box1``, ``cutmix_box2`` (B, H, W) float 0/1;
   ``padding`` (B, H, W) bool, True outside the image; ``hidden_mask`` (B, H, W) long, the
   ground truth the budget hid (255 where the image has no mask), for diagnostics only.
+
+The loaders' workers deliver these batches in a smaller form (uint8 pixels and the strong
+views' draws); the dataset's ``finish`` makes the contract from it where the batch goes.
 """
 from __future__ import annotations
 
@@ -106,10 +109,52 @@ class _Base(Dataset):
         return image, mask, padding
 
 
+# Training items travel from the loader workers in uint8 with the draws of their random
+# photometric parts, and ``finish`` turns a batch of them into the contract above wherever
+# the batch is, after the trainer has copied it to the device (``engine.trainer._to_device``):
+# a float view is 4 bytes a pixel per channel and a long mask 8, so a batch of three views
+# and a mask left the workers at 1024x1024 as about 12 times the bytes of its uint8 crop, and
+# on a GPU host the views' colour maps and blurs were the larger part of a worker's time
+# (bench/data.py, docs/benchmarks.md). The draws are made in the workers, in the order they
+# always were, so a run's random stream and results do not depend on where the pixels are
+# computed; on the CPU the same operations run on the same values.
+
+def finish_labeled(batch: dict, host: dict) -> dict:
+    """A collated ``LabeledDataset`` batch, on any device, as the labelled contract (``host``: the
+    same batch as the loader gave it, on the CPU)."""
+    return {"image": T.normalize(batch["image"]), "mask": batch["mask"].long()}
+
+
+def finish_unlabeled(batch: dict, host: dict) -> dict:
+    """A collated ``UnlabeledDataset`` batch, on any device, as the unlabelled contract; the blur
+    sigmas are read from ``host``, the batch as the loader gave it, so the device is not waited for."""
+    image = batch["image"]
+    finished = {"image_weak": T.normalize(image)}
+    padded = host["padding"].flatten(1).any(1).tolist()
+    crops = [_in_worker_layout(image[i], crop_padded) for i, crop_padded in enumerate(padded)]
+    for view in ("strong1", "strong2"):
+        blurs = host[f"{view}_blur"].tolist()
+        finished[f"image_{view}"] = torch.stack([T.apply_strong_view(crop, batch[view][i], blur)
+                                                 for i, (crop, blur) in enumerate(zip(crops, blurs, strict=True))])
+    return finished | {"cutmix_box1": batch["cutmix_box1"].float(), "cutmix_box2": batch["cutmix_box2"].float(),
+                       "padding": batch["padding"], "hidden_mask": batch["hidden_mask"].long()}
+
+
+def _in_worker_layout(crop: torch.Tensor, padded: bool) -> torch.Tensor:
+    """A (3, H, W) crop in the strides ``_Base.geometry`` gave it in the worker: a resized crop
+    keeps the channels-last strides of the decoded (H, W, 3) image, a padded one is contiguous
+    (``F.pad``). The colour map's matrix product rounds by the layout of its input, so this keeps
+    the strong views bit for bit what they were when the workers made them (and a CPU run on
+    the last digits of the stored ones, docs/results.md)."""
+    return crop.contiguous() if padded else crop.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+
+
 class LabeledDataset(_Base):
+    finish = staticmethod(finish_labeled)
+
     def __getitem__(self, i: int) -> dict:
         image, mask, _ = self.geometry(*self.load(i))
-        return {"image": T.normalize(image), "mask": mask.long()}
+        return {"image": image, "mask": mask}
 
 
 class UnlabeledDataset(_Base):
@@ -119,20 +164,23 @@ class UnlabeledDataset(_Base):
     pseudo-label from the weak view supervises the strong views pixel for pixel.
     """
 
+    finish = staticmethod(finish_unlabeled)
+
     def __init__(self, *args, strong_blur: str = "crop", **kwargs):
         super().__init__(*args, **kwargs)
         self.blur_sigma = T.blur_sigma(strong_blur, self.crop_size)
 
     def __getitem__(self, i: int) -> dict:
         image, hidden, padding = self.geometry(*self.load(i))
+        (color1, blur1), (color2, blur2) = (T.draw_strong_view(image, sigma=self.blur_sigma) for _ in range(2))
         return {
-            "image_weak": T.normalize(image),
-            "image_strong1": T.strong_view(image, sigma=self.blur_sigma),
-            "image_strong2": T.strong_view(image, sigma=self.blur_sigma),
-            "cutmix_box1": T.cutmix_box(self.crop_size),
-            "cutmix_box2": T.cutmix_box(self.crop_size),
+            "image": image,
+            "strong1": color1, "strong1_blur": torch.tensor(blur1, dtype=torch.float64),
+            "strong2": color2, "strong2_blur": torch.tensor(blur2, dtype=torch.float64),
+            "cutmix_box1": T.cutmix_box(self.crop_size).to(torch.uint8),
+            "cutmix_box2": T.cutmix_box(self.crop_size).to(torch.uint8),
             "padding": padding,
-            "hidden_mask": hidden.long(),
+            "hidden_mask": hidden,
         }
 
 

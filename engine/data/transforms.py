@@ -156,8 +156,9 @@ def color_transform(mean_rgb: torch.Tensor, brightness: float = 0.5, contrast: f
 
 def apply_color(image: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     """uint8 (3, H, W) -> normalised float (3, H, W) of ``clamp(matrix @ rgb + offset, 0, 255)``."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1) * 255
-    scale = 1 / (torch.tensor(IMAGENET_STD).view(3, 1) * 255)
+    matrix, offset = matrix.to(image.device), offset.to(image.device)
+    mean = torch.tensor(IMAGENET_MEAN, device=image.device).view(3, 1) * 255
+    scale = 1 / (torch.tensor(IMAGENET_STD, device=image.device).view(3, 1) * 255)
     height, width = image.shape[-2:]
     # Fold the normalisation in: clamp to where 0 and 255 land after it.
     out = torch.addmm((offset.view(3, 1) - mean) * scale, matrix * scale, image.reshape(3, -1).float())
@@ -176,7 +177,7 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     weights = (kernel / kernel.sum()).tolist()
     height, width = image.shape[-2:]
     padded = F.pad(image[None], (radius, radius, radius, radius), mode="replicate")[0]
-    rows = torch.zeros(image.shape[0], height + 2 * radius, width)
+    rows = torch.zeros(image.shape[0], height + 2 * radius, width, device=image.device)
     for i, weight in enumerate(weights):
         rows.add_(padded[:, :, i:i + width], alpha=weight)
     out = torch.zeros_like(image)
@@ -213,12 +214,27 @@ def strong_view(image: torch.Tensor, blur_p: float = 0.5, sigma: tuple[float, fl
     """UniMatch's strong view of a uint8 crop, normalised: colour jitter 0.5/0.5/0.5/0.25
     (p=0.8), grayscale (p=0.2), Gaussian blur of a sigma drawn in ``sigma`` (p=0.5; see
     ``blur_sigma``)."""
+    return apply_strong_view(image, *draw_strong_view(image, blur_p, sigma, rng))
+
+
+def draw_strong_view(image: torch.Tensor, blur_p: float = 0.5, sigma: tuple[float, float] = BLUR_SIGMA,
+                     rng: RandomSource | None = None) -> tuple[torch.Tensor, float]:
+    """The random part of ``strong_view``: its colour map as one (3, 4) tensor (matrix, then the
+    offset column) and its blur sigma (0: no blur). Cheap, so a loader worker draws it and the
+    pixels are computed where the batch goes (``apply_strong_view``)."""
     rng = rng or random
     mean_rgb = image.reshape(3, -1).float().mean(1)
-    view = apply_color(image, *color_transform(mean_rgb, rng=rng))
-    if rng.random() < blur_p:
+    matrix, offset = color_transform(mean_rgb, rng=rng)
+    blur = rng.uniform(*sigma) if rng.random() < blur_p else 0.0
+    return torch.cat([matrix, offset[:, None]], dim=1), blur
+
+
+def apply_strong_view(image: torch.Tensor, color: torch.Tensor, blur: float) -> torch.Tensor:
+    """uint8 (3, H, W) -> the normalised strong view that ``draw_strong_view``'s draws describe."""
+    view = apply_color(image, color[:, :3], color[:, 3])
+    if blur > 0:
         # Blur is linear with unit gain, so blurring after normalising equals normalising after.
-        view = gaussian_blur(view, rng.uniform(*sigma))
+        view = gaussian_blur(view, blur)
     return view
 
 
@@ -323,9 +339,9 @@ def classmix_mask(prediction: torch.Tensor, num_classes: int | None = None,
 
 
 def normalize(image: torch.Tensor) -> torch.Tensor:
-    """uint8 (3, H, W) -> float, ImageNet mean/std (what pretrained backbones expect)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1) * 255
-    scale = 1 / (torch.tensor(IMAGENET_STD).view(3, 1, 1) * 255)
+    """uint8 (3, H, W) or (B, 3, H, W) -> float, ImageNet mean/std (what pretrained backbones expect)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=image.device).view(3, 1, 1) * 255
+    scale = 1 / (torch.tensor(IMAGENET_STD, device=image.device).view(3, 1, 1) * 255)
     return torch.addcmul(-mean * scale, image.float(), scale)
 
 

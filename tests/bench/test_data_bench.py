@@ -16,8 +16,8 @@ def test_versus_times_the_step_and_the_loaders_of_a_channels_last_network(tmp_pa
     monkeypatch.setattr(data, "STEP_BATCH", 2)
     copied = []
     to_device = data.trainer._to_device
-    monkeypatch.setattr(data.trainer, "_to_device",
-                        lambda batch, device, layout: copied.append(layout) or to_device(batch, device, layout))
+    monkeypatch.setattr(data.trainer, "_to_device", lambda batch, device, layout, finish: copied.append(layout)
+                        or to_device(batch, device, layout, finish))
     out = tmp_path / "versus.json"
 
     data.main(["--versus", "ddrnet23_slim", "--images", "4", "--workers", "0", "--batches", "2", "--steps", "1",

@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 from engine.data import build_training_data, inspect_dataset
 from engine.data.loaders import read_image, training_loader
@@ -27,7 +28,9 @@ def build(dataset, **changes):
 
 
 def first_batch(dataset, batch_size: int) -> dict:
-    return next(iter(training_loader(dataset, batch_size, seed=0, stream=0)))
+    """The first batch as methods see it: the loader's, finished by its dataset."""
+    batch = next(iter(training_loader(dataset, batch_size, seed=0, stream=0)))
+    return dataset.finish(batch, batch)
 
 
 def test_labelled_batch(dataset):
@@ -65,7 +68,7 @@ def test_views_share_one_geometry(dataset, monkeypatch):
     # With the photometric part switched off, both strong views equal the weak one pixel for pixel.
     from engine.data import transforms as T
 
-    monkeypatch.setattr(T, "strong_view", lambda image, **_: T.normalize(image))
+    monkeypatch.setattr(T, "apply_strong_view", lambda image, color, blur: T.normalize(image))
     batch = first_batch(build(dataset).unlabeled, 3)
     assert torch.equal(batch["image_weak"], batch["image_strong1"])
     assert torch.equal(batch["image_weak"], batch["image_strong2"])
@@ -77,10 +80,59 @@ def test_strong_views_blur_as_the_run_setting_says(dataset, monkeypatch, strong_
     from engine.data import transforms as T
 
     sigmas = []
-    monkeypatch.setattr(T, "strong_view", lambda image, sigma, **_: sigmas.append(sigma) or T.normalize(image))
+    monkeypatch.setattr(T, "draw_strong_view", lambda image, sigma, **_: sigmas.append(sigma) or (torch.eye(3, 4), 0.0))
     unlabeled = build(dataset, strong_blur=strong_blur).unlabeled
     unlabeled[0]
     assert len(sigmas) == 2 and all(sigma == pytest.approx(expected) for sigma in sigmas)
+
+
+def test_items_finished_where_the_batch_goes_equal_views_made_in_the_worker(dataset):
+    """The loader sends uint8 crops and the views' draws; finishing them gives, bit for bit on the
+    CPU, what making every view in the worker gave (one random stream, the same operations)."""
+    from engine.data import transforms as T
+
+    unlabeled = build(dataset).unlabeled
+    blurred, padded = 0, set()
+    for seed in range(8):
+        random.seed(seed)
+        image, hidden, padding = unlabeled.geometry(*unlabeled.load(0))
+        expected = {"image_weak": T.normalize(image), "image_strong1": T.strong_view(image, sigma=unlabeled.blur_sigma),
+                    "image_strong2": T.strong_view(image, sigma=unlabeled.blur_sigma),
+                    "cutmix_box1": T.cutmix_box(CROP), "cutmix_box2": T.cutmix_box(CROP), "padding": padding,
+                    "hidden_mask": hidden.long()}
+        random.seed(seed)
+        batch = default_collate([unlabeled[0]])
+        blurred += sum(batch[f"{view}_blur"].item() > 0 for view in ("strong1", "strong2"))
+        padded.add(bool(padding.any()))
+        finished = unlabeled.finish(batch, batch)
+        assert finished.keys() == expected.keys()
+        for key, value in expected.items():
+            assert torch.equal(finished[key][0], value), (seed, key)
+    assert blurred and padded == {False, True}  # blurred views, resized and padded crops were compared
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["contiguous", "nhwc"])
+def test_the_trainer_finishes_batches_in_the_network_layout(dataset, memory_format):
+    from engine import trainer
+
+    data = build(dataset)
+    for part in (data.labeled, data.unlabeled):
+        batch = next(iter(training_loader(part, 2, seed=0, stream=0)))
+        reference = part.finish(batch, batch)
+        moved = trainer._to_device(batch, torch.device("cpu"), memory_format, part.finish)
+        assert moved.keys() == reference.keys()
+        for key, value in moved.items():
+            assert torch.equal(value, reference[key]), key
+            if value.dim() == 4:
+                assert value.dtype == torch.float32 and value.is_contiguous(memory_format=memory_format), key
+
+
+def test_workers_send_uint8_pixels(dataset):
+    data = build(dataset)
+    labelled = data.labeled[0]
+    unlabelled = data.unlabeled[0]
+    assert (labelled["image"].dtype, labelled["mask"].dtype) == (torch.uint8, torch.uint8)
+    assert {unlabelled[key].dtype for key in ("image", "cutmix_box1", "cutmix_box2", "hidden_mask")} == {torch.uint8}
 
 
 def test_validation_split_is_never_loaded_for_training(dataset):
@@ -193,6 +245,8 @@ def test_trainer_loaders_pin_memory_for_the_runs_device(monkeypatch, tiny_config
     built = []
     monkeypatch.setattr(trainer, "training_loader", lambda *args, **kwargs: built.append(kwargs) or repeat({}))
     run = trainer._build_run(tiny_config(method="unimatch"), None)
+    for part in (run.data.labeled, run.data.unlabeled):
+        monkeypatch.setattr(part, "finish", lambda batch, host: batch)  # the loaders' batches here are empty
 
     for device, pinned in ((torch.device("cpu"), False), (torch.device("cuda"), True)):
         run.device = device

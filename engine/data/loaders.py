@@ -130,12 +130,12 @@ def finish_unlabeled(batch: dict, host: dict) -> dict:
     sigmas are read from ``host``, the batch as the loader gave it, so the device is not waited for."""
     image = batch["image"]
     finished = {"image_weak": T.normalize(image)}
-    padded = host["padding"].flatten(1).any(1).tolist()
-    crops = [_in_worker_layout(image[i], crop_padded) for i, crop_padded in enumerate(padded)]
+    crops: torch.Tensor | list[torch.Tensor] = image
+    if image.device.type == "cpu":  # each crop in its worker strides: the views' bits do not change
+        padded = host["padding"].flatten(1).any(1).tolist()
+        crops = [_in_worker_layout(crop, crop_padded) for crop, crop_padded in zip(image, padded, strict=True)]
     for view in ("strong1", "strong2"):
-        blurs = host[f"{view}_blur"].tolist()
-        finished[f"image_{view}"] = torch.stack([T.apply_strong_view(crop, batch[view][i], blur)
-                                                 for i, (crop, blur) in enumerate(zip(crops, blurs, strict=True))])
+        finished[f"image_{view}"] = T.apply_strong_views(crops, batch[view], host[f"{view}_blur"].tolist())
     return finished | {"cutmix_box1": batch["cutmix_box1"].float(), "cutmix_box2": batch["cutmix_box2"].float(),
                        "padding": batch["padding"], "hidden_mask": batch["hidden_mask"].long()}
 

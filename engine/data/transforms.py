@@ -238,6 +238,63 @@ def apply_strong_view(image: torch.Tensor, color: torch.Tensor, blur: float) -> 
     return view
 
 
+def apply_strong_views(images: torch.Tensor | list[torch.Tensor], colors: torch.Tensor,
+                       blurs: list[float]) -> torch.Tensor:
+    """A batch of ``apply_strong_view``: B uint8 (3, H, W) images (a tensor or a list), colour maps
+    (B, 3, 4), one blur sigma per image (0: none) -> normalised float (B, 3, H, W), computed on
+    the images' device.
+
+    On the CPU, one image at a time, with the operations ``apply_strong_view`` runs in a loader
+    worker (the same bits, given each image in the strides it had there: hence the list).
+    Elsewhere in a few batched kernels: a per-image loop would launch about 80 small GPU
+    kernels per blurred view. The two agree to float rounding (``tests/engine/test_data_transforms.py``).
+    """
+    if images[0].device.type == "cpu":
+        return torch.stack([apply_strong_view(image, color, blur) for image, color, blur in zip(images, colors, blurs,
+                                                                                            strict=True)])
+    return strong_views_batched(torch.stack(images) if isinstance(images, list) else images, colors, blurs)
+
+
+def strong_views_batched(images: torch.Tensor, colors: torch.Tensor, blurs: list[float]) -> torch.Tensor:
+    """``apply_strong_views`` off the CPU: one batched matrix product for the colour maps, then
+    ``gaussian_blurs``."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1) * 255
+    scale = 1 / (torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1) * 255)
+    batch, _, height, width = images.shape
+    colors = colors.to(images.device, torch.float32)
+    views = torch.baddbmm((colors[:, :, 3:] - mean) * scale, colors[:, :, :3] * scale,
+                          images.reshape(batch, 3, -1).float())
+    views = torch.maximum(torch.minimum(views, (255 - mean) * scale), -mean * scale).view(batch, 3, height, width)
+    return gaussian_blurs(views, blurs)
+
+
+def gaussian_blurs(views: torch.Tensor, sigmas: list[float]) -> torch.Tensor:
+    """``gaussian_blur`` of each float (3, H, W) view of a batch with its own sigma (0: unchanged),
+    as two grouped convolutions: every view's taps are padded with zeros to the widest radius,
+    so one kernel size serves the batch, and the wider replicate padding is only read by taps
+    of weight 0."""
+    if not any(sigma > 0 for sigma in sigmas):
+        return views
+    radius = max(max(1, int(3 * sigma + 0.5)) for sigma in sigmas if sigma > 0)
+    taps = []
+    for sigma in sigmas:
+        weights = torch.zeros(2 * radius + 1)
+        if sigma > 0:
+            own = max(1, int(3 * sigma + 0.5))
+            kernel = torch.exp(-(torch.arange(-own, own + 1, dtype=torch.float32) ** 2) / (2 * sigma**2))
+            weights[radius - own:radius + own + 1] = kernel / kernel.sum()
+        else:
+            weights[radius] = 1.0
+        taps.append(weights)
+    batch, channels, height, width = views.shape
+    kernels = torch.stack(taps).to(views.device).repeat_interleave(channels, dim=0)  # (B * C, 2r + 1)
+    padded = F.pad(views, (radius, radius, radius, radius), mode="replicate").reshape(1, batch * channels,
+                                                                                     height + 2 * radius, -1)
+    rows = F.conv2d(padded, kernels[:, None, None, :], groups=batch * channels)
+    blurred = F.conv2d(rows, kernels[:, None, :, None], groups=batch * channels)
+    return blurred.view(batch, channels, height, width)
+
+
 def _box(height: int, width: int, area: tuple[float, float], ratio: tuple[float, float],
          rng: RandomSource) -> tuple[int, int, int, int]:
     """UniMatch's ``obtain_cutmix_box`` sampling: an area share and aspect, then a position that fits."""

@@ -164,3 +164,22 @@ def test_classmix_varies_and_never_picks_ignore():
     masks = T.classmix_mask(prediction, num_classes=4, generator=torch.Generator().manual_seed(1))
     assert (masks[..., 4] == 0).all()
     assert len({tuple(m[0, :4].tolist()) for m in masks}) > 1  # different images pick different classes
+
+
+def test_batched_strong_views_equal_the_per_image_ones_to_rounding():
+    """What the GPU computes (batched colour maps, grouped-convolution blurs with per-image radii)
+    against what a loader worker computed, one image at a time."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (5, 3, 30, 34), dtype=torch.uint8, generator=generator)
+    rng = random.Random(3)
+    draws = [T.draw_strong_view(image, blur_p=1.0, sigma=(0.1, 3.0), rng=rng) for image in images]
+    colors = torch.stack([color for color, _ in draws])
+    blurs = [blur for _, blur in draws]
+    blurs[1] = 0.0  # an unblurred view in a batch of blurred ones
+    assert len({max(1, int(3 * blur + 0.5)) for blur in blurs if blur}) > 1  # radii differ within the batch
+
+    one_by_one = T.apply_strong_views(list(images), colors, blurs)  # the CPU path
+    batched = T.strong_views_batched(images, colors, blurs)
+
+    assert torch.allclose(batched, one_by_one, atol=1e-5, rtol=0)
+    assert torch.equal(T.gaussian_blurs(one_by_one, [0.0] * 5), one_by_one)

@@ -27,6 +27,7 @@ slow every convolution down.
   (``engine.models.compile_model``); the first step of each compiles, and its time less one
   steady step is reported apart as "train compile s" / "infer compile s", never in the rates.
 * ``--memory-format auto`` puts each architecture in its declared layout, as runs do by default.
+* ``--no-train`` times inference alone (and, with ``--compile``, compiles only its graphs).
 """
 from __future__ import annotations
 
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", choices=("default", "reduce-overhead", "max-autotune"), default=None,
                         help="torch.compile the model in this mode for training and inference, as a run with "
                         "compile=true does (default: eager); compile time is reported apart")
+    parser.add_argument("--no-train", action="store_true",
+                        help="time inference only (with --compile: compiles the evaluation graphs alone)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     return parser
 
@@ -160,13 +163,14 @@ def _benchmark(name: str, args: argparse.Namespace, stack: ExitStack) -> dict[st
         scaler.step(optimizer)
         scaler.update()
 
-    model.train()
-    first = first_call_seconds(train_step, device) if args.compile else 0.0
-    seconds = median_seconds(train_step, device, args.warmup, args.runs)
-    row["train_img_s"] = round(train_batch / seconds, 2)
-    row["train_batch"] = train_batch
-    if args.compile:  # the first step compiled and ran once; the steady step time is taken off
-        row["train_compile_s"] = round(first - seconds, 1)
+    if not args.no_train:
+        model.train()
+        first = first_call_seconds(train_step, device) if args.compile else 0.0
+        seconds = median_seconds(train_step, device, args.warmup, args.runs)
+        row["train_img_s"] = round(train_batch / seconds, 2)
+        row["train_batch"] = train_batch
+        if args.compile:  # the first step compiled and ran once; the steady step time is taken off
+            row["train_compile_s"] = round(first - seconds, 1)
 
     model.eval()
     inputs = images[: args.batch]
@@ -241,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     print(", ".join(f"{key} {value}" for key, value in settings.items()))
     print("GFLOPs = multiply-accumulates x 1e-9 per image (FlopCounterMode FLOPs / 2), as in the papers.")
     columns = COLUMNS + COMPILE_COLUMNS if args.compile else COLUMNS
+    if args.no_train:
+        columns = tuple(column for column in columns if not column[0].startswith("train"))
     print(table_header(columns), flush=True)
     rows = []
     for name in names:  # rows appear as they are measured: big models take minutes on a CPU

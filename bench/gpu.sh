@@ -6,13 +6,14 @@
 # Runs, in order of importance, each bounded by what is left of SECONDS (default 540), with its
 # output appended to OUT_DIR/log.txt and its JSON packed into OUT_DIR/results.tar after each
 # step (so a run cut short keeps what it measured):
-#   1. DDRNet-23-slim inference and training at 1024x2048 (bench/architectures.py), bf16 and fp32;
-#   2. bench/reference.py on CUDA, bf16 and fp32 (official DDRNet, HRNet and UNet code when
+#   1. bench/data.py --versus ddrnet23_slim --device cuda, with the decode cache (do the loaders
+#      keep up with a step of DDRNet-23-slim at its Cityscapes crop);
+#   2. DDRNet-23-slim inference at 1024x2048 in bf16 and fp32, and under torch.compile with CUDA
+#      graphs (reduce-overhead; inference graphs only);
+#   3. bench/reference.py on CUDA, bf16 and fp32 (official DDRNet, HRNet and UNet code when
 #      CLONES_DIR holds clones named DDRNet, HRNet and Pytorch-UNet; transformers when installed);
-#   3. bench/data.py --versus ddrnet23_slim --device cuda (do the loaders keep up with a step);
 #   4. a real training run of DDRNet-23-slim with UniMatch on a generated dataset (python -m engine);
-#   5. DDRNet-23-slim under torch.compile (compile time apart from the rates);
-#   6. every architecture at 512x1024, bf16, each in its declared memory format.
+#   5. every architecture at 512x1024, bf16, each in its declared memory format.
 set -u
 out=${1:?usage: bench/gpu.sh OUT_DIR [CLONES_DIR] [SECONDS]}
 clones=${2:-}
@@ -46,23 +47,22 @@ $python -c "import transformers" 2>/dev/null || pairs=(--pairs)
 
 step environment 30 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv;
     $python -c 'import torch; print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"cudnn\", torch.backends.cudnn.version())'"
+step data-versus-ddrnet 150 $python bench/data.py --versus ddrnet23_slim --device cuda --decode-cache --images 16 \
+    --batches 6 --workers 4 8 --json "$out/json/data_versus_cuda_decode_cache.json"
 arch=(bench/architectures.py --device cuda --archs ddrnet23_slim --size 1024x2048 --memory-format auto
       --warmup 10 --runs 50)
-step ddrnet-1024x2048-bf16 90 $python "${arch[@]}" --amp bf16 --json "$out/json/ddrnet_1024x2048_bf16.json"
-step ddrnet-1024x2048-fp32 90 $python "${arch[@]}" --amp off --json "$out/json/ddrnet_1024x2048_fp32.json"
+step ddrnet-1024x2048-bf16 60 $python "${arch[@]}" --amp bf16 --json "$out/json/ddrnet_1024x2048_bf16.json"
+step ddrnet-1024x2048-fp32 60 $python "${arch[@]}" --amp off --json "$out/json/ddrnet_1024x2048_fp32.json"
+step ddrnet-cuda-graphs 120 $python "${arch[@]}" --amp bf16 --compile reduce-overhead --no-train \
+    --json "$out/json/ddrnet_1024x2048_bf16_cuda_graphs.json"
 reference=(bench/reference.py --device cuda --size 512x1024 --batch 8 --warmup 5 --runs 20 "${pairs[@]}"
            "${official[@]}")
-step reference-bf16 150 $python "${reference[@]}" --amp bf16 --json "$out/json/reference_cuda_bf16.json"
-step data-versus-ddrnet 120 $python bench/data.py --versus ddrnet23_slim --device cuda --workers 4 8 \
-    --json "$out/json/data_versus_cuda.json"
+step reference-bf16 130 $python "${reference[@]}" --amp bf16 --json "$out/json/reference_cuda_bf16.json"
+step reference-fp32 130 $python "${reference[@]}" --amp off --json "$out/json/reference_cuda_fp32.json"
 step training-run 120 bash -c "wait_for=$demo_pid; while kill -0 \$wait_for 2>/dev/null; do sleep 1; done;
-    $python -m engine train --data $demo --arch ddrnet23_slim --method unimatch --labeled 1/8 \
-    --crop-size 256 --batch-size 8 --iters 600 --eval-every 300 --log-every 100 --optimizer sgd --lr 0.01 \
-    --device cuda --out $demo-run --no-resume &&
-    $python -m engine eval --checkpoint $demo-run/best.pt --json > $out/json/training_run_eval.json"
-step ddrnet-compile 150 $python "${arch[@]}" --amp bf16 --compile default \
-    --json "$out/json/ddrnet_1024x2048_bf16_compile.json"
-step reference-fp32 120 $python "${reference[@]}" --amp off --json "$out/json/reference_cuda_fp32.json"
+    SEGLAB_DECODE_CACHE=$demo-cache $python -m engine train --data $demo --arch ddrnet23_slim --method unimatch \
+    --labeled 1/8 --crop-size 256 --batch-size 8 --iters 400 --eval-every 400 --log-every 100 --optimizer sgd \
+    --lr 0.01 --device cuda --out $demo-run --no-resume"
 step architectures-512x1024 300 $python bench/architectures.py --device cuda --size 512x1024 --batch 8 \
     --memory-format auto --amp bf16 --warmup 5 --runs 20 --json "$out/json/architectures_cuda.json"
 echo "== done" >>"$out/log.txt"

@@ -34,6 +34,17 @@ def test_bench_prints_a_table_and_writes_json_rows(tmp_path, capsys):
         assert f"| {row['arch']} |" in printed
 
 
+def test_no_train_times_inference_alone(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+
+    assert main(["--archs", "ddrnet23_slim", "--size", "33x47", "--warmup", "0", "--runs", "1", "--no-train",
+                 "--json", str(path)]) == 0
+
+    (row,) = json.loads(path.read_text())["rows"]
+    assert row["infer_fps"] > 0 and "train_img_s" not in row
+    assert "train img/s" not in capsys.readouterr().out
+
+
 def test_bench_refuses_an_unknown_architecture_with_the_valid_names():
     with pytest.raises(KeyError, match="ddrnet23_slim"):
         main(["--archs", "ddrnet99", "--size", "32x32"])

@@ -11,16 +11,21 @@ file is what FFCV does for the same reason (Leclerc et al., CVPR 2023, arXiv:230
 
 The price is disk: height x width x 3 bytes per image and height x width per mask
 (6.3 MB and 2.1 MB at 2048x1024), which is why it is a setting of the machine and off when
-unset. An entry is keyed by the source file's absolute path, size and modification time
-(and, for masks, the colour table that maps them to classes), so an edited or replaced
-file is decoded again; entries are written to a temporary name and renamed into place, so
+unset. Entries stop being stored while the cache's filesystem would have less than
+``MIN_FREE_FRACTION`` of its space free, so the cache never fills the disk it shares (a
+Kubernetes node's, whose kubelet evicts pods when it runs low); what is stored is still read.
+An entry is keyed by the source file's absolute path, size and modification time (and, for
+masks, the colour table that maps them to classes), so an edited or replaced file is
+decoded again; entries are written to a temporary name and renamed into place, so
 processes that share a folder never read half an array. Nothing is ever removed: delete
 the folder to reclaim the space.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -30,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 ENVIRONMENT = "SEGLAB_DECODE_CACHE"
+#: Below this share of free space on its filesystem, nothing more is stored (reads go on).
+MIN_FREE_FRACTION = 0.15
 #: Changes when what an entry holds changes, which leaves the old entries unused.
 LAYOUT = "1"
 
@@ -73,6 +80,9 @@ class DecodeCache:
     def _store(self, entry: Path, array: np.ndarray) -> None:
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
+            usage = shutil.disk_usage(entry.parent)
+            if usage.free - array.nbytes < MIN_FREE_FRACTION * usage.total:
+                raise OSError(errno.ENOSPC, f"less than {MIN_FREE_FRACTION:.0%} of its disk would be left free")
             handle, temporary = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
             try:
                 with os.fdopen(handle, "wb") as file:

@@ -173,3 +173,14 @@ def test_the_probe_gets_200_over_http_with_the_pods_settings(tmp_path):
     answer = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=60)
     assert answer.stdout.strip().splitlines()[-1:] == ["200"], answer.stderr[-2000:]
+
+
+def test_gpu_workers_keep_decoded_images_on_the_nodes_disk():
+    """SEGLAB_DECODE_CACHE (engine/data/decode_cache.py) on a disk-backed volume of the pod, not
+    on the image's filesystem and not in memory."""
+    pod = pod_templates()["seglab-worker"]
+    (worker,) = pod["containers"]
+    folder = next(item["value"] for item in worker["env"] if item["name"] == "SEGLAB_DECODE_CACHE")
+    mount = next(m for m in worker["volumeMounts"] if folder.startswith(m["mountPath"].rstrip("/") + "/"))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert "emptyDir" in volume and volume["emptyDir"].get("medium") != "Memory"

@@ -128,3 +128,17 @@ def test_a_missing_image_is_named_as_without_the_cache(dataset, tmp_path, monkey
 
     with pytest.raises(DatasetError, match=f"images/{missing.name}"):
         data.labeled.load(0)
+
+
+def test_nothing_is_stored_while_the_disk_is_nearly_full(tmp_path, monkeypatch):
+    import engine.data.decode_cache as decode_cache
+
+    full = decode_cache.shutil.disk_usage(tmp_path)._replace(free=0)
+    monkeypatch.setattr(decode_cache.shutil, "disk_usage", lambda path: full)
+    source = tmp_path / "a.bin"
+    source.write_bytes(b"x")
+    cache = DecodeCache(tmp_path / "cache")
+
+    with pytest.warns(RuntimeWarning, match="would be left free"):
+        assert (cache.load(source, lambda: np.full(3, 4)) == 4).all()
+    assert not list((tmp_path / "cache").rglob("*.np*"))

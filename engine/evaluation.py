@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from engine.config import RunConfig, upgrade_saved
 from engine.data.loaders import pins_memory, resolve_workers, worker_options
-from engine.data.transforms import denormalize
+from engine.data.transforms import normalize
 from engine.methods import build_method
 from engine.metrics import ConfusionMatrix, image_scores
 from engine.models import SegmentationModel, build_model, compile_model, resolve_memory_format
@@ -169,7 +169,7 @@ def validation_loader(dataset: Dataset, num_workers: int, device: torch.device) 
 
 
 def _sample(item: dict, prediction: torch.Tensor) -> PredictionSample:
-    return PredictionSample(item["id"], denormalize(item["image"]), item["mask"].to(torch.uint8),
+    return PredictionSample(item["id"], item["image"].clone(), item["mask"].to(torch.uint8),
                             prediction.to(torch.uint8).cpu())
 
 
@@ -185,7 +185,8 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, class_names
     scores: list[ImageScore] = []
     with inference_network(model) as model:
         for position, item in enumerate(loader):
-            image, mask = item["image"][None].to(device), item["mask"].to(device)
+            image = normalize(item["image"][None].to(device, non_blocking=True))
+            mask = item["mask"].to(device, non_blocking=True).long()
             prediction = predict_logits(model, image, inference).argmax(1)[0]
             score = ImageScore(id=item["id"], **image_scores(confusion.update(prediction, mask)))
             scores.append(score)

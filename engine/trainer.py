@@ -34,6 +34,7 @@ from engine import distributed
 from engine.config import RunConfig, upgrade_saved
 from engine.data import DatasetError, DatasetInfo, TrainingData, build_training_data
 from engine.data.loaders import pins_memory, resolve_workers, training_loader
+from engine.data.transforms import normalize
 from engine.evaluation import Inference, evaluate, measure_throughput, prepare_model, validation_loader
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
@@ -439,7 +440,7 @@ def _score(run: Run, reporter: Reporter, loader: DataLoader, final: bool) -> boo
         result, samples = evaluate(model, loader, run.data.num_classes, run.data.index.class_names, run.device,
                                    run.inference, run.step)
         if final:
-            image = run.data.validation[0]["image"][None].to(run.device)
+            image = normalize(run.data.validation[0]["image"][None].to(run.device))
             result.throughput = measure_throughput(model, image, run.inference)
     except torch.OutOfMemoryError:
         raise TrainingError(f"CUDA out of memory while evaluating at iteration {run.step:,} (eval_mode "

@@ -185,11 +185,14 @@ class UnlabeledDataset(_Base):
 
 
 class ValidationDataset(_Base):
-    """Whole images, no augmentation (batch size 1: sizes may differ)."""
+    """Whole images, no augmentation (batch size 1: sizes may differ): the uint8 image (3, H, W),
+    the uint8 mask (H, W) and the id. The evaluation normalises the image on its device
+    (``engine.evaluation.evaluate``), so a 2048x1024 image crosses as 8 MB instead of 42 (float
+    image and long mask)."""
 
     def __getitem__(self, i: int) -> dict:
         image, mask = self.load(i)
-        return {"image": T.normalize(image), "mask": mask.long(), "id": self.ids[i]}
+        return {"image": image, "mask": mask, "id": self.ids[i]}
 
 
 #: Seconds a loader waits for one batch from its workers before failing loudly.

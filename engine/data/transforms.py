@@ -403,7 +403,7 @@ def normalize(image: torch.Tensor) -> torch.Tensor:
 
 
 def denormalize(image: torch.Tensor) -> torch.Tensor:
-    """float normalised (3, H, W) -> uint8, for overlays."""
+    """float normalised (3, H, W) -> uint8: ``normalize`` undone, to read a view's colours back."""
     mean = torch.tensor(IMAGENET_MEAN, device=image.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=image.device).view(3, 1, 1)
     return ((image * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)

@@ -142,6 +142,7 @@ def test_validation_split_is_never_loaded_for_training(dataset):
     assert not val & set(data.labeled.ids) and not val & set(data.unlabeled.ids)
     item = data.validation[0]
     assert item["image"].shape == (3, 20, 28) and item["mask"].shape == (20, 28) and item["id"] in val
+    assert (item["image"].dtype, item["mask"].dtype) == (torch.uint8, torch.uint8)  # normalised on the device
 
 
 def test_same_seed_same_batches_whatever_the_global_rng(dataset):

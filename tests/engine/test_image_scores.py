@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from engine.data.transforms import denormalize
 from engine.evaluation import HARDEST_SAMPLES, PREDICTION_SAMPLES, Inference, evaluate
 from engine.metrics import IGNORE_INDEX, confusion_matrix, image_scores, segmentation_scores
 from engine.reporting import EvaluationResult
@@ -73,14 +74,15 @@ def test_confusions_are_bounded_for_many_classes():
 
 
 class Constant(nn.Module):
-    """Predicts each image's own fixed map, looked up by its first pixel (the image index)."""
+    """Predicts each image's own fixed map, looked up by its first pixel (the image index; the
+    evaluation normalises the uint8 image it is given)."""
 
     def __init__(self, predictions: list[torch.Tensor], num_classes: int):
         super().__init__()
         self.predictions, self.num_classes = predictions, num_classes
 
     def forward(self, image):
-        index = int(image[0, 0, 0, 0])
+        index = int(denormalize(image[0])[0, 0, 0])
         return nn.functional.one_hot(self.predictions[index], self.num_classes).permute(2, 0, 1)[None].float()
 
 
@@ -92,8 +94,8 @@ def test_evaluate_scores_every_image_and_samples_the_first_then_the_hardest():
         wrong = torch.zeros(4, dtype=torch.bool)
         wrong[: min(max(k - 4, 0), 4)] = True
         predictions.append(torch.where(wrong.reshape(2, 2), 1 - truth, truth))
-        image = torch.full((3, 2, 2), float(k))
-        items.append({"id": f"img{k}", "image": image, "mask": truth})
+        image = torch.full((3, 2, 2), k, dtype=torch.uint8)  # as ValidationDataset gives them
+        items.append({"id": f"img{k}", "image": image, "mask": truth.to(torch.uint8)})
 
     # When they are evaluated
     result, samples = evaluate(Constant(predictions, num_classes), items, num_classes, ["bg", "fg"],
@@ -113,6 +115,7 @@ def test_evaluate_scores_every_image_and_samples_the_first_then_the_hardest():
     assert ids[:PREDICTION_SAMPLES] == [f"img{k}" for k in range(PREDICTION_SAMPLES)]
     assert ids[PREDICTION_SAMPLES:] == ["img8", "img9", "img7", "img6"][:HARDEST_SAMPLES]
     assert result.without_images().images == [] and result.images  # checkpoints keep the summary only
+    assert torch.equal(samples[0].image, items[0]["image"])  # the sample shows the pixels as they were read
 
 
 def test_a_saved_result_without_per_image_scores_still_loads():

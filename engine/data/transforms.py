@@ -154,11 +154,15 @@ def color_transform(mean_rgb: torch.Tensor, brightness: float = 0.5, contrast: f
     return matrix, offset
 
 
+def _normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, 1 / std) of the ImageNet normalisation in 0-255 units, (3,) on ``device``."""
+    return torch.tensor(IMAGENET_MEAN, device=device) * 255, 1 / (torch.tensor(IMAGENET_STD, device=device) * 255)
+
+
 def apply_color(image: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     """uint8 (3, H, W) -> normalised float (3, H, W) of ``clamp(matrix @ rgb + offset, 0, 255)``."""
     matrix, offset = matrix.to(image.device), offset.to(image.device)
-    mean = torch.tensor(IMAGENET_MEAN, device=image.device).view(3, 1) * 255
-    scale = 1 / (torch.tensor(IMAGENET_STD, device=image.device).view(3, 1) * 255)
+    mean, scale = (value.view(3, 1) for value in _normalisation(image.device))
     height, width = image.shape[-2:]
     # Fold the normalisation in: clamp to where 0 and 255 land after it.
     out = torch.addmm((offset.view(3, 1) - mean) * scale, matrix * scale, image.reshape(3, -1).float())
@@ -171,10 +175,8 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     The two passes are sums of shifted slices, which on the CPU beat a depthwise conv2d
     and PIL's GaussianBlur (UniMatch's ``blur``) by about 3x for UniMatch's sigmas 0.1-2.
     """
-    radius = max(1, int(3 * sigma + 0.5))
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
-    weights = (kernel / kernel.sum()).tolist()
+    weights = gaussian_kernel(sigma).tolist()
+    radius = len(weights) // 2
     height, width = image.shape[-2:]
     padded = F.pad(image[None], (radius, radius, radius, radius), mode="replicate")[0]
     rows = torch.zeros(image.shape[0], height + 2 * radius, width, device=image.device)
@@ -184,6 +186,14 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     for i, weight in enumerate(weights):
         out.add_(rows[:, i:i + height, :], alpha=weight)
     return out
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """The normalised taps of ``gaussian_blur``: radius 3 sigma (at least 1), float32."""
+    radius = max(1, int(3 * sigma + 0.5))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
 
 
 #: UniMatch's blur (``dataset/transform.py``: PIL GaussianBlur, radius = sigma, drawn in 0.1-2.0 px)
@@ -258,8 +268,7 @@ def apply_strong_views(images: torch.Tensor | list[torch.Tensor], colors: torch.
 def strong_views_batched(images: torch.Tensor, colors: torch.Tensor, blurs: list[float]) -> torch.Tensor:
     """``apply_strong_views`` off the CPU: one batched matrix product for the colour maps, then
     ``gaussian_blurs``."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1) * 255
-    scale = 1 / (torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1) * 255)
+    mean, scale = (value.view(1, 3, 1) for value in _normalisation(images.device))
     batch, _, height, width = images.shape
     colors = colors.to(images.device, torch.float32)
     views = torch.baddbmm((colors[:, :, 3:] - mean) * scale, colors[:, :, :3] * scale,
@@ -273,19 +282,11 @@ def gaussian_blurs(views: torch.Tensor, sigmas: list[float]) -> torch.Tensor:
     as two grouped convolutions: every view's taps are padded with zeros to the widest radius,
     so one kernel size serves the batch, and the wider replicate padding is only read by taps
     of weight 0."""
-    if not any(sigma > 0 for sigma in sigmas):
+    own = [gaussian_kernel(sigma) if sigma > 0 else torch.ones(1) for sigma in sigmas]  # ones(1): unchanged
+    radius = max(len(kernel) // 2 for kernel in own)
+    if radius == 0:
         return views
-    radius = max(max(1, int(3 * sigma + 0.5)) for sigma in sigmas if sigma > 0)
-    taps = []
-    for sigma in sigmas:
-        weights = torch.zeros(2 * radius + 1)
-        if sigma > 0:
-            own = max(1, int(3 * sigma + 0.5))
-            kernel = torch.exp(-(torch.arange(-own, own + 1, dtype=torch.float32) ** 2) / (2 * sigma**2))
-            weights[radius - own:radius + own + 1] = kernel / kernel.sum()
-        else:
-            weights[radius] = 1.0
-        taps.append(weights)
+    taps = [F.pad(kernel, (radius - len(kernel) // 2,) * 2) for kernel in own]
     batch, channels, height, width = views.shape
     kernels = torch.stack(taps).to(views.device).repeat_interleave(channels, dim=0)  # (B * C, 2r + 1)
     padded = F.pad(views, (radius, radius, radius, radius), mode="replicate").reshape(1, batch * channels,
@@ -397,8 +398,7 @@ def classmix_mask(prediction: torch.Tensor, num_classes: int | None = None,
 
 def normalize(image: torch.Tensor) -> torch.Tensor:
     """uint8 (3, H, W) or (B, 3, H, W) -> float, ImageNet mean/std (what pretrained backbones expect)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=image.device).view(3, 1, 1) * 255
-    scale = 1 / (torch.tensor(IMAGENET_STD, device=image.device).view(3, 1, 1) * 255)
+    mean, scale = (value.view(3, 1, 1) for value in _normalisation(image.device))
     return torch.addcmul(-mean * scale, image.float(), scale)
 
 

@@ -168,6 +168,13 @@ def validation_loader(dataset: Dataset, num_workers: int, device: torch.device) 
                       generator=torch.Generator())  # its seed draw must not advance the training RNG
 
 
+def validation_input(item: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``ValidationDataset`` item as the network reads it: the (1, 3, H, W) normalised image and
+    the (H, W) long mask, on ``device`` (the loader sends uint8; see the dataset)."""
+    return (normalize(item["image"][None].to(device, non_blocking=True)),
+            item["mask"].to(device, non_blocking=True).long())
+
+
 def _sample(item: dict, prediction: torch.Tensor) -> PredictionSample:
     return PredictionSample(item["id"], item["image"].clone(), item["mask"].to(torch.uint8),
                             prediction.to(torch.uint8).cpu())
@@ -185,8 +192,7 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, class_names
     scores: list[ImageScore] = []
     with inference_network(model) as model:
         for position, item in enumerate(loader):
-            image = normalize(item["image"][None].to(device, non_blocking=True))
-            mask = item["mask"].to(device, non_blocking=True).long()
+            image, mask = validation_input(item, device)
             prediction = predict_logits(model, image, inference).argmax(1)[0]
             score = ImageScore(id=item["id"], **image_scores(confusion.update(prediction, mask)))
             scores.append(score)

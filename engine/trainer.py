@@ -33,13 +33,19 @@ from torch.utils.data import DataLoader
 from engine import distributed
 from engine.config import RunConfig, upgrade_saved
 from engine.data import DatasetError, DatasetInfo, TrainingData, build_training_data
-from engine.data.loaders import pins_memory, resolve_workers, training_loader
-from engine.data.transforms import normalize
-from engine.evaluation import Inference, evaluate, measure_throughput, prepare_model, validation_loader
+from engine.data.loaders import LabeledDataset, UnlabeledDataset, pins_memory, resolve_workers, training_loader
+from engine.evaluation import (
+    Inference,
+    evaluate,
+    measure_throughput,
+    prepare_model,
+    validation_input,
+    validation_loader,
+)
 from engine.methods import METHODS, Method, build_method
 from engine.models import build_model
 from engine.reporting import EvaluationResult, NullReporter, Reporter, RunResult
-from engine.sampling import LABELED_STREAM, UNLABELED_STREAM, SizedDataset, derive_seed
+from engine.sampling import LABELED_STREAM, UNLABELED_STREAM, derive_seed
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
@@ -309,11 +315,15 @@ def _resume(run: Run, path: Path) -> None:
     run.restore(state)
 
 
-def _loader(dataset: SizedDataset, batch_size: int, stream: int, run: Run) -> Iterator[dict]:
+def _device_batches(dataset: LabeledDataset | UnlabeledDataset, batch_size: int, stream: int,
+                    run: Run) -> Iterator[dict]:
+    """``dataset``'s batches from step ``run.step`` on, each on the run's device as the batch contract
+    (the loader's workers start now, not at the first batch)."""
     build = training_loader if distributed.world_size() == 1 else distributed.sharded_training_loader
-    return iter(build(dataset, batch_size, seed=run.config.budget.seed, stream=stream, start_step=run.step,
-                      num_workers=resolve_workers(run.config.data.num_workers, run.device, distributed.world_size()),
-                      pin_memory=pins_memory(run.device)))
+    loader = build(dataset, batch_size, seed=run.config.budget.seed, stream=stream, start_step=run.step,
+                   num_workers=resolve_workers(run.config.data.num_workers, run.device, distributed.world_size()),
+                   pin_memory=pins_memory(run.device))
+    return (_to_device(batch, run.device, run.inference.memory_format, dataset.finish) for batch in loader)
 
 
 def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_format,
@@ -336,18 +346,13 @@ def _to_device(batch: dict, device: torch.device, memory_format: torch.memory_fo
 def _batches(run: Run) -> Iterator[tuple[dict, dict | None]]:
     """(labelled, unlabelled or None) batches on the device, from step ``run.step`` on."""
     schedule = run.config.schedule
-    labeled = _loader(run.data.labeled, schedule.batch_size, LABELED_STREAM, run)
+    labeled = _device_batches(run.data.labeled, schedule.batch_size, LABELED_STREAM, run)
     unlabeled = None
     if run.data.unlabeled is not None:
-        unlabeled = _loader(run.data.unlabeled, schedule.unlabeled_batch_size or schedule.batch_size,
-                            UNLABELED_STREAM, run)
-    memory_format = run.inference.memory_format
-    finish_labeled = run.data.labeled.finish
-    finish_unlabeled = run.data.unlabeled.finish if run.data.unlabeled is not None else None
+        unlabeled = _device_batches(run.data.unlabeled, schedule.unlabeled_batch_size or schedule.batch_size,
+                                    UNLABELED_STREAM, run)
     while True:
-        yield (_to_device(next(labeled), run.device, memory_format, finish_labeled),
-               _to_device(next(unlabeled), run.device, memory_format, finish_unlabeled)
-               if unlabeled is not None and finish_unlabeled is not None else None)
+        yield next(labeled), next(unlabeled) if unlabeled is not None else None
 
 
 def _optimisation_step(run: Run, labeled: dict, unlabeled: dict | None) -> dict[str, torch.Tensor]:
@@ -440,7 +445,7 @@ def _score(run: Run, reporter: Reporter, loader: DataLoader, final: bool) -> boo
         result, samples = evaluate(model, loader, run.data.num_classes, run.data.index.class_names, run.device,
                                    run.inference, run.step)
         if final:
-            image = normalize(run.data.validation[0]["image"][None].to(run.device))
+            image, _ = validation_input(run.data.validation[0], run.device)
             result.throughput = measure_throughput(model, image, run.inference)
     except torch.OutOfMemoryError:
         raise TrainingError(f"CUDA out of memory while evaluating at iteration {run.step:,} (eval_mode "

@@ -39,6 +39,17 @@ def tiny_config(demo_dataset: Path) -> Callable[..., RunConfig]:
 
 
 @pytest.fixture
+def split_dataset(write_dataset):
+    """Ten masked 28x20 images of three classes and three unlabelled ones: the loaders' tests."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    masks = {f"m{i:02d}": rng.integers(0, 3, (20, 28), dtype=np.uint8) for i in range(10)}
+    masks |= {f"u{i}": None for i in range(3)}
+    return write_dataset(masks, classes=["bg", "a", "b"], image_size=(28, 20))
+
+
+@pytest.fixture
 def single_thread():
     """One intra-op thread: on a shared 2-core machine, OpenMP barriers make tiny convolutions 100x slower."""
     threads = torch.get_num_threads()

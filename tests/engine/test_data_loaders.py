@@ -14,17 +14,9 @@ from engine.data.loaders import read_image, training_loader
 CROP = 24
 
 
-@pytest.fixture
-def dataset(write_dataset):
-    rng = np.random.default_rng(0)
-    masks = {f"m{i:02d}": rng.integers(0, 3, (20, 28), dtype=np.uint8) for i in range(10)}
-    masks |= {f"u{i}": None for i in range(3)}
-    return write_dataset(masks, classes=["bg", "a", "b"], image_size=(28, 20))
-
-
-def build(dataset, **changes):
+def build(folder, **changes):
     options = dict(labeled="1/2", seed=0, crop_size=CROP, need_unlabeled=True)
-    return build_training_data(dataset, **{**options, **changes})
+    return build_training_data(folder, **{**options, **changes})
 
 
 def first_batch(dataset, batch_size: int) -> dict:
@@ -33,16 +25,16 @@ def first_batch(dataset, batch_size: int) -> dict:
     return dataset.finish(batch, batch)
 
 
-def test_labelled_batch(dataset):
-    batch = first_batch(build(dataset).labeled, 2)
+def test_labelled_batch(split_dataset):
+    batch = first_batch(build(split_dataset).labeled, 2)
     assert set(batch) == {"image", "mask"}
     assert batch["image"].shape == (2, 3, CROP, CROP) and batch["image"].dtype == torch.float32
     assert batch["mask"].shape == (2, CROP, CROP) and batch["mask"].dtype == torch.long
     assert set(batch["mask"].unique().tolist()) <= {0, 1, 2, 255}
 
 
-def test_unlabelled_batch(dataset):
-    batch = first_batch(build(dataset).unlabeled, 3)
+def test_unlabelled_batch(split_dataset):
+    batch = first_batch(build(split_dataset).unlabeled, 3)
     assert set(batch) == {"image_weak", "image_strong1", "image_strong2", "cutmix_box1", "cutmix_box2",
                           "padding", "hidden_mask"}
     for key in ("image_weak", "image_strong1", "image_strong2"):
@@ -53,8 +45,8 @@ def test_unlabelled_batch(dataset):
     assert (batch["hidden_mask"][batch["padding"]] == 255).all()
 
 
-def test_hidden_masks_are_the_ground_truth_of_left_out_images(dataset):
-    data = build(dataset)
+def test_hidden_masks_are_the_ground_truth_of_left_out_images(split_dataset):
+    data = build(split_dataset)
     unlabeled = data.unlabeled
     for i, sample_id in enumerate(unlabeled.ids):
         image, mask = unlabeled.load(i)
@@ -64,34 +56,34 @@ def test_hidden_masks_are_the_ground_truth_of_left_out_images(dataset):
             assert sample_id.startswith("u") and (mask == 255).all()
 
 
-def test_views_share_one_geometry(dataset, monkeypatch):
+def test_views_share_one_geometry(split_dataset, monkeypatch):
     # With the photometric part switched off, both strong views equal the weak one pixel for pixel.
     from engine.data import transforms as T
 
     monkeypatch.setattr(T, "apply_strong_view", lambda image, color, blur: T.normalize(image))
-    batch = first_batch(build(dataset).unlabeled, 3)
+    batch = first_batch(build(split_dataset).unlabeled, 3)
     assert torch.equal(batch["image_weak"], batch["image_strong1"])
     assert torch.equal(batch["image_weak"], batch["image_strong2"])
 
 
 @pytest.mark.parametrize("strong_blur, expected",
                          [("crop", (0.1 * CROP / 321, 2.0 * CROP / 321)), ("pixels", (0.1, 2.0))])
-def test_strong_views_blur_as_the_run_setting_says(dataset, monkeypatch, strong_blur, expected):
+def test_strong_views_blur_as_the_run_setting_says(split_dataset, monkeypatch, strong_blur, expected):
     from engine.data import transforms as T
 
     sigmas = []
     monkeypatch.setattr(T, "draw_strong_view", lambda image, sigma, **_: sigmas.append(sigma) or (torch.eye(3, 4), 0.0))
-    unlabeled = build(dataset, strong_blur=strong_blur).unlabeled
+    unlabeled = build(split_dataset, strong_blur=strong_blur).unlabeled
     unlabeled[0]
     assert len(sigmas) == 2 and all(sigma == pytest.approx(expected) for sigma in sigmas)
 
 
-def test_items_finished_where_the_batch_goes_equal_views_made_in_the_worker(dataset):
+def test_items_finished_where_the_batch_goes_equal_views_made_in_the_worker(split_dataset):
     """The loader sends uint8 crops and the views' draws; finishing them gives, bit for bit on the
     CPU, what making every view in the worker gave (one random stream, the same operations)."""
     from engine.data import transforms as T
 
-    unlabeled = build(dataset).unlabeled
+    unlabeled = build(split_dataset).unlabeled
     blurred, padded = 0, set()
     for seed in range(8):
         random.seed(seed)
@@ -112,10 +104,10 @@ def test_items_finished_where_the_batch_goes_equal_views_made_in_the_worker(data
 
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["contiguous", "nhwc"])
-def test_the_trainer_finishes_batches_in_the_network_layout(dataset, memory_format):
+def test_the_trainer_finishes_batches_in_the_network_layout(split_dataset, memory_format):
     from engine import trainer
 
-    data = build(dataset)
+    data = build(split_dataset)
     for part in (data.labeled, data.unlabeled):
         batch = next(iter(training_loader(part, 2, seed=0, stream=0)))
         reference = part.finish(batch, batch)
@@ -127,16 +119,16 @@ def test_the_trainer_finishes_batches_in_the_network_layout(dataset, memory_form
                 assert value.dtype == torch.float32 and value.is_contiguous(memory_format=memory_format), key
 
 
-def test_workers_send_uint8_pixels(dataset):
-    data = build(dataset)
+def test_workers_send_uint8_pixels(split_dataset):
+    data = build(split_dataset)
     labelled = data.labeled[0]
     unlabelled = data.unlabeled[0]
     assert (labelled["image"].dtype, labelled["mask"].dtype) == (torch.uint8, torch.uint8)
     assert {unlabelled[key].dtype for key in ("image", "cutmix_box1", "cutmix_box2", "hidden_mask")} == {torch.uint8}
 
 
-def test_validation_split_is_never_loaded_for_training(dataset):
-    data = build(dataset, labeled="all")
+def test_validation_split_is_never_loaded_for_training(split_dataset):
+    data = build(split_dataset, labeled="all")
     val = set(data.validation.ids)
     assert val and val == set(data.budget.val_ids)
     assert not val & set(data.labeled.ids) and not val & set(data.unlabeled.ids)
@@ -145,22 +137,22 @@ def test_validation_split_is_never_loaded_for_training(dataset):
     assert (item["image"].dtype, item["mask"].dtype) == (torch.uint8, torch.uint8)  # normalised on the device
 
 
-def test_same_seed_same_batches_whatever_the_global_rng(dataset):
+def test_same_seed_same_batches_whatever_the_global_rng(split_dataset):
     torch.manual_seed(0)
     random.seed(0)
-    one = first_batch(build(dataset).labeled, 2)
+    one = first_batch(build(split_dataset).labeled, 2)
     torch.manual_seed(1)
     random.seed(1)
-    two = first_batch(build(dataset).labeled, 2)
+    two = first_batch(build(split_dataset).labeled, 2)
     assert torch.equal(one["image"], two["image"]) and torch.equal(one["mask"], two["mask"])
 
 
-def test_precomputed_description_is_used(dataset):
-    info = inspect_dataset(dataset)
-    (dataset / "dataset.json").unlink()
-    data = build(dataset, info=info)
+def test_precomputed_description_is_used(split_dataset):
+    info = inspect_dataset(split_dataset)
+    (split_dataset / "dataset.json").unlink()
+    data = build(split_dataset, info=info)
     assert data.index.class_names == ["bg", "a", "b"]
-    assert not (dataset / "dataset.json").exists()  # nothing was inspected again
+    assert not (split_dataset / "dataset.json").exists()  # nothing was inspected again
 
 
 def test_no_unlabelled_images_left(write_dataset):
@@ -195,20 +187,20 @@ def test_scale_range_reaches_the_training_crops(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["images", "masks"])
-def test_a_file_broken_after_inspection_is_named_by_the_run(dataset, kind):
-    # Given a dataset checked at upload whose file is then damaged on disk
-    data = build(dataset, info=inspect_dataset(dataset))
+def test_a_file_broken_after_inspection_is_named_by_the_run(split_dataset, kind):
+    # Given a split_dataset checked at upload whose file is then damaged on disk
+    data = build(split_dataset, info=inspect_dataset(split_dataset))
     sample = data.labeled.ids[0]
-    path = dataset / kind / f"{sample}.png"
+    path = split_dataset / kind / f"{sample}.png"
     path.write_bytes(path.read_bytes()[:60])
-    # When a run loads it, then the error names the file inside the dataset, not a server path
+    # When a run loads it, then the error names the file inside the split_dataset, not a server path
     from engine.data import DatasetError
 
     with pytest.raises(DatasetError) as error:
         data.labeled.load(0)
     [(file, message)] = error.value.errors
     assert file == f"{kind}/{sample}.png"
-    assert message.startswith(f"unreadable {kind[:-1]}: ") and str(dataset) not in message
+    assert message.startswith(f"unreadable {kind[:-1]}: ") and str(split_dataset) not in message
 
 
 def test_read_image_names_the_file_it_cannot_read(tmp_path):

@@ -17,16 +17,8 @@ from engine.data.loaders import training_loader
 CROP = 24
 
 
-@pytest.fixture
-def dataset(write_dataset):
-    rng = np.random.default_rng(0)
-    masks = {f"m{i:02d}": rng.integers(0, 3, (20, 28), dtype=np.uint8) for i in range(6)}
-    masks |= {f"u{i}": None for i in range(3)}
-    return write_dataset(masks, classes=["bg", "a", "b"], image_size=(28, 20))
-
-
-def batches(dataset, num_workers: int = 0) -> list[dict]:
-    data = build_training_data(dataset, labeled="1/2", seed=0, crop_size=CROP, need_unlabeled=True)
+def batches(folder, num_workers: int = 0) -> list[dict]:
+    data = build_training_data(folder, labeled="1/2", seed=0, crop_size=CROP, need_unlabeled=True)
     return [next(iter(training_loader(part, 2, seed=0, stream=stream, num_workers=num_workers)))
             for stream, part in enumerate((data.labeled, data.unlabeled))]
 
@@ -56,15 +48,15 @@ def counted_decodes(monkeypatch):
 
 
 def test_batches_through_the_cache_equal_decoded_ones_and_a_second_read_decodes_nothing(
-        dataset, tmp_path, monkeypatch, counted_decodes):
-    decoded = batches(dataset)
+        split_dataset, tmp_path, monkeypatch, counted_decodes):
+    decoded = batches(split_dataset)
     counted_decodes.update(image=0, mask=0)
     monkeypatch.setenv(ENVIRONMENT, str(tmp_path / "cache"))
 
-    first = batches(dataset)
+    first = batches(split_dataset)
     stored = sorted((tmp_path / "cache").rglob("*.npy"))
     decodes = dict(counted_decodes)
-    second = batches(dataset)
+    second = batches(split_dataset)
 
     assert_same_batches(first, decoded)
     assert_same_batches(second, decoded)
@@ -73,11 +65,11 @@ def test_batches_through_the_cache_equal_decoded_ones_and_a_second_read_decodes_
     assert not list((tmp_path / "cache").rglob("*.tmp"))
 
 
-def test_loader_workers_fill_the_cache_the_training_process_names(dataset, tmp_path, monkeypatch):
-    decoded = batches(dataset)
+def test_loader_workers_fill_the_cache_the_training_process_names(split_dataset, tmp_path, monkeypatch):
+    decoded = batches(split_dataset)
     monkeypatch.setenv(ENVIRONMENT, str(tmp_path / "cache"))
 
-    assert_same_batches(batches(dataset, num_workers=2), decoded)
+    assert_same_batches(batches(split_dataset, num_workers=2), decoded)
     assert list((tmp_path / "cache").rglob("*.npy"))
 
 
@@ -120,9 +112,9 @@ def test_a_folder_it_cannot_write_warns_once_and_decodes(tmp_path):
     assert len(warned) == 1
 
 
-def test_a_missing_image_is_named_as_without_the_cache(dataset, tmp_path, monkeypatch):
+def test_a_missing_image_is_named_as_without_the_cache(split_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv(ENVIRONMENT, str(tmp_path / "cache"))
-    data = build_training_data(dataset, labeled="all", seed=0, crop_size=CROP)
+    data = build_training_data(split_dataset, labeled="all", seed=0, crop_size=CROP)
     missing = data.labeled.index.by_id[data.labeled.ids[0]].image
     missing.unlink()
 

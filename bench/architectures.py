@@ -55,6 +55,12 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
 MIN_TRAIN_BATCH = 2
 
 
+def autocast(device: torch.device, amp: str) -> AbstractContextManager:
+    """``--amp``'s autocast on ``device`` (``off``: none, float32)."""
+    dtype = AMP_DTYPES[amp]
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+
+
 def parse_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(part) for part in text.lower().split("x"))
@@ -131,10 +137,6 @@ def benchmark(name: str, args: argparse.Namespace) -> dict[str, Any]:
 def _benchmark(name: str, args: argparse.Namespace, stack: ExitStack) -> dict[str, Any]:
     device = torch.device(args.device)
     memory_format = resolve_memory_format(name, "channels_last" if args.channels_last else args.memory_format)
-    dtype = AMP_DTYPES[args.amp]
-
-    def autocast() -> AbstractContextManager:
-        return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
     model = build_model(name, args.classes).to(device, memory_format=memory_format)
     row: dict[str, Any] = {
@@ -154,7 +156,7 @@ def _benchmark(name: str, args: argparse.Namespace, stack: ExitStack) -> dict[st
 
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with autocast():
+        with autocast(device, args.amp):
             outputs = model.forward_train(images)
             loss = F.cross_entropy(outputs["out"], labels)
             if outputs["aux"] is not None:
@@ -177,7 +179,7 @@ def _benchmark(name: str, args: argparse.Namespace, stack: ExitStack) -> dict[st
     network = stack.enter_context(inference_network(model))  # as the engine's evaluation runs it
 
     def infer_step() -> None:
-        with torch.no_grad(), autocast():
+        with torch.no_grad(), autocast(device, args.amp):
             network(inputs)
 
     first = first_call_seconds(infer_step, device) if args.compile else 0.0  # eval mode compiles anew

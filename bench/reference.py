@@ -41,7 +41,6 @@ import copy
 import platform
 import sys
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.architectures import AMP_DTYPES, parse_size, table_header, table_row, write_results
+from bench.architectures import AMP_DTYPES, autocast, parse_size, table_header, table_row, write_results
 from bench.memory_format import interleaved_medians, training_loss
 from bench.official import OFFICIAL, official_forward, official_loss
 from engine.evaluation import inference_network
@@ -131,11 +130,6 @@ def official_pair(name: str, clone: Path, classes: int) -> Pair:
     return Pair(label, f"official code ({official.repository})", build_model(name, classes, **official.options),
                 official.network(clone, classes), declared_memory_format(name), training_loss, official_loss,
                 official_forward)
-
-
-def autocast(device: torch.device, amp: str) -> AbstractContextManager:
-    dtype = AMP_DTYPES[amp]
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 def training_step(model: nn.Module, loss: Loss, images: torch.Tensor, labels: torch.Tensor,

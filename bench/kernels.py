@@ -9,6 +9,9 @@ same run ends on the same last digit on different machines: supervised seed 1 sc
 (bench/results/ssl.json). Not on an Intel Xeon: the same run scored 0.21524235945517053 there,
 and 0.21576526048090905 with MKL's reproducible AVX2 mode added (``MKL_CBWR=AVX2``), so the
 vendor's libraries still choose other code paths; each run records its ``machine``.
+The pinned kernels include PyTorch's own gradient for bilinear upscaling, with which the
+stored sweeps ran (``SEGLAB_RESIZE_GRADIENT=pytorch``, ``engine/models/resize.py``: the engine's
+default rounds differently).
 
 torch reads both variables once, when it is imported, so they must be set in a process
 that has not imported it yet: the sweep sets them in its spawned workers (``pin``), and
@@ -20,7 +23,7 @@ import os
 
 #: Kernel choice -> the environment that selects it (``native``: whatever torch picks for this CPU).
 CPU_KERNELS: dict[str, dict[str, str]] = {
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "SEGLAB_RESIZE_GRADIENT": "pytorch"},
     "native": {},
 }
 DEFAULT_KERNELS = "avx2"
@@ -32,8 +35,16 @@ def pin(kernels: str) -> None:
 
 
 def check(kernels: str) -> None:
-    """Raise if torch's CPU capability is not the one ``kernels`` asks for (``native`` accepts any)."""
+    """Raise if torch's CPU capability, or the engine's resize gradient, is not the one ``kernels``
+    asks for (``native`` accepts any)."""
     import torch
+
+    from engine.models import resize
+
+    gradient = CPU_KERNELS[kernels].get(resize.ENVIRONMENT)
+    if gradient and resize.STENCIL_DEVICES != resize.CHOICES[gradient]:
+        raise RuntimeError(f"asked for {kernels} CPU kernels but the engine was imported without "
+                           f"{resize.ENVIRONMENT}={gradient}: set it before the engine is imported")
 
     running = torch.backends.cpu.get_cpu_capability()
     wanted = CPU_KERNELS[kernels].get("ATEN_CPU_CAPABILITY")

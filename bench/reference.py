@@ -53,6 +53,7 @@ from bench.architectures import AMP_DTYPES, autocast, parse_size, table_header, 
 from bench.memory_format import interleaved_medians, training_loss
 from bench.official import OFFICIAL, official_forward, official_loss
 from engine.evaluation import inference_network
+from engine.host_memory import retain_freed_memory
 from engine.models import MEMORY_FORMATS, build_model, count_parameters, declared_memory_format
 from engine.models.resnet import RESNET_DEPTHS, ResNet
 
@@ -237,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: this torch sees no CUDA device")
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True
+    # The host allocator an engine process runs with (engine/host_memory.py), for every side alike.
+    host_memory = "retain" if retain_freed_memory() else "system"
     device = (torch.cuda.get_device_name() if args.device == "cuda"
               else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
-    settings = {"device": device, "amp": args.amp, "torch": torch.__version__}
+    settings = {"device": device, "amp": args.amp, "host_memory": host_memory, "torch": torch.__version__}
     if args.pairs:
         import transformers  # the optional bench requirement: fail here, before any timing
 

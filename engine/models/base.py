@@ -27,14 +27,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from engine.models.resize import bilinear_resize
 
 
 def resize_logits(logits: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    if logits.shape[-2:] == tuple(size):
-        return logits
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return bilinear_resize(logits, size)
 
 
 class SegmentationModel(nn.Module):

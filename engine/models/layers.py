@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from engine.models.resize import bilinear_resize
 
 
 class ConvBNReLU(nn.Sequential):
@@ -35,9 +36,7 @@ def upsample_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     Resizing to the other tensor's actual size, never to ``input // stride``, is what makes
     every architecture work at input sizes that are not multiples of its output stride.
     """
-    if x.shape[-2:] == reference.shape[-2:]:
-        return x
-    return F.interpolate(x, size=reference.shape[-2:], mode="bilinear", align_corners=False)
+    return bilinear_resize(x, reference.shape[-2:])
 
 
 class PyramidPooling(nn.Module):

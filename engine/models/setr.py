@@ -30,6 +30,7 @@ from torch import nn
 from engine.models.base import SegmentationModel
 from engine.models.layers import DropPath
 from engine.models.registry import register_model
+from engine.models.resize import bilinear_resize
 from engine.models.segformer import init_transformer_weights
 from engine.options import Option
 
@@ -119,8 +120,8 @@ class SETR(SegmentationModel):
     def decode(self, features: list[torch.Tensor], size: tuple[int, ...],
                decoder: nn.Module | None = None) -> torch.Tensor:
         """Upsample x16 to the padded input, then crop the padding off (keeps pixels aligned)."""
-        logits = F.interpolate((decoder or self.decoder)(features), scale_factor=PATCH_SIZE, mode="bilinear",
-                               align_corners=False)
+        logits = (decoder or self.decoder)(features)
+        logits = bilinear_resize(logits, tuple(PATCH_SIZE * side for side in logits.shape[-2:]))
         return logits[..., : size[0], : size[1]]
 
 

@@ -82,14 +82,15 @@ def _axis_gradient(grad: torch.Tensor, dim: int, size: int) -> torch.Tensor:
 
 class _BilinearUpscale(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:  # type: ignore[override]
-        ctx.input_size = tuple(x.shape[-2:])
+    def forward(ctx, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        ctx.input_size, ctx.input_dtype = tuple(x.shape[-2:]), x.dtype
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         height, width = ctx.input_size
-        return _axis_gradient(_axis_gradient(grad.contiguous(), -2, height), -1, width), None
+        result = _axis_gradient(_axis_gradient(grad.contiguous(), -2, height), -1, width)
+        return result.to(ctx.input_dtype), None  # autocast may have run the forward in another dtype
 
 
 def bilinear_resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:

@@ -104,3 +104,12 @@ def test_pinned_kernels_refuse_an_engine_imported_with_the_stencil(monkeypatch: 
     monkeypatch.setattr("engine.models.resize.STENCIL_DEVICES", frozenset())
     check("avx2")
     check("native")
+
+
+def test_gradient_under_cpu_autocast_has_the_input_dtype() -> None:
+    x = torch.randn(1, 2, 4, 4, dtype=torch.bfloat16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = bilinear_resize(x, (8, 8))
+    out.float().sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(x.grad.float(), torch.full((1, 2, 4, 4), 4.0))  # each input feeds 4 outputs' worth

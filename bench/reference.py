@@ -33,6 +33,9 @@ evaluation and ``predict`` run it (``engine.evaluation.inference_network``: Batc
 into the convolutions). "ours plain" is the same network as the references run theirs:
 contiguous, BatchNorm layers as trained; the two show what the engine's defaults add and
 what the network code alone does. Ratios are ours / reference: below 1, ours is faster.
+The script's process keeps freed host memory, as an engine process does
+(``engine/host_memory.py``; ``SEGLAB_HOST_MEMORY=system`` for glibc's defaults), which
+every side shares.
 """
 from __future__ import annotations
 
@@ -225,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, host_memory: str = "system") -> int:
+    """``host_memory``: the allocator setting the process runs with (the script keeps freed memory, as
+    an engine process does; a caller's process is left alone)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     for name, clone in args.official:
@@ -238,8 +243,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--device cuda: this torch sees no CUDA device")
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True
-    # The host allocator an engine process runs with (engine/host_memory.py), for every side alike.
-    host_memory = "retain" if retain_freed_memory() else "system"
     device = (torch.cuda.get_device_name() if args.device == "cuda"
               else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
     settings = {"device": device, "amp": args.amp, "host_memory": host_memory, "torch": torch.__version__}
@@ -266,4 +269,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(host_memory="retain" if retain_freed_memory() else "system"))

@@ -190,6 +190,15 @@ SEGLAB_SYSTEM_METRICS_SECONDS = envfloat("SEGLAB_SYSTEM_METRICS_SECONDS", 10.0)
 # a malformed value refuses to start instead of failing every run it takes.
 SEGLAB_HOST_MEMORY = envsetting(host_memory.setting)
 
+
+def _resize_gradient() -> str:
+    from engine.models import resize  # torch, which the apps import anyway; a malformed value stops the import
+
+    return resize.setting()
+
+
+SEGLAB_RESIZE_GRADIENT = envsetting(_resize_gradient)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["webapp.accounts.authentication.TokenAuthentication",
                                        "rest_framework.authentication.SessionAuthentication"],

@@ -35,14 +35,18 @@ ENVIRONMENT = "SEGLAB_RESIZE_GRADIENT"
 CHOICES = {"stencil": frozenset({"cpu"}), "pytorch": frozenset()}  # -> the devices that take the stencil
 
 
-def stencil_devices() -> frozenset[str]:
-    """The devices whose whole-number upscales take the stencil gradient, from ``SEGLAB_RESIZE_GRADIENT``
-    (``stencil`` when unset); a ValueError names a malformed value."""
+def setting() -> str:
+    """``SEGLAB_RESIZE_GRADIENT`` (``stencil`` when unset); a ValueError names a malformed value."""
     value = os.environ.get(ENVIRONMENT, "")
     choice = value.strip().lower() or "stencil"
     if choice not in CHOICES:
         raise ValueError(f"{ENVIRONMENT}={value!r}: expected one of {', '.join(CHOICES)}")
-    return CHOICES[choice]
+    return choice
+
+
+def stencil_devices() -> frozenset[str]:
+    """The devices whose whole-number upscales take the stencil gradient, by ``setting()``."""
+    return CHOICES[setting()]
 
 
 #: Read once, when the engine is imported (a process pins it before, as ``bench/kernels.py`` does).

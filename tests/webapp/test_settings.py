@@ -71,6 +71,17 @@ def test_a_malformed_host_memory_setting_stops_start_up(tmp_path):
     assert "SEGLAB_HOST_MEMORY='jemalloc': expected one of retain, system" in bad.stderr
 
 
+def test_a_malformed_resize_gradient_setting_stops_start_up(tmp_path):
+    """Read where the engine is imported (engine/models/resize.py); the web and worker check it first."""
+    script = "from django.conf import settings; print(settings.SEGLAB_RESIZE_GRADIENT)"
+    key_file = {"SECRET_KEY_FILE": str(tmp_path / "secret_key")}
+    assert settings_in_subprocess(script, key_file).stdout.strip() == "stencil"
+    assert settings_in_subprocess(script, {**key_file, "SEGLAB_RESIZE_GRADIENT": "PyTorch"}).stdout.strip() == "pytorch"
+    bad = settings_in_subprocess(script, {**key_file, "SEGLAB_RESIZE_GRADIENT": "fast"})
+    assert bad.returncode != 0
+    assert "ImproperlyConfigured: SEGLAB_RESIZE_GRADIENT='fast': expected one of stencil, pytorch" in bad.stderr
+
+
 def test_a_secret_key_is_generated_once_with_mode_600_and_reused(tmp_path):
     key_file = tmp_path / "var" / "secret_key"
     show = "from django.conf import settings; print(settings.SECRET_KEY)"

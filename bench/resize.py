@@ -43,6 +43,7 @@ def _with_gradient(devices: frozenset[str], step: Any) -> Any:
 def gradients(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devices: frozenset[str]) -> torch.Tensor:
     resize.STENCIL_DEVICES = devices
     model = copy.deepcopy(model)
+    torch.manual_seed(1)  # the same dropout and drop-path masks for both
     training_loss(model, images, labels).backward()
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 

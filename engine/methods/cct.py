@@ -39,6 +39,7 @@ from engine.methods.base import Method, supervised_loss
 from engine.methods.common import PseudoLabels, sigmoid_rampup, softmax_mse
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
+from engine.models.base import resize_logits
 from engine.options import Option
 
 Features = list[torch.Tensor]
@@ -135,8 +136,7 @@ def vat_features(features: Features, decoder: nn.Module, prediction: torch.Tenso
     directions = [_l2_normalize(torch.rand_like(f) - 0.5).requires_grad_() for f in features]
     with torch.enable_grad():
         logits = decoder([f + VAT_XI * d for f, d in zip(features, directions, strict=True)])
-        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-        distance = F.kl_div(logits.log_softmax(1), target, reduction="batchmean")
+        distance = F.kl_div(resize_logits(logits, target.shape[-2:]).log_softmax(1), target, reduction="batchmean")
         gradients = torch.autograd.grad(distance, directions)
     return [f + VAT_EPS * _l2_normalize(g) for f, g in zip(features, gradients, strict=True)]
 

@@ -39,6 +39,7 @@ from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
 from engine.methods.teacher import EMA_DECAY, TeacherMethod
 from engine.models.base import SegmentationModel
+from engine.models.resize import bilinear_resize
 from engine.options import Option
 
 REPRESENTATION_STRIDE = 4
@@ -138,8 +139,7 @@ class RegionalContrast(TeacherMethod):
     def representation(self, features: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """(B, output_dim, H/4, W/4) projection of every encoder feature map."""
         target = (-(-size[0] // REPRESENTATION_STRIDE), -(-size[1] // REPRESENTATION_STRIDE))
-        stacked = torch.cat([F.interpolate(f, size=target, mode="bilinear", align_corners=False) for f in features],
-                            dim=1)
+        stacked = torch.cat([bilinear_resize(f, target) for f in features], dim=1)
         return self.projection(stacked)
 
     def training_step(self, labeled, unlabeled, step, total_steps):

@@ -30,7 +30,6 @@ from torch import nn
 from engine.models.base import SegmentationModel
 from engine.models.layers import DropPath
 from engine.models.registry import register_model
-from engine.models.resize import bilinear_resize
 from engine.models.segformer import init_transformer_weights
 from engine.options import Option
 
@@ -120,8 +119,8 @@ class SETR(SegmentationModel):
     def decode(self, features: list[torch.Tensor], size: tuple[int, ...],
                decoder: nn.Module | None = None) -> torch.Tensor:
         """Upsample x16 to the padded input, then crop the padding off (keeps pixels aligned)."""
-        logits = (decoder or self.decoder)(features)
-        logits = bilinear_resize(logits, tuple(PATCH_SIZE * side for side in logits.shape[-2:]))
+        grid = features[-1].shape[-2:]
+        logits = super().decode(features, (PATCH_SIZE * grid[0], PATCH_SIZE * grid[1]), decoder)
         return logits[..., : size[0], : size[1]]
 
 

@@ -41,14 +41,14 @@ def check(kernels: str) -> None:
 
     from engine.models import resize
 
-    gradient = CPU_KERNELS[kernels].get(resize.ENVIRONMENT)
-    if gradient and resize.STENCIL_DEVICES != resize.CHOICES[gradient]:
-        raise RuntimeError(f"asked for {kernels} CPU kernels but the engine was imported without "
-                           f"{resize.ENVIRONMENT}={gradient}: set it before the engine is imported")
-
+    pinned = CPU_KERNELS[kernels]
+    variables = " ".join(f"{name}={value}" for name, value in pinned.items())
     running = torch.backends.cpu.get_cpu_capability()
-    wanted = CPU_KERNELS[kernels].get("ATEN_CPU_CAPABILITY")
+    wanted = pinned.get("ATEN_CPU_CAPABILITY")
     if wanted and running.lower() != wanted:
-        variables = " ".join(f"{name}={value}" for name, value in CPU_KERNELS[kernels].items())
         raise RuntimeError(f"asked for {kernels} CPU kernels but torch runs {running}: set {variables} before "
                            f"torch is imported, or pass --kernels native (results then depend on this CPU)")
+    gradient = pinned.get(resize.ENVIRONMENT)
+    if gradient and resize.STENCIL_DEVICES != resize.CHOICES[gradient]:
+        raise RuntimeError(f"asked for {kernels} CPU kernels but the engine was imported with its own resize "
+                           f"gradient: set {variables} before the engine is imported, or pass --kernels native")

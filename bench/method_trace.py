@@ -8,8 +8,8 @@ as the sweep (its ``run_config``: same settings, same seed, so the same steps) a
 ``--stop-at`` ends it early: the steps up to there are exactly the full run's, because the
 schedules are set by ``--iters``, not by where the trace stops (logging more often does not
 change the steps either). It runs on the sweep's CPU kernels (``--kernels``, bench/kernels.py);
-torch picks them when it is imported, so for AVX2 on an AVX-512 machine start it with
-``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` (it refuses to trace on other kernels).
+torch and the engine pick them when imported, so start it with ``ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2 SEGLAB_RESIZE_GRADIENT=pytorch`` (it refuses to trace on other kernels).
 
     PYTHONPATH=. python bench/method_trace.py adversarial --seed 0 --stop-at 1500 \
         --json bench/out/trace-adversarial.json

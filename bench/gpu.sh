@@ -13,7 +13,8 @@
 #   3. bench/reference.py on CUDA, bf16 and fp32 (official DDRNet, HRNet and UNet code when
 #      CLONES_DIR holds clones named DDRNet, HRNet and Pytorch-UNet; transformers when installed);
 #   4. a real training run of DDRNet-23-slim with UniMatch on a generated dataset (python -m engine);
-#   5. every architecture at 512x1024, bf16, each in its declared memory format.
+#   5. bench/resize.py on CUDA, bf16 (would the CPU's stencil gradient for bilinear upscaling pay there);
+#   6. every architecture at 512x1024, bf16, each in its declared memory format.
 set -u
 out=${1:?usage: bench/gpu.sh OUT_DIR [CLONES_DIR] [SECONDS]}
 clones=${2:-}
@@ -63,6 +64,8 @@ step training-run 120 bash -c "wait_for=$demo_pid; while kill -0 \$wait_for 2>/d
     SEGLAB_DECODE_CACHE=$demo-cache $python -m engine train --data $demo --arch ddrnet23_slim --method unimatch \
     --labeled 1/8 --crop-size 256 --batch-size 8 --iters 400 --eval-every 400 --log-every 100 --optimizer sgd \
     --lr 0.01 --device cuda --out $demo-run --no-resume"
+step resize-gradient 60 $python bench/resize.py --device cuda --amp bf16 --archs ddrnet23_slim segformer_b0 \
+    deeplabv3plus_r50 --size 512x1024 --batch 8 --warmup 5 --runs 20 --json "$out/json/resize_cuda_bf16.json"
 step architectures-512x1024 300 $python bench/architectures.py --device cuda --size 512x1024 --batch 8 \
     --memory-format auto --amp bf16 --warmup 5 --runs 20 --json "$out/json/architectures_cuda.json"
 echo "== done" >>"$out/log.txt"

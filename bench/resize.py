@@ -1,15 +1,19 @@
 """The stencil gradient of bilinear upscaling against PyTorch's, in a whole training step.
 
 ``PYTHONPATH=. python bench/resize.py [--archs ...] [--size HxW] [--batch N] [--runs N]
-[--threads N] [--json PATH]`` times, for each architecture in its declared memory format, the
-training step of ``bench/memory_format.py`` (forward, cross-entropy with the auxiliary head at
-0.4, backward, SGD step) with the engine's resize gradient (``engine/models/resize.py``: a
-matrix product per axis for whole-number upscales on the CPU) and with PyTorch's
-(``SEGLAB_RESIZE_GRADIENT=pytorch``), one model, the two interleaved at every step; the process
-keeps freed host memory as an engine process does (``engine/host_memory.py``).
+[--threads N] [--device cpu|cuda] [--amp off|bf16|fp16] [--json PATH]`` times, for each
+architecture in its declared memory format, a training step (forward, cross-entropy with the
+auxiliary head at 0.4, backward, SGD step) with the engine's resize gradient
+(``engine/models/resize.py``: a matrix product per axis for whole-number upscales) and with
+PyTorch's (``SEGLAB_RESIZE_GRADIENT=pytorch``), one model, the two interleaved at every step.
+The script's process keeps freed host memory as an engine process does
+(``engine/host_memory.py``). The engine takes the stencil on the CPU only; ``--device cuda``
+measures whether it would pay on a GPU (each timed step ends with a synchronisation;
+``--amp`` runs the forward and loss under autocast).
 
-* gradient difference: after one step from the same weights and batch, the norm of the
-  difference of all parameter gradients over the norm of PyTorch's (rounding: about 1e-7).
+* gradient difference: after one step from the same weights, batch and dropout masks, the
+  norm of the difference of all parameter gradients over the norm of PyTorch's (float32
+  rounding: 1e-7 to 1e-5).
 * ratio: stencil / PyTorch; below 1, the stencil is faster.
 """
 from __future__ import annotations
@@ -18,46 +22,58 @@ import argparse
 import copy
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from bench.architectures import arch_names, parse_size, table_header, table_row, write_results
-from bench.memory_format import interleaved_medians, training_loss, training_step
+from bench.architectures import AMP_DTYPES, arch_names, autocast, parse_size, table_header, table_row, write_results
+from bench.memory_format import interleaved_medians, training_loss
 from engine.host_memory import retain_freed_memory
 from engine.models import MEMORY_FORMATS, build_model, declared_memory_format, resize
 
-GRADIENTS = {"stencil": frozenset({"cpu"}), "pytorch": frozenset()}  # -> resize.STENCIL_DEVICES
 
-
-def _with_gradient(devices: frozenset[str], step: Any) -> Any:
-    def run() -> None:
-        resize.STENCIL_DEVICES = devices
-        step()
-
-    return run
-
-
-def gradients(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devices: frozenset[str]) -> torch.Tensor:
+def gradients(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devices: frozenset[str],
+              amp: str) -> torch.Tensor:
     resize.STENCIL_DEVICES = devices
     model = copy.deepcopy(model)
     torch.manual_seed(1)  # the same dropout and drop-path masks for both
-    training_loss(model, images, labels).backward()
-    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+    with autocast(images.device, amp):
+        loss = training_loss(model, images, labels)
+    loss.backward()
+    return torch.cat([p.grad.float().flatten() for p in model.parameters() if p.grad is not None])
+
+
+def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devices: frozenset[str],
+                  amp: str) -> Callable[[], None]:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step() -> None:
+        resize.STENCIL_DEVICES = devices
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(images.device, amp):
+            loss = training_loss(model, images, labels)
+        loss.backward()
+        optimizer.step()
+
+    return step
 
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
+    device = torch.device(args.device)
+    gradient_devices = {"stencil": frozenset({device.type}), "pytorch": frozenset()}  # -> resize.STENCIL_DEVICES
     memory_format = MEMORY_FORMATS[declared_memory_format(name)]
-    model = build_model(name, args.classes).to(memory_format=memory_format).train()
-    images = torch.randn(args.batch, 3, *args.size).contiguous(memory_format=memory_format)
-    labels = torch.randint(0, args.classes, (args.batch, *args.size))
-    ours, theirs = (gradients(model, images, labels, GRADIENTS[key]) for key in ("stencil", "pytorch"))
-    step = training_step(model, images, labels)
-    seconds = interleaved_medians({key: _with_gradient(devices, step) for key, devices in GRADIENTS.items()},
-                                  args.warmup, args.runs)
+    model = build_model(name, args.classes).to(device, memory_format=memory_format).train()
+    images = torch.randn(args.batch, 3, *args.size, device=device).contiguous(memory_format=memory_format)
+    labels = torch.randint(0, args.classes, (args.batch, *args.size), device=device)
+    ours, theirs = (gradients(model, images, labels, gradient_devices[key], args.amp) for key in ("stencil", "pytorch"))
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    seconds = interleaved_medians({key: training_step(model, images, labels, devices, args.amp)
+                                   for key, devices in gradient_devices.items()}, args.warmup, args.runs, synchronize)
+    model.cpu()  # the next architecture gets the device's memory
     return {
         "arch": name,
         "memory_format": declared_memory_format(name),
@@ -84,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each before timing")
     parser.add_argument("--runs", type=int, default=9, help="timed steps of each (the median is reported)")
     parser.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (default 1)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the steps run (default cpu)")
+    parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="off",
+                        help="autocast dtype of the forward and loss (default off: float32)")
     parser.add_argument("--json", type=Path, default=None, help="write the rows to this JSON file")
     return parser
 
@@ -96,10 +115,13 @@ def main(argv: list[str] | None = None, host_memory: str = "system") -> int:
     names = arch_names(args.archs)
     if args.batch < 2:
         parser.error("--batch must be at least 2 (BatchNorm after global pooling needs two samples)")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this torch sees no CUDA device")
     torch.set_num_threads(args.threads)
-    settings = {"device": f"CPU {platform.machine()}, {torch.get_num_threads()} threads", "torch": torch.__version__,
-                "host_memory": host_memory, "size": list(args.size), "batch": args.batch, "classes": args.classes,
-                "runs": args.runs}
+    device = (torch.cuda.get_device_name() if args.device == "cuda"
+              else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
+    settings = {"device": device, "amp": args.amp, "torch": torch.__version__, "host_memory": host_memory,
+                "size": list(args.size), "batch": args.batch, "classes": args.classes, "runs": args.runs}
     print(", ".join(f"{key} {value}" for key, value in settings.items()))
     print(table_header(COLUMNS), flush=True)
     rows = []

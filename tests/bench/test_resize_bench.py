@@ -22,8 +22,22 @@ def test_bench_times_both_gradients_and_restores_the_setting(tmp_path, capsys):
     stored = json.loads(path.read_text())
     (row,) = stored["rows"]
     assert stored["settings"]["host_memory"] == "system"  # a caller's process keeps its allocator
+    assert stored["settings"]["amp"] == "off"
     assert row["train_ms_pytorch"] > 0 and row["train_ms_stencil"] > 0
     assert row["ratio"] == pytest.approx(row["train_ms_stencil"] / row["train_ms_pytorch"], rel=0.05, abs=0.01)
     assert 0 < row["gradient_difference"] < 1e-4  # both ran, and they agree to rounding
     assert resize.STENCIL_DEVICES == before
     assert "| ddrnet23_slim |" in capsys.readouterr().out
+
+
+def test_bench_runs_under_autocast_and_refuses_a_missing_gpu(tmp_path):
+    import torch
+
+    path = tmp_path / "resize.json"
+    assert main(["--archs", "segformer_b0", "--size", "64x64", "--warmup", "0", "--runs", "1", "--amp", "bf16",
+                 "--json", str(path)]) == 0
+    (row,) = json.loads(path.read_text())["rows"]
+    assert row["gradient_difference"] < 0.1  # bfloat16: both still agree
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            main(["--archs", "segformer_b0", "--device", "cuda"])

@@ -2,11 +2,11 @@
 
 Every architecture here upsamples: the logits from 1/4 or 1/8 of the input to the labels'
 size for the loss, and DDRNet's and HRNet's low-resolution branches to the high one. PyTorch's
-CPU kernel for the gradient of ``F.interpolate(mode="bilinear")`` scatters every output
-pixel's gradient into its four sources one pixel at a time: for DDRNet-23-slim's 19 logits at
-1/8 of a 256x256 pair it took 15 ms against 3.7 ms for the forward, and the two logit resizes
-of a training step (main and auxiliary head) were 0.12 of the step (torch 2.13 CPU, one
-thread; ``bench/reference.py``).
+CPU kernel for the gradient of ``F.interpolate(mode="bilinear")`` on the contiguous layout
+scatters every output pixel's gradient into its four sources one pixel at a time: resizing
+DDRNet-23-slim's 19 logits at 1/8 of a 256x256 pair took 13.1 ms forward and backward, of
+which the forward was 3.6 (torch 2.13 CPU, one thread), and a training step does it twice
+(main and auxiliary head).
 
 Where the output side is a whole multiple ``s`` of the input side, resizing one axis is a
 fixed stencil: with the input padded by its edge values (which is what PyTorch's clamping of
@@ -15,8 +15,10 @@ source coordinates at the borders computes), output ``s*k + r`` mixes padded inp
 small matrix product over each block of ``s`` outputs and three shifted sums, separable over
 the two axes: a pass over the gradient instead of a scatter. The forward stays PyTorch's
 kernel; the gradient equals PyTorch's up to the order of the additions (tests compare the
-two). Other ratios, tensors in the channels_last layout (whose PyTorch kernel is the fast
-one) and every resize on other devices (not measured) use PyTorch's gradient.
+two). The same resize took 6.6 ms this way, and DDRNet's training steps 0.94-0.96 of their
+time (``bench/resize.py``, docs/benchmarks.md). Other ratios, tensors in the channels_last
+layout (whose PyTorch kernel is the fast one) and every resize on other devices (not
+measured) use PyTorch's gradient.
 
 Equal up to rounding is not equal to the last digit, and a 3000-step run from scratch
 magnifies the difference: ``SEGLAB_RESIZE_GRADIENT=pytorch`` keeps PyTorch's gradient
@@ -104,7 +106,7 @@ def bilinear_resize(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     in_size = tuple(x.shape[-2:])
     if in_size == size:
         return x
-    whole = all(out % side == 0 for out, side in zip(size, in_size, strict=True))
+    whole = all(side > 0 and out % side == 0 for out, side in zip(size, in_size, strict=True))
     if whole and x.requires_grad and x.is_contiguous() and x.device.type in STENCIL_DEVICES:
         return _BilinearUpscale.apply(x, size)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

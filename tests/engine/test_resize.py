@@ -113,3 +113,9 @@ def test_gradient_under_cpu_autocast_has_the_input_dtype() -> None:
     out.float().sum().backward()
     assert x.grad is not None and x.grad.dtype == torch.bfloat16
     torch.testing.assert_close(x.grad.float(), torch.full((1, 2, 4, 4), 4.0))  # each input feeds 4 outputs' worth
+
+
+def test_an_empty_side_is_left_to_pytorch() -> None:
+    x = torch.randn(1, 2, 0, 4, requires_grad=True)
+    with pytest.raises(RuntimeError):  # PyTorch's own message for an empty input, not a ZeroDivisionError
+        bilinear_resize(x, (8, 8))

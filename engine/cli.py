@@ -35,6 +35,7 @@ from engine.evaluation import (
 )
 from engine.host_memory import retain_freed_memory
 from engine.metrics import segmentation_scores
+from engine.models import predicted_classes
 from engine.options import OptionError
 from engine.registry import RegistryError
 from engine.reporting import ConsoleReporter, EvaluationResult
@@ -198,7 +199,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with inference_network(loaded.model) as model:
         for path in images:
             image = read_image(path)  # (3, H, W) uint8
-            prediction = predict_logits(model, normalize(image)[None].to(device), inference).argmax(1)[0]
+            prediction = predicted_classes(predict_logits(model, normalize(image)[None].to(device), inference))[0]
             prediction = prediction.to(torch.uint8).cpu()
             index_png(prediction, loaded.class_colors).save(out / "masks" / f"{path.stem}.png")
             overlay(image, prediction, loaded.class_colors, args.alpha).save(out / "overlays" / f"{path.stem}.png")

@@ -25,7 +25,7 @@ from engine.data.loaders import pins_memory, resolve_workers, worker_options
 from engine.data.transforms import normalize
 from engine.methods import build_method
 from engine.metrics import ConfusionMatrix, image_scores
-from engine.models import SegmentationModel, build_model, compile_model, resolve_memory_format
+from engine.models import SegmentationModel, build_model, compile_model, predicted_classes, resolve_memory_format
 from engine.models.folding import fold_batchnorm
 from engine.reporting import EvaluationResult, ImageScore, PredictionSample
 
@@ -193,7 +193,7 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, class_names
     with inference_network(model) as model:
         for position, item in enumerate(loader):
             image, mask = validation_input(item, device)
-            prediction = predict_logits(model, image, inference).argmax(1)[0]
+            prediction = predicted_classes(predict_logits(model, image, inference))[0]
             score = ImageScore(id=item["id"], **image_scores(confusion.update(prediction, mask)))
             scores.append(score)
             if len(first) < PREDICTION_SAMPLES:

@@ -34,7 +34,7 @@ from engine.distributed import average_gradients
 from engine.methods.base import Method, supervised_loss
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
-from engine.models.base import resize_logits
+from engine.models.base import predicted_classes, resize_logits
 from engine.options import Option
 
 DISCRIMINATOR_WIDTH = 64
@@ -109,7 +109,7 @@ class Adversarial(Method):
         d_out_x, d_out_u = self.discriminate(pred_x.softmax(1), pred_u.softmax(1))
         self.discriminator.requires_grad_(True)
         trusted = (d_out_u[:, 0].detach().sigmoid() >= self.trust_threshold) & inside_u
-        semi_gt = pred_u.detach().argmax(1).masked_fill(~trusted, IGNORE_INDEX)
+        semi_gt = predicted_classes(pred_u.detach()).masked_fill(~trusted, IGNORE_INDEX)
 
         loss_seg = supervised_loss(output_x, mask_x)
         loss_adv_pred = masked_bce(d_out_x, REAL, labeled_x)

@@ -39,7 +39,7 @@ from engine.methods.base import Method, supervised_loss
 from engine.methods.common import PseudoLabels, sigmoid_rampup, softmax_mse
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
-from engine.models.base import resize_logits
+from engine.models.base import predicted_classes, resize_logits
 from engine.options import Option
 
 Features = list[torch.Tensor]
@@ -76,12 +76,12 @@ def feature_noise(features: Features, prediction: torch.Tensor) -> Features:
 
 
 def object_masking(features: Features, prediction: torch.Tensor) -> Features:
-    background = (prediction.argmax(1) == 0).float()
+    background = (predicted_classes(prediction) == 0).float()
     return [f * resized(background, f) for f in features]
 
 
 def context_masking(features: Features, prediction: torch.Tensor) -> Features:
-    objects = (prediction.argmax(1) > 0).float()
+    objects = (predicted_classes(prediction) > 0).float()
     return [f * resized(objects, f) for f in features]
 
 
@@ -106,7 +106,7 @@ def class_boxes(labels: torch.Tensor, num_classes: int) -> list[list[tuple[int, 
 
 def guided_cutout(features: Features, prediction: torch.Tensor) -> Features:
     """Erase ``ERASE`` of the height and width of each predicted object class's bounding box."""
-    labels = prediction.argmax(1)
+    labels = predicted_classes(prediction)
     keep = torch.ones_like(labels, dtype=torch.float)
     for i, boxes in enumerate(class_boxes(labels, prediction.shape[1])):
         for box in boxes[1:]:  # class 0 is the background

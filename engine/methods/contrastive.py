@@ -38,7 +38,7 @@ from engine.methods.common import PseudoLabels, classmix_masks, mix, roll_batch,
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
 from engine.methods.teacher import EMA_DECAY, TeacherMethod
-from engine.models.base import SegmentationModel
+from engine.models.base import SegmentationModel, predicted_classes
 from engine.models.resize import bilinear_resize
 from engine.options import Option
 
@@ -79,7 +79,7 @@ def regional_contrast(rep: torch.Tensor, labels: torch.Tensor, probs: torch.Tens
         keys = F.normalize(rep.detach(), dim=1)  # unit vectors once, not per sampled copy
         hard = members & (probs[:, classes].T < strong_threshold)  # (C, P) queries: pixels not yet sure of
         seen_hard = hard.cumsum(1)  # the k-th hard pixel of class i is where seen_hard[i] first reaches k + 1
-        pixel_class = members.float().argmax(0)
+        pixel_class = predicted_classes(members.float(), 0)
         itself = torch.eye(len(classes), dtype=torch.bool, device=rep.device)  # a class is not its own negative
     loss = rep.sum() * 0
     for i, hard_count in enumerate(hard.sum(1).tolist()):

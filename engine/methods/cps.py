@@ -30,6 +30,7 @@ from engine.methods.base import Method, supervised_loss
 from engine.methods.common import PseudoLabels, box_masks, labeled_part, mix, roll_batch
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
+from engine.models.base import predicted_classes
 from engine.options import Option
 
 #: TorchSemiSeg's CutMix masks: a 25-50% share drawn per box, 3 boxes each covering a third of it.
@@ -38,8 +39,8 @@ CUTMIX_AREA, CUTMIX_BOXES = (0.25, 0.5), 3
 
 def cross_pseudo_supervision(pred_1: torch.Tensor, pred_2: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     """CE(pred_1, argmax pred_2) + CE(pred_2, argmax pred_1); no gradient through the argmax."""
-    label_1 = pred_1.detach().argmax(1).masked_fill(~inside, IGNORE_INDEX)
-    label_2 = pred_2.detach().argmax(1).masked_fill(~inside, IGNORE_INDEX)
+    label_1 = predicted_classes(pred_1.detach()).masked_fill(~inside, IGNORE_INDEX)
+    label_2 = predicted_classes(pred_2.detach()).masked_fill(~inside, IGNORE_INDEX)
     return (F.cross_entropy(pred_1, label_2, ignore_index=IGNORE_INDEX)
             + F.cross_entropy(pred_2, label_1, ignore_index=IGNORE_INDEX))
 

@@ -39,6 +39,7 @@ from engine.methods.base import Method, supervised_loss
 from engine.methods.common import mix, predict
 from engine.methods.diagnostics import pseudo_label_diagnostics
 from engine.methods.registry import register_method
+from engine.models.base import predicted_classes
 from engine.options import Option
 
 TEACHER, STUDENT = 1, 2
@@ -117,7 +118,7 @@ class SelfTraining(Method):
 
         img_u_w, img_u_s, padding, box = (unlabeled[k]
                                           for k in ("image_weak", "image_strong1", "padding", "cutmix_box1"))
-        predictions = [predict(checkpoint, img_u_w).argmax(1) for checkpoint in self.checkpoints]
+        predictions = [predicted_classes(predict(checkpoint, img_u_w)) for checkpoint in self.checkpoints]
         reliable = stability(predictions, self.num_classes).argsort(descending=True)
         reliable = reliable[: max(1, round(self.reliable_fraction * len(reliable)))]
         pseudo_label = predictions[-1].masked_fill(padding, IGNORE_INDEX)

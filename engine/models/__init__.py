@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from engine.models.base import SegmentationModel, resize_logits
+from engine.models.base import SegmentationModel, predicted_classes, resize_logits
 from engine.models.pretrained import BACKBONE_SOURCES, load_backbone_weights
 from engine.models.registry import MEMORY_FORMATS, MODELS, register_model
 from engine.models.weights import load_weights
@@ -21,7 +21,8 @@ from engine.options import clean_options
 # Importing a family module registers its variants.
 from engine.models import ddrnet, deeplabv3plus, hrnet, pspnet, segformer, setr, unet  # noqa: E402,F401
 
-__all__ = ["SegmentationModel", "build_model", "list_models", "register_model", "resize_logits", "count_parameters",
+__all__ = ["SegmentationModel", "build_model", "list_models", "register_model", "resize_logits",
+           "predicted_classes", "count_parameters",
            "declared_memory_format", "resolve_memory_format", "compile_model", "MEMORY_FORMATS"]
 
 #: Parameter counts in the catalogue are given at Cityscapes' 19 classes, as in the papers' tables.

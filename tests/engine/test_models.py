@@ -249,3 +249,15 @@ def test_reassociated_heads_compute_the_official_function_and_gradients(name, of
     scale = max(reference.abs().max().item() for reference in their_gradients)
     for mine, reference in zip(our_gradients, their_gradients, strict=True):
         torch.testing.assert_close(mine, reference, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_predicted_classes_are_argmax_ties_included(memory_format):
+    from engine.models import predicted_classes
+
+    torch.manual_seed(0)
+    scores = torch.randint(0, 3, (2, 19, 17, 23)).float().contiguous(memory_format=memory_format)  # many ties
+    assert torch.equal(predicted_classes(scores), scores.argmax(1))
+    assert torch.equal(predicted_classes(scores, 0), scores.argmax(0))
+    scores = torch.randn(1, 2, 8, 8).contiguous(memory_format=memory_format)
+    assert torch.equal(predicted_classes(scores), scores.argmax(1))

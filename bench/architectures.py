@@ -61,6 +61,13 @@ def autocast(device: torch.device, amp: str) -> AbstractContextManager:
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
+def device_label(device: str) -> str:
+    """What a bench's settings call the device it ran on: the GPU's name, or the CPU and its threads."""
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return f"CPU {platform.machine()}, {torch.get_num_threads()} threads"
+
+
 def parse_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(part) for part in text.lower().split("x"))
@@ -231,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.device == "cuda"
-    device_name = (torch.cuda.get_device_name() if args.device == "cuda"
-                   else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
+    device_name = device_label(args.device)
     height, width = args.size
     settings = {
         "device": device_name,

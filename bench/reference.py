@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.architectures import AMP_DTYPES, autocast, parse_size, table_header, table_row, write_results
+from bench.architectures import AMP_DTYPES, autocast, device_label, parse_size, table_header, table_row, write_results
 from bench.memory_format import interleaved_medians, training_loss
 from bench.official import OFFICIAL, official_forward, official_loss
 from engine.evaluation import inference_network
@@ -243,9 +242,8 @@ def main(argv: list[str] | None = None, host_memory: str = "system") -> int:
         parser.error("--device cuda: this torch sees no CUDA device")
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True
-    device = (torch.cuda.get_device_name() if args.device == "cuda"
-              else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
-    settings = {"device": device, "amp": args.amp, "host_memory": host_memory, "torch": torch.__version__}
+    settings = {"device": device_label(args.device), "amp": args.amp, "host_memory": host_memory,
+                "torch": torch.__version__}
     if args.pairs:
         import transformers  # the optional bench requirement: fail here, before any timing
 

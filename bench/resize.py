@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,8 +28,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.architectures import AMP_DTYPES, arch_names, autocast, parse_size, table_header, table_row, write_results
+from bench.architectures import (
+    AMP_DTYPES,
+    arch_names,
+    autocast,
+    device_label,
+    parse_size,
+    table_header,
+    table_row,
+    write_results,
+)
 from bench.memory_format import interleaved_medians, training_loss
+from bench.reference import training_step
 from engine.host_memory import retain_freed_memory
 from engine.models import MEMORY_FORMATS, build_model, declared_memory_format, resize
 
@@ -46,19 +55,13 @@ def gradients(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devi
     return torch.cat([p.grad.float().flatten() for p in model.parameters() if p.grad is not None])
 
 
-def training_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devices: frozenset[str],
-                  amp: str) -> Callable[[], None]:
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-
-    def step() -> None:
+def with_gradient(devices: frozenset[str], step: Callable[[], None]) -> Callable[[], None]:
+    """``step`` with the resize gradient of ``devices`` (``resize.STENCIL_DEVICES``) in force."""
+    def run() -> None:
         resize.STENCIL_DEVICES = devices
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(images.device, amp):
-            loss = training_loss(model, images, labels)
-        loss.backward()
-        optimizer.step()
+        step()
 
-    return step
+    return run
 
 
 def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -71,8 +74,9 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     labels = torch.randint(0, args.classes, (args.batch, *args.size), device=device)
     ours, theirs = (gradients(model, images, labels, gradient_devices[key], args.amp) for key in ("stencil", "pytorch"))
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    seconds = interleaved_medians({key: training_step(model, images, labels, devices, args.amp)
-                                   for key, devices in gradient_devices.items()}, args.warmup, args.runs, synchronize)
+    steps = {key: with_gradient(devices, training_step(model, training_loss, images, labels, args.amp))
+             for key, devices in gradient_devices.items()}
+    seconds = interleaved_medians(steps, args.warmup, args.runs, synchronize)
     model.cpu()  # the next architecture gets the device's memory
     return {
         "arch": name,
@@ -118,19 +122,18 @@ def main(argv: list[str] | None = None, host_memory: str = "system") -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: this torch sees no CUDA device")
     torch.set_num_threads(args.threads)
-    device = (torch.cuda.get_device_name() if args.device == "cuda"
-              else f"CPU {platform.machine()}, {torch.get_num_threads()} threads")
-    settings = {"device": device, "amp": args.amp, "torch": torch.__version__, "host_memory": host_memory,
-                "size": list(args.size), "batch": args.batch, "classes": args.classes, "runs": args.runs}
+    settings = {"device": device_label(args.device), "amp": args.amp, "torch": torch.__version__,
+                "host_memory": host_memory, "size": list(args.size), "batch": args.batch, "classes": args.classes,
+                "runs": args.runs}
     print(", ".join(f"{key} {value}" for key, value in settings.items()))
     print(table_header(COLUMNS), flush=True)
-    rows = []
+    rows, configured = [], resize.STENCIL_DEVICES
     try:
         for name in names:
             rows.append(measure(name, args))
             print(table_row(rows[-1], COLUMNS), flush=True)
     finally:
-        resize.STENCIL_DEVICES = resize.stencil_devices()
+        resize.STENCIL_DEVICES = configured
     if args.json:
         write_results(args.json, settings, rows)
     return 0

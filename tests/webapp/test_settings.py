@@ -60,26 +60,22 @@ def test_debug_is_off_unless_a_developer_turns_it_on(tmp_path):
     assert on.stdout.strip() == "True", on.stderr
 
 
-def test_a_malformed_host_memory_setting_stops_start_up(tmp_path):
-    """Each run's process reads it (engine/host_memory.py); the web and worker check it first."""
-    script = "from django.conf import settings; print(settings.SEGLAB_HOST_MEMORY)"
+@pytest.mark.parametrize(("name", "default", "given", "read", "bad", "message"), [
+    # Each run's process reads it (engine/host_memory.py); the web and worker check it first.
+    ("SEGLAB_HOST_MEMORY", "retain", "System", "system", "jemalloc",
+     "SEGLAB_HOST_MEMORY='jemalloc': expected one of retain, system"),
+    # Read where the engine is imported (engine/models/resize.py); the web and worker check it first.
+    ("SEGLAB_RESIZE_GRADIENT", "stencil", "PyTorch", "pytorch", "fast",
+     "ImproperlyConfigured: SEGLAB_RESIZE_GRADIENT='fast': expected one of stencil, pytorch"),
+])
+def test_a_malformed_engine_process_setting_stops_start_up(tmp_path, name, default, given, read, bad, message):
+    script = f"from django.conf import settings; print(settings.{name})"
     key_file = {"SECRET_KEY_FILE": str(tmp_path / "secret_key")}
-    assert settings_in_subprocess(script, key_file).stdout.strip() == "retain"
-    assert settings_in_subprocess(script, {**key_file, "SEGLAB_HOST_MEMORY": "System"}).stdout.strip() == "system"
-    bad = settings_in_subprocess(script, {**key_file, "SEGLAB_HOST_MEMORY": "jemalloc"})
-    assert bad.returncode != 0
-    assert "SEGLAB_HOST_MEMORY='jemalloc': expected one of retain, system" in bad.stderr
-
-
-def test_a_malformed_resize_gradient_setting_stops_start_up(tmp_path):
-    """Read where the engine is imported (engine/models/resize.py); the web and worker check it first."""
-    script = "from django.conf import settings; print(settings.SEGLAB_RESIZE_GRADIENT)"
-    key_file = {"SECRET_KEY_FILE": str(tmp_path / "secret_key")}
-    assert settings_in_subprocess(script, key_file).stdout.strip() == "stencil"
-    assert settings_in_subprocess(script, {**key_file, "SEGLAB_RESIZE_GRADIENT": "PyTorch"}).stdout.strip() == "pytorch"
-    bad = settings_in_subprocess(script, {**key_file, "SEGLAB_RESIZE_GRADIENT": "fast"})
-    assert bad.returncode != 0
-    assert "ImproperlyConfigured: SEGLAB_RESIZE_GRADIENT='fast': expected one of stencil, pytorch" in bad.stderr
+    assert settings_in_subprocess(script, key_file).stdout.strip() == default
+    assert settings_in_subprocess(script, {**key_file, name: given}).stdout.strip() == read
+    refused = settings_in_subprocess(script, {**key_file, name: bad})
+    assert refused.returncode != 0
+    assert message in refused.stderr
 
 
 def test_a_secret_key_is_generated_once_with_mode_600_and_reused(tmp_path):
